@@ -1,0 +1,57 @@
+# switchyard: `make run` starts the proxy with the repo's routes.ts and demo backends;
+# `make test` installs what it needs and runs every suite. See README.md.
+SHELL := /bin/bash
+BIN := node_modules/.bin
+SRC := $(shell find src -name '*.ts' ! -name '*.test.ts') package.json
+UNIT := $(shell find src -name '*.test.ts' | sort)
+
+.PHONY: install check lint fmt gen build run test unit e2e bench clean deno-compile
+
+install: node_modules/.install-stamp
+node_modules/.install-stamp: package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
+gen: src/cli/types-source.ts
+src/cli/types-source.ts: src/config/types.ts src/cli/gen-types-source.ts | install
+	$(BIN)/tsx src/cli/gen-types-source.ts
+
+# Type checks for the three entry points: the Bun binary and the Node bundle (tsc with Bun and
+# Node types) and the Deno entry (deno check).
+check: install gen
+	$(BIN)/tsc -p tsconfig.json
+	$(BIN)/deno check --quiet src/main.ts
+
+lint: install
+	$(BIN)/biome check src tests routes.ts
+
+fmt: install
+	$(BIN)/biome check --write src tests routes.ts
+
+build: dist/switchyard dist/switchyard.mjs
+dist/switchyard: $(SRC) | install
+	$(BIN)/bun build src/main.ts --compile --outfile dist/switchyard
+dist/switchyard.mjs: $(SRC) | install
+	$(BIN)/bun build src/main.ts --target=node --outfile dist/switchyard.mjs
+
+# Needs internet: deno compile downloads its runtime (denort). Not buildable on offline machines.
+deno-compile: install
+	$(BIN)/deno compile -A --output dist/switchyard-deno src/main.ts
+
+run: build
+	bash tests/demo/run.sh
+
+unit: install gen
+	bash tests/run-unit.sh
+
+e2e: install build
+	bash tests/run-e2e.sh
+
+test: install
+	bash tests/run-all.sh
+
+bench: install build
+	bash tests/bench/run.sh
+
+clean:
+	rm -rf dist

@@ -1,0 +1,27 @@
+// The Hono environment shared by every middleware: what the listener provides (Bindings) and
+// what the chain passes along (Variables).
+import type { CompiledRoute } from './config/compile.ts';
+import type { AccessRecord } from './log/access-log.ts';
+
+/** Connection facts each server adapter supplies; the only runtime-specific input to the app. */
+export interface ConnInfo {
+  /** Peer address, IPv4-mapped prefix removed. */
+  readonly remoteAddr: string;
+  /** The request target exactly as received, when the runtime exposes it (Node). */
+  readonly rawTarget?: string;
+  /** Scheme of the listener. */
+  readonly proto: 'http' | 'https';
+}
+
+export interface AppEnv {
+  Bindings: ConnInfo;
+  Variables: {
+    access: AccessRecord;
+    logDone: (bytes: number) => void;
+    /** Normalised host: lowercase, no port, no trailing dot. */
+    host: string;
+    /** Raw request target (path and query) as it will be forwarded. */
+    target: string;
+    route: CompiledRoute;
+  };
+}

@@ -1,0 +1,98 @@
+// Turns a validated Config into the tables the request path reads: done once per load, so the
+// per-request work is lookups, never parsing. Pure: no I/O, no clock.
+import { compileCidrMatcher } from '../proxy/cidr.ts';
+import { compileRouteTable, type RouteTable } from '../router/table.ts';
+import { normalizePath } from './schema.ts';
+import type { Config } from './types.ts';
+
+export const DEFAULT_LISTEN = '0.0.0.0:80';
+export const DEFAULTS = {
+  upstreamMs: 30_000,
+  shutdownGraceMs: 10_000,
+  maxHeaderBytes: 16_384,
+} as const;
+
+/** An upstream origin, pre-split for the request path. */
+export interface CompiledUpstream {
+  /** `http://localhost:8080`, to which the raw request target is appended. */
+  readonly origin: string;
+  /** `localhost:8080`: the Host value when a route sends the upstream's own host. */
+  readonly hostPort: string;
+}
+
+/** A route with every default applied. */
+export interface CompiledRoute {
+  /** `routes[3]`, for logs and `explain`. */
+  readonly id: string;
+  readonly hosts: readonly string[];
+  readonly prefix: string;
+  /** Characters to cut from the start of the target; 0 when the prefix is kept. */
+  readonly stripLength: number;
+  readonly upstream: CompiledUpstream;
+  readonly sendUpstreamHost: boolean;
+  readonly timeoutMs: number;
+  readonly maxBodyBytes: number | null;
+}
+
+export interface ListenAddress {
+  readonly hostname: string;
+  readonly port: number;
+}
+
+export interface CompiledConfig {
+  readonly listen: ListenAddress;
+  readonly routes: readonly CompiledRoute[];
+  readonly table: RouteTable<CompiledRoute>;
+  readonly isTrustedPeer: (address: string) => boolean;
+  readonly forwarded: boolean;
+  readonly maxHeaderBytes: number;
+  /** The largest body any route accepts (null: unlimited), for runtime-level caps. */
+  readonly maxBodyBytesAnyRoute: number | null;
+  readonly shutdownGraceMs: number;
+}
+
+/** `"127.0.0.1:8080"`, `":80"`, `"[::1]:0"` -> hostname and port. Validated by the schema. */
+export function parseListen(value: string): ListenAddress {
+  const colon = value.lastIndexOf(':');
+  let hostname = value.slice(0, colon);
+  if (hostname.startsWith('[')) hostname = hostname.slice(1, -1);
+  return { hostname: hostname || '0.0.0.0', port: Number(value.slice(colon + 1)) };
+}
+
+export function compileUpstream(value: string): CompiledUpstream {
+  const url = new URL(value);
+  return { origin: url.origin, hostPort: url.host };
+}
+
+export function compileConfig(config: Config): CompiledConfig {
+  const globalMaxBody = config.limits?.maxBodyBytes ?? null;
+  const upstreamMs = config.timeouts?.upstreamMs ?? DEFAULTS.upstreamMs;
+  const routes = config.routes.map((route, i): CompiledRoute => {
+    const prefix = normalizePath(route.path);
+    return {
+      id: `routes[${i}]`,
+      hosts: Array.isArray(route.host) ? route.host : [route.host],
+      prefix,
+      stripLength: route.stripPrefix && prefix !== '/' ? prefix.length : 0,
+      upstream: compileUpstream(route.upstream),
+      sendUpstreamHost: route.hostHeader === 'upstream',
+      timeoutMs: route.timeoutMs ?? upstreamMs,
+      maxBodyBytes: route.maxBodyBytes === undefined ? globalMaxBody : route.maxBodyBytes,
+    };
+  });
+  let maxBodyBytesAnyRoute: number | null = 0;
+  for (const r of routes) {
+    if (r.maxBodyBytes === null || maxBodyBytesAnyRoute === null) maxBodyBytesAnyRoute = null;
+    else maxBodyBytesAnyRoute = Math.max(maxBodyBytesAnyRoute, r.maxBodyBytes);
+  }
+  return {
+    listen: parseListen(config.listen ?? DEFAULT_LISTEN),
+    routes,
+    table: compileRouteTable(routes),
+    isTrustedPeer: compileCidrMatcher(config.trustedProxies ?? []),
+    forwarded: config.forwarded ?? false,
+    maxHeaderBytes: config.limits?.maxHeaderBytes ?? DEFAULTS.maxHeaderBytes,
+    maxBodyBytesAnyRoute: routes.length ? maxBodyBytesAnyRoute : 0,
+    shutdownGraceMs: config.timeouts?.shutdownGraceMs ?? DEFAULTS.shutdownGraceMs,
+  };
+}

@@ -1,0 +1,143 @@
+// Validation of the routes.ts default export at load time: the same shape as ./types.ts, checked
+// with valibot so a plain-JS file or a typo fails with a message naming the path to the mistake.
+// It does not compile anything; see ./compile.ts.
+import * as v from 'valibot';
+import { cidrProblem } from '../proxy/cidr.ts';
+import { hostPatternProblem } from '../router/host.ts';
+import type { Config } from './types.ts';
+
+/** Header limit ceiling: Bun's and Node's parsers refuse more than 16 KiB of headers. */
+export const MAX_HEADER_BYTES_CEILING = 16384;
+
+const withProblem = (problem: (value: string) => string | null) =>
+  v.rawCheck<string>(({ dataset, addIssue }) => {
+    if (!dataset.typed) return;
+    const message = problem(dataset.value);
+    if (message) addIssue({ message });
+  });
+
+/** Why `value` is not a usable upstream origin, or null. */
+export function upstreamProblem(value: string): string | null {
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch {
+    return 'invalid URL';
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') return `unsupported scheme ${url.protocol} (use http: or https:)`;
+  if (url.username || url.password) return 'must not contain credentials';
+  if (url.pathname !== '/' || url.search || url.hash || /[?#]/.test(value)) return 'must be an origin like http://host:port, without path, query or fragment';
+  return null;
+}
+
+/** Why `value` is not a usable route path prefix, or null. */
+export function pathProblem(value: string): string | null {
+  if (!value.startsWith('/')) return 'must start with /';
+  if (/[?#\s]/.test(value)) return 'must not contain ?, # or whitespace';
+  return null;
+}
+
+/** Why `value` is not a usable listen address, or null. */
+export function listenProblem(value: string): string | null {
+  const m = /^(?:\[([0-9a-fA-F:.]+)\]|([^:[\]]*)):(\d{1,5})$/.exec(value);
+  if (!m) return 'must be HOST:PORT, :PORT or [IPv6]:PORT';
+  if (Number(m[3]) > 65535) return 'port must be 0-65535';
+  return null;
+}
+
+const timeoutMs = v.pipe(v.number('must be a number'), v.integer('must be an integer'), v.minValue(1, 'must be at least 1'));
+const byteLimit = v.nullable(v.pipe(v.number('must be a number or null'), v.integer('must be an integer'), v.minValue(0, 'must be at least 0')));
+const hostPattern = v.pipe(v.string('must be a string'), withProblem(hostPatternProblem));
+
+export const RouteSchema = v.strictObject({
+  host: v.union(
+    [hostPattern, v.pipe(v.array(hostPattern, 'must be a string or an array of strings'), v.minLength(1, 'must not be empty'))],
+    'must be a host name, "*.suffix", "*", or an array of them',
+  ),
+  path: v.optional(v.pipe(v.string('must be a string'), withProblem(pathProblem))),
+  stripPrefix: v.optional(v.boolean('must be true or false')),
+  upstream: v.pipe(v.string('must be a URL string like http://localhost:8080'), withProblem(upstreamProblem)),
+  hostHeader: v.optional(v.picklist(['client', 'upstream'], 'must be "client" or "upstream"')),
+  timeoutMs: v.optional(timeoutMs),
+  maxBodyBytes: v.optional(byteLimit),
+});
+
+export const ConfigSchema = v.strictObject({
+  listen: v.optional(v.pipe(v.string('must be a string'), withProblem(listenProblem))),
+  routes: v.array(RouteSchema, 'must be an array of routes'),
+  trustedProxies: v.optional(v.array(v.pipe(v.string('must be a string'), withProblem(cidrProblem)), 'must be an array of CIDR strings')),
+  forwarded: v.optional(v.boolean('must be true or false')),
+  limits: v.optional(
+    v.strictObject({
+      maxBodyBytes: v.optional(byteLimit),
+      maxHeaderBytes: v.optional(
+        v.pipe(
+          v.number('must be a number'),
+          v.integer('must be an integer'),
+          v.minValue(1024, 'must be at least 1024'),
+          v.maxValue(MAX_HEADER_BYTES_CEILING, `must be at most ${MAX_HEADER_BYTES_CEILING}`),
+        ),
+      ),
+    }),
+  ),
+  timeouts: v.optional(
+    v.strictObject({
+      upstreamMs: v.optional(timeoutMs),
+      shutdownGraceMs: v.optional(v.pipe(v.number('must be a number'), v.integer('must be an integer'), v.minValue(0, 'must be at least 0'))),
+    }),
+  ),
+});
+
+// The hand-written types (the manual, copied by `switchyard init`) and the schema must agree.
+type Same<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false;
+const schemaMatchesTypes: Same<v.InferInput<typeof ConfigSchema>, Config> = true;
+void schemaMatchesTypes;
+
+/** Formats a valibot issue path as `routes[2].upstream`. */
+function issuePath(issue: v.BaseIssue<unknown>): string {
+  let out = '';
+  for (const item of issue.path ?? []) {
+    const key = item.key;
+    out += typeof key === 'number' ? `[${key}]` : out ? `.${String(key)}` : String(key);
+  }
+  return out || '(config)';
+}
+
+/** Turns an unknown-key issue's message into one naming the key. */
+function issueMessage(issue: v.BaseIssue<unknown>): string {
+  if (issue.type === 'strict_object' && issue.expected === 'never') return 'unknown key';
+  if (issue.type === 'object' || issue.type === 'strict_object') return 'must be an object';
+  return issue.message;
+}
+
+/** Every problem in `input`, one line each (`routes[2].upstream: invalid URL`), plus cross-route checks. */
+export function validateConfig(input: unknown): { ok: true; config: Config } | { ok: false; problems: string[] } {
+  const result = v.safeParse(ConfigSchema, input, { abortEarly: false });
+  if (!result.success) {
+    return { ok: false, problems: result.issues.map((i) => `${issuePath(i)}: ${issueMessage(i)}`) };
+  }
+  const problems = crossRouteProblems(result.output);
+  return problems.length ? { ok: false, problems } : { ok: true, config: result.output };
+}
+
+/** Two routes claiming the same host and path would make the winner depend on order. */
+function crossRouteProblems(config: Config): string[] {
+  const seen = new Map<string, number>();
+  const problems: string[] = [];
+  config.routes.forEach((route, i) => {
+    const hosts = Array.isArray(route.host) ? route.host : [route.host];
+    for (const host of hosts) {
+      const key = `${host.toLowerCase().replace(/\.$/, '')} ${normalizePath(route.path)}`;
+      const first = seen.get(key);
+      if (first !== undefined) problems.push(`routes[${i}].host: ${host} with path ${normalizePath(route.path)} is already routed by routes[${first}]`);
+      else seen.set(key, i);
+    }
+  });
+  return problems;
+}
+
+/** `/api/` -> `/api`; undefined -> `/`. */
+export function normalizePath(path: string | undefined): string {
+  if (!path || path === '/') return '/';
+  return path.replace(/\/+$/, '') || '/';
+}

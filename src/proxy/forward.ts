@@ -1,0 +1,131 @@
+// The last handler of the chain: sends the routed request upstream through the transport and
+// streams the answer back. Owns the upstream URL, headers, body limit, timeout and the mapping
+// of failures to 413 / 431 / 499 / 502 / 504.
+import type { Handler } from 'hono';
+import type { AppEnv } from '../app-env.ts';
+import type { CompiledConfig } from '../config/compile.ts';
+import { countBody } from '../log/access-log.ts';
+import type { Transport } from '../transport/types.ts';
+import { classifyTransportError, ProxyError, statusFor } from './errors.ts';
+import { clientResponseHeaders, upstreamRequestHeaders } from './headers.ts';
+import { plain } from './respond.ts';
+
+const MESSAGES: Record<number, string> = {
+  413: 'payload too large',
+  499: 'client closed request',
+  502: 'bad gateway',
+  504: 'gateway timeout',
+  500: 'internal error',
+};
+
+// A client-sent X-Request-Id is kept only from trusted proxies, and only if it is tame.
+const SAFE_ID = /^[A-Za-z0-9._:-]{1,128}$/;
+
+export interface ForwardOptions {
+  readonly transport: Transport;
+  readonly config: Pick<CompiledConfig, 'isTrustedPeer' | 'forwarded' | 'maxHeaderBytes'>;
+}
+
+export const forward = ({ transport, config }: ForwardOptions): Handler<AppEnv> =>
+  async function forward(c) {
+    const req = c.req.raw;
+    const route = c.var.route;
+    const rec = c.var.access;
+    rec.upstream = route.upstream.origin;
+
+    let target = c.var.target;
+    if (route.stripLength) {
+      target = target.slice(route.stripLength);
+      if (target.charCodeAt(0) !== 47 /* / */) target = `/${target}`;
+    }
+
+    const peer = c.env.remoteAddr;
+    const trusted = config.isTrustedPeer(peer);
+    if (trusted) {
+      const id = req.headers.get('x-request-id');
+      if (id && SAFE_ID.test(id)) rec.id = id;
+    }
+    const clientHost = req.headers.get('host') as string; // guardRequest ensured it
+    const headers = upstreamRequestHeaders(
+      req.headers,
+      {
+        peer,
+        trusted,
+        proto: c.env.proto,
+        clientHost,
+        upstreamHost: route.sendUpstreamHost ? route.upstream.hostPort : clientHost,
+        forwarded: config.forwarded,
+        requestId: rec.id,
+      },
+      config.maxHeaderBytes,
+    );
+    if (headers === null) return plain(431, 'request header fields too large');
+
+    const controller = new AbortController();
+    let body: ReadableStream<Uint8Array> | null = req.body;
+    const limit = route.maxBodyBytes;
+    if (body !== null && limit !== null) {
+      const declared = req.headers.get('content-length');
+      if (declared !== null) {
+        if (Number(declared) > limit) return fail(rec, new ProxyError('body-too-large', 'client', true, `request body of ${declared} bytes exceeds ${limit}`));
+      } else {
+        body = limitBody(body, limit, controller);
+      }
+    }
+
+    // Client gone: cancel the upstream exchange at once, before or during the response.
+    const clientSignal = req.signal;
+    const onClientAbort = () => controller.abort(new ProxyError('client-closed', 'client', false, 'client closed the connection'));
+    if (clientSignal.aborted) onClientAbort();
+    else clientSignal.addEventListener('abort', onClientAbort, { once: true });
+    const timer = setTimeout(
+      () =>
+        controller.abort(new ProxyError('timeout', 'upstream', false, `upstream ${route.upstream.origin} sent no response head within ${route.timeoutMs} ms`)),
+      route.timeoutMs,
+    );
+
+    let res: Response;
+    try {
+      res = await transport(route.upstream.origin + target, { method: req.method, headers, body, signal: controller.signal });
+    } catch (error) {
+      const reason = controller.signal.reason;
+      return fail(rec, reason instanceof ProxyError ? reason : classifyTransportError(error, route.upstream.origin));
+    } finally {
+      clearTimeout(timer);
+    }
+
+    const outHeaders = clientResponseHeaders(res.headers);
+    const resBody = res.body;
+    if (resBody !== null && !outHeaders.has('content-length')) {
+      rec.streaming = true;
+      return new Response(countBody(resBody, c.var.logDone), { status: res.status, statusText: res.statusText, headers: outHeaders });
+    }
+    if (outHeaders === res.headers) return res;
+    return new Response(resBody, { status: res.status, statusText: res.statusText, headers: outHeaders });
+  };
+
+function fail(rec: { status: number | null; error: string | null }, error: ProxyError): Response {
+  const status = statusFor(error.kind);
+  rec.status = status;
+  rec.error = error.message;
+  return plain(status, MESSAGES[status] ?? 'error');
+}
+
+/** Passes a body through until it crosses `limit`, then aborts the exchange with 413. */
+function limitBody(body: ReadableStream<Uint8Array>, limit: number, controller: AbortController): ReadableStream<Uint8Array> {
+  let seen = 0;
+  return body.pipeThrough(
+    new TransformStream<Uint8Array, Uint8Array>({
+      transform(chunk, out) {
+        seen += chunk.byteLength;
+        if (seen <= limit) {
+          out.enqueue(chunk);
+          return;
+        }
+        const error = new ProxyError('body-too-large', 'client', false, `request body exceeds ${limit} bytes`);
+        controller.abort(error);
+        out.error(error);
+      },
+    }),
+  );
+}

@@ -1,0 +1,125 @@
+// Header rules of a forwarding proxy: hop-by-hop removal both ways (RFC 9110 §7.6.1), and the
+// X-Forwarded-* / Forwarded headers. Runs on every request, so it touches each header once.
+
+// RFC 9110 §7.6.1 and RFC 9112 §9.6: connection-specific fields, never forwarded. Proxy-Connection
+// is the old non-standard spelling. Expect is answered by our own listener (100-continue), so it
+// must not reach the upstream a second time.
+const HOP_BY_HOP_REQUEST = new Set(['connection', 'keep-alive', 'proxy-connection', 'te', 'trailer', 'transfer-encoding', 'upgrade', 'expect', 'host']);
+const HOP_BY_HOP_RESPONSE = new Set(['connection', 'keep-alive', 'proxy-connection', 'te', 'trailer', 'transfer-encoding', 'upgrade']);
+// Rebuilt by the proxy from what it saw; a client's copies are dropped or extended below.
+const FORWARDING = new Set(['x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host', 'forwarded', 'x-request-id']);
+
+/** The facts about one request that the forwarding headers are made from. */
+export interface ForwardingFacts {
+  /** The peer's address as the listener saw it, IPv4-mapped prefix removed. */
+  readonly peer: string;
+  /** Whether `peer` is a trusted proxy whose forwarding headers are kept and extended. */
+  readonly trusted: boolean;
+  /** Scheme the client used to reach us. */
+  readonly proto: 'http' | 'https';
+  /** The client's Host header, as sent. */
+  readonly clientHost: string;
+  /** The Host header the upstream should see. */
+  readonly upstreamHost: string;
+  /** Also send RFC 7239 Forwarded. */
+  readonly forwarded: boolean;
+  /** Request id to send as X-Request-Id. */
+  readonly requestId: string;
+}
+
+/** Lowercased field names listed in a Connection header value (RFC 9110 §7.6.1). */
+function connectionTokens(value: string): Set<string> {
+  const out = new Set<string>();
+  for (const token of value.split(',')) {
+    const name = token.trim().toLowerCase();
+    if (name) out.add(name);
+  }
+  return out;
+}
+
+/**
+ * The headers to send upstream, or null when the request headers exceed `maxHeaderBytes`.
+ * Hop-by-hop fields and fields named in Connection go first, so a client cannot use
+ * `Connection: x-forwarded-for` to strip what the proxy adds afterwards.
+ */
+export function upstreamRequestHeaders(src: Headers, facts: ForwardingFacts, maxHeaderBytes: number): Headers | null {
+  const out = new Headers();
+  const connection = src.get('connection');
+  const named = connection ? connectionTokens(connection) : null;
+  let size = 0;
+  let xff: string | null = null;
+  let xfProto: string | null = null;
+  let xfHost: string | null = null;
+  let fwd: string | null = null;
+  let wantsTrailers = false;
+  for (const [name, value] of src) {
+    size += name.length + value.length + 4; // "name: value\r\n"
+    if (HOP_BY_HOP_REQUEST.has(name)) {
+      // RFC 9110 §10.1.4: TE is hop-by-hop, but "trailers" says the client accepts trailers.
+      if (name === 'te' && /(^|,)\s*trailers\s*(;|,|$)/i.test(value)) wantsTrailers = true;
+      continue;
+    }
+    if (named?.has(name)) continue;
+    if (FORWARDING.has(name)) {
+      if (name === 'x-forwarded-for') xff = value;
+      else if (name === 'x-forwarded-proto') xfProto = value;
+      else if (name === 'x-forwarded-host') xfHost = value;
+      else if (name === 'forwarded') fwd = value;
+      continue;
+    }
+    out.append(name, value);
+  }
+  if (size > maxHeaderBytes) return null;
+  if (wantsTrailers && !named?.has('te')) out.set('te', 'trailers');
+
+  out.set('host', facts.upstreamHost);
+  const trusted = facts.trusted;
+  out.set('x-forwarded-for', trusted && xff ? `${xff}, ${facts.peer}` : facts.peer);
+  out.set('x-forwarded-proto', trusted && xfProto ? xfProto : facts.proto);
+  out.set('x-forwarded-host', trusted && xfHost ? xfHost : facts.clientHost);
+  if (facts.forwarded) {
+    const own = forwardedElement(facts);
+    out.set('forwarded', trusted && fwd ? `${fwd}, ${own}` : own);
+  } else if (trusted && fwd) {
+    out.set('forwarded', fwd);
+  }
+  out.set('x-request-id', facts.requestId);
+  return out;
+}
+
+/** RFC 7239 §4 element for this hop; IPv6 nodes are quoted and bracketed (§6). */
+function forwardedElement(facts: ForwardingFacts): string {
+  const node = facts.peer.includes(':') ? `"[${facts.peer}]"` : facts.peer;
+  const host = /^[A-Za-z0-9.-]+$/.test(facts.clientHost) ? facts.clientHost : `"${facts.clientHost.replace(/["\\]/g, '\\$&')}"`;
+  return `for=${node};host=${host};proto=${facts.proto}`;
+}
+
+/**
+ * Response headers without hop-by-hop fields. Returns `src` itself when there is nothing to
+ * remove (the common case), otherwise a filtered copy; Set-Cookie fields stay separate.
+ */
+export function clientResponseHeaders(src: Headers): Headers {
+  const connection = src.get('connection');
+  let dirty = connection !== null;
+  if (!dirty) {
+    for (const name of HOP_BY_HOP_RESPONSE) {
+      if (src.has(name)) {
+        dirty = true;
+        break;
+      }
+    }
+    if (!dirty) return src;
+  }
+  const named = connection ? connectionTokens(connection) : null;
+  const out = new Headers();
+  for (const [name, value] of src) {
+    if (HOP_BY_HOP_RESPONSE.has(name) || named?.has(name)) continue;
+    out.append(name, value);
+  }
+  return out;
+}
+
+/** Strips the `::ffff:` prefix dual-stack listeners put on IPv4 peers. */
+export function normalizePeer(address: string): string {
+  return address.startsWith('::ffff:') && address.includes('.') ? address.slice(7) : address;
+}

@@ -1,0 +1,54 @@
+// node:http listener through @hono/node-server. Also hands the raw request target to the app,
+// which Node is the only runtime to expose.
+import type { Server } from 'node:http';
+import { createAdaptorServer, type Http2Bindings, type HttpBindings } from '@hono/node-server';
+import { normalizePeer } from '../proxy/headers.ts';
+import type { AppFetch, Listener, ListenOptions } from './types.ts';
+
+/**
+ * @hono/node-server writes `content-type: text/plain` on any body without one; a proxy must not
+ * invent headers, so for those (rare) responses this writeHead drops the injected field.
+ */
+function keepContentTypeAbsent(outgoing: { writeHead: (...args: never[]) => unknown }): void {
+  const original = outgoing.writeHead as (this: unknown, status: number, headers?: Record<string, unknown>) => unknown;
+  outgoing.writeHead = function writeHeadWithoutDefaultType(this: unknown, status: number, headers?: Record<string, unknown>) {
+    if (headers && typeof headers === 'object' && !Array.isArray(headers)) delete headers['content-type'];
+    return original.call(this, status, headers);
+  } as never;
+}
+
+export async function listenNode(fetch: AppFetch, options: ListenOptions): Promise<Listener> {
+  const server = createAdaptorServer({
+    fetch: async (request: Request, env: HttpBindings | Http2Bindings) => {
+      const response = await fetch(request, { remoteAddr: normalizePeer(env.incoming.socket.remoteAddress ?? ''), rawTarget: env.incoming.url, proto: 'http' });
+      if (response.body !== null && !response.headers.has('content-type')) keepContentTypeAbsent(env.outgoing);
+      return response;
+    },
+    serverOptions: {
+      // Let our own limit (<= 16 KiB of fields) answer 431; the request line needs room too.
+      maxHeaderSize: options.maxHeaderBytes + 8192,
+      // Node's 300 s default would cut a slow 1 GiB upload; the proxy bounds waits per route.
+      requestTimeout: 0,
+    },
+  }) as Server;
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(options.port, options.hostname, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  const address = server.address();
+  const port = typeof address === 'object' && address ? address.port : options.port;
+  return {
+    hostname: options.hostname,
+    port,
+    async stop(graceMs) {
+      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+      server.closeIdleConnections();
+      const timer = setTimeout(() => server.closeAllConnections(), graceMs);
+      await closed;
+      clearTimeout(timer);
+    },
+  };
+}

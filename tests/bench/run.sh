@@ -1,0 +1,617 @@
+#!/usr/bin/env bash
+# switchyard benchmark harness (`make bench` runs `bash tests/bench/run.sh`).
+#
+# What it measures
+#   For each target, with wrk (-t1, 32 connections, keep-alive, 8 s per test
+#   after a warm-up; all on loopback):
+#     * small GET   : GET of a 100-byte file   -> requests/s, p50 and p99 latency
+#     * 1 MiB GET   : GET of a 1 MiB file      -> MB/s of payload (1 MB = 10^6 bytes)
+#     * 10 MiB POST : upload of a 10 MiB body  -> MB/s of payload (1 MB = 10^6 bytes)
+#   Targets, all in one run against the same upstream:
+#     direct          wrk straight to the upstream (the ceiling of this setup)
+#     nginx           reference reverse proxy: a second nginx, 1 worker
+#     switchyard-bun  dist/switchyard      (Bun compiled binary)
+#     switchyard-deno deno run src/main.ts (node_modules/.bin/deno)
+#     switchyard-node node dist/switchyard.mjs (Node bundle)
+#   The proxy under test (nginx or switchyard) is pinned to core 1 with
+#   `taskset -c 1`; wrk and the upstream are pinned to core 0. So the numbers
+#   are "what one core of proxy can do", as long as core 1 shows ~100% busy in
+#   the progress lines (if it does not, the load side on core 0 was the limit).
+#   The progress lines also show how much of each core went to processes that
+#   are not part of the bench; a row where that exceeded 15% of a core is
+#   marked "noisy" in the table (the numbers are then not trustworthy).
+#
+# The upstream is an nginx (1 worker, own temp prefix, 127.0.0.1, free port)
+# serving /small (100 B), /1m (1 MiB) and /upload. /upload reads the whole
+# request body into memory *before* answering 200 (proxy_pass with
+# proxy_request_buffering on and proxy_pass_request_body off, to a tiny
+# location that returns 200). A plain `return 200` would answer before the body
+# has arrived and let a proxy get away without forwarding it; a pre-flight
+# check below proves the upstream does not answer a half-sent body, and every
+# target's sanity check proves the upstream received all 10 MiB through it.
+#
+# Reference nginx settings (chosen to match what a streaming proxy does):
+# upstream keepalive pool (`keepalive 64`), proxy_http_version 1.1, empty
+# Connection header, proxy_buffering ON with nginx's default in-memory buffers
+# (proxy_buffers 8 x 4k) and proxy_max_temp_file_size 0 (never spools to disk;
+# measured here, 16 x 64k buffers made nginx's 1 MiB GET ~3x slower and
+# buffering off was the same as the defaults), proxy_request_buffering OFF
+# (uploads are streamed, not spooled to a temp file), and an
+# unbuffered access log to a file, because switchyard writes one access-log line
+# per request as well (its stdout goes to a file).
+#
+# Output: progress on stderr; on stdout a markdown table, a table of ratios vs
+# nginx, and as the very last line
+#   bench small-get switchyard/nginx: R
+# where R = switchyard-bun small-GET req/s / nginx small-GET req/s (2 decimals;
+# "n/a" if either row could not be measured).
+# Exit status: 0 when every selected target was measured without errors.
+#
+# Knobs (environment):
+#   BENCH_TARGETS      targets to run (default "direct nginx bun deno node")
+#   BENCH_DURATION     seconds per measurement (default 8)
+#   BENCH_WARMUP       warm-up seconds per target before the small GET (default 3)
+#   BENCH_WARMUP_LARGE warm-up seconds before the 1 MiB GET and upload (default 1)
+#   BENCH_CONNECTIONS  wrk connections (default 32)
+#   BENCH_KEEP_TMP=1   keep the temp dir (configs, logs, raw wrk output)
+#
+# Needs: bash, wrk, nginx, curl, taskset, 2+ cores. Installs wrk/nginx/curl
+# with apt-get when missing. Artifacts are not built here: run `make build`
+# first (a missing artifact is reported as such and its row left empty).
+
+set -euo pipefail
+
+SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+ROOT=$(cd "$SCRIPT_DIR/../.." && pwd)
+
+DURATION=${BENCH_DURATION:-8}
+WARMUP=${BENCH_WARMUP:-3}
+WARMUP_LARGE=${BENCH_WARMUP_LARGE:-1}
+CONNS=${BENCH_CONNECTIONS:-32}
+TARGETS=${BENCH_TARGETS:-direct nginx bun deno node}
+LOAD_CPU=0
+PROXY_CPU=1
+SMALL_BYTES=100
+LARGE_BYTES=1048576
+UPLOAD_BYTES=10485760
+WRK_LUA=$SCRIPT_DIR/wrk.lua
+
+say() { printf '[bench] %s\n' "$*" >&2; }
+die() { say "error: $*"; exit 2; }
+
+# ---------------------------------------------------------------- tools ----
+need_install=()
+command -v wrk >/dev/null 2>&1 || need_install+=(wrk)
+command -v nginx >/dev/null 2>&1 || [[ -x /usr/sbin/nginx ]] || need_install+=(nginx)
+command -v curl >/dev/null 2>&1 || need_install+=(curl)
+if ((${#need_install[@]})); then
+  say "installing ${need_install[*]} with apt-get"
+  SUDO=()
+  ((EUID == 0)) || SUDO=(sudo)
+  "${SUDO[@]}" apt-get update -qq >&2
+  DEBIAN_FRONTEND=noninteractive "${SUDO[@]}" apt-get install -y -qq "${need_install[@]}" >&2
+fi
+NGINX=$(command -v nginx 2>/dev/null || echo /usr/sbin/nginx)
+command -v taskset >/dev/null 2>&1 || die "taskset (util-linux) is missing"
+# The harness itself (curl, awk, ...) stays off the proxy core too: re-run
+# this script pinned to the load core.
+if [[ -z ${SWITCHYARD_BENCH_PINNED:-} ]]; then
+  ncpu=$(nproc)
+  ((ncpu >= 2)) || die "need at least 2 cores to pin the proxy apart from the load (have $ncpu)"
+  export SWITCHYARD_BENCH_PINNED=1
+  exec taskset -c "$LOAD_CPU" bash "${BASH_SOURCE[0]}" "$@"
+fi
+
+# --------------------------------------------------- processes & cleanup ----
+TMP=$(mktemp -d "${TMPDIR:-/tmp}/switchyard-bench.XXXXXX")
+PIDS=()
+
+# Stop one process we started, by PID: SIGTERM, then SIGKILL after 5 s. Its
+# direct children (nginx workers) are collected first and stopped too if they
+# outlive it.
+stop_pid() {
+  local pid=$1 kids i state
+  kill -0 "$pid" 2>/dev/null || { wait "$pid" 2>/dev/null || true; return 0; }
+  kids=$(ps -o pid= --ppid "$pid" 2>/dev/null || true)
+  kill -TERM "$pid" 2>/dev/null || true
+  for ((i = 0; i < 50; i++)); do
+    state=$(awk '{print $3}' "/proc/$pid/stat" 2>/dev/null || echo gone)
+    [[ $state == gone || $state == Z ]] && break
+    sleep 0.1
+  done
+  [[ $state == gone || $state == Z ]] || kill -KILL "$pid" 2>/dev/null || true
+  wait "$pid" 2>/dev/null || true
+  for i in $kids; do
+    kill -0 "$i" 2>/dev/null && kill -KILL "$i" 2>/dev/null || true
+  done
+  return 0
+}
+
+cleanup() {
+  local rc=$? pid
+  trap - EXIT INT TERM
+  for pid in "${PIDS[@]}"; do stop_pid "$pid"; done
+  [[ -n ${BENCH_KEEP_TMP:-} ]] || rm -rf "$TMP"
+  exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+forget_pid() { # drop a stopped PID from PIDS
+  local pid=$1 p keep=()
+  for p in "${PIDS[@]}"; do [[ $p == "$pid" ]] || keep+=("$p"); done
+  PIDS=("${keep[@]}")
+}
+
+port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+pick_port() {
+  local p i
+  for ((i = 0; i < 200; i++)); do
+    p=$((20000 + RANDOM % 40000))
+    port_open "$p" || { echo "$p"; return 0; }
+  done
+  return 1
+}
+
+alive() { # running and not a zombie
+  local state
+  state=$(awk '{print $3}' "/proc/$1/stat" 2>/dev/null || echo gone)
+  [[ $state != gone && $state != Z ]]
+}
+
+# ------------------------------------------------------------ nginx -------
+NGINX_USER=""
+((EUID == 0)) && NGINX_USER="user root root;"
+
+nginx_common() { # $1 = prefix dir
+  cat <<EOF
+worker_processes 1;
+$NGINX_USER
+pid $1/nginx.pid;
+error_log $1/error.log warn;
+events { worker_connections 4096; }
+EOF
+}
+
+nginx_temp_paths() { # $1 = prefix dir
+  cat <<EOF
+  client_body_temp_path $1/client_body;
+  proxy_temp_path $1/proxy;
+  fastcgi_temp_path $1/fastcgi;
+  uwsgi_temp_path $1/uwsgi;
+  scgi_temp_path $1/scgi;
+EOF
+}
+
+write_upstream_conf() { # $1 prefix, $2 port
+  local d=$1 port=$2
+  {
+    nginx_common "$d"
+    cat <<EOF
+http {
+  access_log off;
+  log_format upload '\$request_length \$status';
+  default_type application/octet-stream;
+  sendfile on;
+  tcp_nopush on;
+  tcp_nodelay on;
+  keepalive_requests 1000000;
+  keepalive_timeout 300s;
+  open_file_cache max=16 inactive=300s;
+$(nginx_temp_paths "$d")
+  upstream sink { server 127.0.0.1:$port; keepalive 16; }
+  server {
+    listen 127.0.0.1:$port backlog=4096;
+    root $d/www;
+    location = /small { }
+    location = /1m { }
+    # Reads the whole body (into memory: client_body_buffer_size > 10 MiB)
+    # before contacting /sink, so the 200 only leaves once every byte is in.
+    location = /upload {
+      client_max_body_size 20m;
+      client_body_buffer_size 16m;
+      access_log $d/upload.log upload;
+      proxy_pass http://sink/sink;
+      proxy_method GET;
+      proxy_pass_request_body off;
+      proxy_set_header Content-Length "";
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+    }
+    location = /sink { return 200 "ok\n"; }
+  }
+}
+EOF
+  } >"$d/nginx.conf"
+}
+
+write_reference_conf() { # $1 prefix, $2 port, $3 upstream port
+  local d=$1 port=$2 up=$3
+  {
+    nginx_common "$d"
+    cat <<EOF
+http {
+  access_log $d/access.log;
+  tcp_nodelay on;
+  keepalive_requests 1000000;
+  keepalive_timeout 300s;
+  client_max_body_size 20m;
+$(nginx_temp_paths "$d")
+  upstream backend {
+    server 127.0.0.1:$up;
+    keepalive 64;
+    keepalive_requests 1000000;
+  }
+  server {
+    listen 127.0.0.1:$port backlog=4096;
+    location / {
+      proxy_pass http://backend;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_buffering on;
+      proxy_max_temp_file_size 0;
+      proxy_request_buffering off;
+    }
+  }
+}
+EOF
+  } >"$d/nginx.conf"
+}
+
+# start_nginx NAME CPU CONF_WRITER [extra args for the writer]
+# Sets STARTED_PID and STARTED_PORT. Retries with another port if the bind
+# loses a race.
+start_nginx() {
+  local name=$1 cpu=$2 writer=$3 d=$TMP/$1 port pid try i
+  shift 3
+  mkdir -p "$d"
+  for ((try = 0; try < 5; try++)); do
+    port=$(pick_port) || return 1
+    "$writer" "$d" "$port" "$@"
+    taskset -c "$cpu" "$NGINX" -p "$d" -c "$d/nginx.conf" -g 'daemon off;' \
+      </dev/null >"$d/stdout.log" 2>"$d/stderr.log" &
+    pid=$!
+    PIDS+=("$pid")
+    for ((i = 0; i < 100; i++)); do
+      port_open "$port" && { STARTED_PID=$pid STARTED_PORT=$port; return 0; }
+      alive "$pid" || break
+      sleep 0.05
+    done
+    say "$name nginx did not come up on port $port:"
+    sed 's/^/    /' "$d/stderr.log" "$d/error.log" 2>/dev/null | tail -n 5 >&2 || true
+    stop_pid "$pid"
+    forget_pid "$pid"
+  done
+  return 1
+}
+
+# ------------------------------------------------------- switchyard -------
+ROUTES=$TMP/routes.ts
+
+# start_switchyard NAME CMD...  (run from the repo root, pinned to PROXY_CPU)
+# Reads the port from the "listening" JSON line. stdout (the access log) goes
+# to a file, never a pipe. Sets STARTED_PID and STARTED_PORT.
+start_switchyard() {
+  local name=$1 out=$TMP/$1.stdout err=$TMP/$1.stderr pid port="" i line
+  shift
+  (cd "$ROOT" && exec taskset -c "$PROXY_CPU" "$@" --routes "$ROUTES" --listen 127.0.0.1:0) \
+    </dev/null >"$out" 2>"$err" &
+  pid=$!
+  PIDS+=("$pid")
+  for ((i = 0; i < 600; i++)); do # up to 60 s (first Deno run may compile)
+    line=$(grep -m1 '"listening"' "$out" 2>/dev/null || true)
+    [[ -n $line ]] || line=$(head -n1 "$out" 2>/dev/null || true)
+    port=$(grep -o '"port" *: *[0-9]*' <<<"$line" | head -n1 | grep -o '[0-9]*$' || true)
+    [[ -n $port ]] && break
+    alive "$pid" || break
+    sleep 0.1
+  done
+  if [[ -z $port ]] || ! alive "$pid"; then
+    say "$name did not announce a port; stdout/stderr tail:"
+    tail -n 5 "$out" "$err" 2>/dev/null | sed 's/^/    /' >&2 || true
+    stop_pid "$pid"
+    forget_pid "$pid"
+    return 1
+  fi
+  for ((i = 0; i < 50; i++)); do port_open "$port" && break; sleep 0.1; done
+  STARTED_PID=$pid STARTED_PORT=$port
+}
+
+# --------------------------------------------------------- measuring -----
+# CPU accounting, to tell whether the run had the cores to itself.
+# proc_ticks PID...: utime+stime (clock ticks) of these processes and their
+# direct children (nginx workers); threads are included by the kernel.
+proc_ticks() {
+  local p all=()
+  for p in "$@"; do
+    [[ -n $p ]] || continue
+    all+=("$p")
+    all+=($(ps -o pid= --ppid "$p" 2>/dev/null || true))
+  done
+  ((${#all[@]})) || { echo 0; return 0; }
+  for p in "${all[@]}"; do cat "/proc/$p/stat" 2>/dev/null || true; done |
+    awk '{ sub(/^.*\) /, ""); t += $12 + $13 } END { print t + 0 }'
+}
+
+UP_PID="" CUR_PROXY_PID=""
+# cpu_snapshot VAR: stores "busy0 user0 total0 busy1 user1 total1 up proxy kids"
+# (ticks): per core, busy = all but idle/iowait, user = user+nice+system (what
+# process times are comparable with); up/proxy = ticks of the upstream nginx and
+# of the proxy under test; kids = CPU of this shell's finished children (wrk).
+# Runs `times` in this shell (not a subshell) so that wrk is counted.
+cpu_snapshot() {
+  local stat kids
+  stat=$(awk -v a="cpu$LOAD_CPU" -v b="cpu$PROXY_CPU" '
+    $1 == a || $1 == b { t = 0; for (i = 2; i <= NF; i++) t += $i
+                         v[$1] = (t - $5 - $6) " " ($2 + $3 + $4) " " t }
+    END { print v[a], v[b] }' /proc/stat)
+  times >"$TMP/times"
+  kids=$(awk 'NR == 2 { t = 0
+      for (i = 1; i <= 2; i++) { m = $i; sub(/m.*/, "", m); x = $i; sub(/^[0-9]+m/, "", x); sub(/s$/, "", x); t += m * 60 + x }
+      printf "%d\n", t * 100 }' "$TMP/times")
+  printf -v "$1" '%s %s %s %s' "$stat" "$(proc_ticks "$UP_PID")" "$(proc_ticks "$CUR_PROXY_PID")" "$kids"
+}
+
+# cpu_delta BEFORE AFTER -> "busy0% busy1% other0% other1%", where other = CPU
+# on that core not used by the bench's own processes (upstream + wrk on the load
+# core, the proxy on the proxy core): someone else was running there.
+cpu_delta() {
+  awk -v b="$1" -v a="$2" 'BEGIN {
+    split(b, x, " "); split(a, y, " ")
+    d0 = y[3] - x[3] + 1e-9; d1 = y[6] - x[6] + 1e-9
+    o0 = (y[2] - x[2]) - (y[7] - x[7]) - (y[9] - x[9]); if (o0 < 0) o0 = 0
+    o1 = (y[5] - x[5]) - (y[8] - x[8]); if (o1 < 0) o1 = 0
+    printf "%.0f %.0f %.0f %.0f\n", 100 * (y[1] - x[1]) / d0, 100 * (y[4] - x[4]) / d1, 100 * o0 / d0, 100 * o1 / d1 }'
+}
+
+NOISE_LIMIT=15 # % of a core used by others during a measurement -> row marked noisy
+
+# run_wrk TAG URL UPLOAD_BYTES SECONDS -> sets W_* variables
+run_wrk() {
+  local tag=$1 url=$2 upload=$3 secs=$4 raw=$TMP/wrk-$1.txt line before after
+  cpu_snapshot before
+  if ! BENCH_UPLOAD_BYTES=$upload taskset -c "$LOAD_CPU" \
+    wrk -t1 -c"$CONNS" -d"${secs}s" --timeout 10s --latency -s "$WRK_LUA" "$url" >"$raw" 2>&1; then
+    say "wrk failed ($tag):"; sed 's/^/    /' "$raw" >&2; return 1
+  fi
+  cpu_snapshot after
+  line=$(grep -m1 '^BENCHRESULT ' "$raw") || { say "no result from wrk ($tag)"; cat "$raw" >&2; return 1; }
+  local kv k v
+  for kv in ${line#BENCHRESULT }; do
+    k=${kv%%=*} v=${kv#*=}
+    printf -v "W_$k" '%s' "$v"
+  done
+  W_errors=$((W_err_connect + W_err_read + W_err_write + W_err_timeout + W_err_status))
+  read -r W_cpu0 W_cpu1 W_other0 W_other1 < <(cpu_delta "$before" "$after")
+  W_cpu="core$LOAD_CPU ${W_cpu0}% busy (${W_other0}% other), core$PROXY_CPU ${W_cpu1}% busy (${W_other1}% other)"
+  W_worst=$((W_other0 > W_other1 ? W_other0 : W_other1))
+}
+
+note_noise() { # keep the worst "other" load seen in TARGET's measurements
+  ((W_worst <= ${RES[$1,noise]:-0})) || RES[$1,noise]=$W_worst
+}
+
+declare -A RES   # RES[target,key]
+FAILED=0
+
+# Pre-flight: send half of a 10 MiB body, make sure the upstream stays silent,
+# send the rest, expect 200 and a logged request length >= 10 MiB.
+check_upstream_reads_body() {
+  local port=$1 fd line
+  exec {fd}<>"/dev/tcp/127.0.0.1/$port"
+  printf 'POST /upload HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: %d\r\nConnection: close\r\n\r\n' \
+    "$UPLOAD_BYTES" >&"$fd"
+  head -c $((UPLOAD_BYTES / 2)) /dev/zero >&"$fd"
+  if IFS= read -r -t 1 line <&"$fd"; then
+    exec {fd}>&-
+    say "upstream answered before the upload body was complete: $line"
+    return 1
+  fi
+  head -c $((UPLOAD_BYTES - UPLOAD_BYTES / 2)) /dev/zero >&"$fd"
+  IFS= read -r -t 10 line <&"$fd" || line=""
+  exec {fd}>&-
+  [[ $line == "HTTP/1.1 200"* ]] || { say "upstream upload check: got '$line'"; return 1; }
+  check_upload_logged || return 1
+}
+
+UPLOAD_LOG=""
+check_upload_logged() { # last upstream /upload log line: full length, 200
+  local len status
+  sleep 0.05
+  read -r len status < <(tail -n1 "$UPLOAD_LOG")
+  if ((len < UPLOAD_BYTES)) || [[ $status != 200 ]]; then
+    say "upstream logged request_length=$len status=$status for a $UPLOAD_BYTES-byte upload"
+    return 1
+  fi
+}
+
+# Sanity-check a target before measuring it: sizes, statuses, full upload.
+check_target() {
+  local name=$1 base=$2 got n
+  got=$(curl -sS --max-time 10 -o /dev/null -w '%{http_code} %{size_download}' "$base/small") || got="curl failed"
+  [[ $got == "200 $SMALL_BYTES" ]] || { say "$name: GET /small -> $got (want 200 $SMALL_BYTES)"; return 1; }
+  got=$(curl -sS --max-time 10 -o /dev/null -w '%{http_code} %{size_download}' "$base/1m") || got="curl failed"
+  [[ $got == "200 $LARGE_BYTES" ]] || { say "$name: GET /1m -> $got (want 200 $LARGE_BYTES)"; return 1; }
+  n=$(wc -l <"$UPLOAD_LOG")
+  got=$(curl -sS --max-time 30 -o /dev/null -w '%{http_code}' -H 'Expect:' \
+    -H 'Content-Type: application/octet-stream' --data-binary "@$TMP/upload.bin" "$base/upload") || got="curl failed"
+  [[ $got == 200 ]] || { say "$name: POST /upload -> $got (want 200)"; return 1; }
+  (($(wc -l <"$UPLOAD_LOG") == n + 1)) || { say "$name: upload did not reach the upstream exactly once"; return 1; }
+  check_upload_logged || { say "$name: upload was not forwarded in full"; return 1; }
+}
+
+fmt() { awk -v v="$1" -v d="${2:-0}" 'BEGIN { printf "%.*f", d, v }'; }
+
+# bench_target NAME BASE_URL: the three measurements, stored in RES.
+bench_target() {
+  local t=$1 base=$2 flag=""
+  check_target "$t" "$base" || return 1
+
+  say "$t: warm-up ${WARMUP}s"
+  run_wrk "$t-warm" "$base/small" 0 "$WARMUP" || return 1
+  run_wrk "$t-small" "$base/small" 0 "$DURATION" || return 1
+  RES[$t,rps]=$(awk -v r="$W_requests" -v d="$W_duration_us" 'BEGIN { print r * 1e6 / d }')
+  RES[$t,p50]=$(awk -v u="$W_p50_us" 'BEGIN { print u / 1000 }')
+  RES[$t,p99]=$(awk -v u="$W_p99_us" 'BEGIN { print u / 1000 }')
+  note_noise "$t"
+  ((W_errors == 0)) || { RES[$t,err]+="small:$W_errors "; flag=" ERRORS=$W_errors"; }
+  say "$t: small GET  $(fmt "${RES[$t,rps]}") req/s  p50 $(fmt "${RES[$t,p50]}" 2) ms  p99 $(fmt "${RES[$t,p99]}" 2) ms  ($W_cpu)$flag"
+
+  flag=""
+  run_wrk "$t-1m-warm" "$base/1m" 0 "$WARMUP_LARGE" || return 1
+  run_wrk "$t-1m" "$base/1m" 0 "$DURATION" || return 1
+  RES[$t,large]=$(awk -v r="$W_requests" -v d="$W_duration_us" -v s="$LARGE_BYTES" 'BEGIN { print r * s / d }')
+  note_noise "$t"
+  ((W_errors == 0)) || { RES[$t,err]+="1m:$W_errors "; flag=" ERRORS=$W_errors"; }
+  say "$t: 1 MiB GET  $(fmt "${RES[$t,large]}") MB/s  ($W_cpu)$flag"
+
+  flag=""
+  run_wrk "$t-up-warm" "$base/upload" "$UPLOAD_BYTES" "$WARMUP_LARGE" || return 1
+  run_wrk "$t-up" "$base/upload" "$UPLOAD_BYTES" "$DURATION" || return 1
+  RES[$t,upload]=$(awk -v r="$W_requests" -v d="$W_duration_us" -v s="$UPLOAD_BYTES" 'BEGIN { print r * s / d }')
+  note_noise "$t"
+  ((W_errors == 0)) || { RES[$t,err]+="upload:$W_errors "; flag=" ERRORS=$W_errors"; }
+  say "$t: 10 MiB POST $(fmt "${RES[$t,upload]}") MB/s  ($W_cpu)$flag"
+
+  [[ -z ${RES[$t,err]:-} ]]
+}
+
+# ------------------------------------------------------------- main ------
+# Other load on the cores makes every number noisy: say so up front.
+cpu_snapshot idle_before
+sleep 1
+cpu_snapshot idle_after
+read -r _ _ BG0 BG1 < <(cpu_delta "$idle_before" "$idle_after")
+if ((BG0 > 10 || BG1 > 10)); then
+  say "warning: machine not idle before the run (core$LOAD_CPU ${BG0}%, core$PROXY_CPU ${BG1}% busy): results will be noisy"
+fi
+
+head -c "$UPLOAD_BYTES" /dev/zero | tr '\0' 'x' >"$TMP/upload.bin"
+
+start_nginx upstream "$LOAD_CPU" write_upstream_conf || die "could not start the upstream nginx"
+UP_PID=$STARTED_PID UP_PORT=$STARTED_PORT
+UPLOAD_LOG=$TMP/upstream/upload.log
+mkdir -p "$TMP/upstream/www"
+head -c "$SMALL_BYTES" /dev/zero | tr '\0' 's' >"$TMP/upstream/www/small"
+head -c "$LARGE_BYTES" /dev/urandom >"$TMP/upstream/www/1m"
+: >"$UPLOAD_LOG"
+say "upstream nginx on 127.0.0.1:$UP_PORT (pid $UP_PID, core $LOAD_CPU)"
+check_upstream_reads_body "$UP_PORT" || die "upstream /upload does not read the whole body before answering"
+say "upstream /upload verified: no answer to a half-sent body, 200 after all $UPLOAD_BYTES bytes"
+
+printf "export default { routes: [{ host: '*', upstream: 'http://127.0.0.1:%s' }] }\n" "$UP_PORT" >"$ROUTES"
+
+ROWS=(direct nginx bun deno node)
+declare -A LABEL=([direct]=direct [nginx]=nginx [bun]=switchyard-bun [deno]=switchyard-deno [node]=switchyard-node)
+declare -A STATUS
+
+selected() { [[ " $TARGETS " == *" $1 "* ]]; }
+
+for t in "${ROWS[@]}"; do
+  selected "$t" || { STATUS[$t]="not selected"; continue; }
+  say "---- ${LABEL[$t]}"
+  pid=""
+  case $t in
+    direct)
+      port=$UP_PORT ;;
+    nginx)
+      if start_nginx reference "$PROXY_CPU" write_reference_conf "$UP_PORT"; then
+        pid=$STARTED_PID port=$STARTED_PORT
+      else
+        STATUS[$t]="failed to start"; FAILED=1; continue
+      fi ;;
+    bun | deno | node)
+      cmd=()
+      case $t in
+        bun)
+          art=$ROOT/dist/switchyard
+          [[ -x $art ]] && cmd=("$art" serve) ;;
+        deno)
+          art=$ROOT/node_modules/.bin/deno
+          [[ -x $art && -f $ROOT/deno.json && -f $ROOT/src/main.ts ]] &&
+            cmd=("$art" run -A --config "$ROOT/deno.json" "$ROOT/src/main.ts" serve)
+          art="$art, deno.json, src/main.ts" ;;
+        node)
+          art=$ROOT/dist/switchyard.mjs
+          command -v node >/dev/null 2>&1 && [[ -f $art ]] && cmd=(node "$art" serve)
+          art="node + $art" ;;
+      esac
+      if ((${#cmd[@]} == 0)); then
+        say "${LABEL[$t]}: artifact missing ($art) - run 'make build' first; row skipped"
+        STATUS[$t]="artifact missing"; FAILED=1; continue
+      fi
+      if start_switchyard "$t" "${cmd[@]}"; then
+        pid=$STARTED_PID port=$STARTED_PORT
+      else
+        STATUS[$t]="failed to start"; FAILED=1; continue
+      fi ;;
+  esac
+  [[ -n $pid ]] && say "${LABEL[$t]} on 127.0.0.1:$port (pid $pid, core $PROXY_CPU)"
+  CUR_PROXY_PID=$pid
+  if bench_target "$t" "http://127.0.0.1:$port"; then
+    STATUS[$t]=ok
+  else
+    if [[ -n ${RES[$t,rps]:-} || -n ${RES[$t,large]:-} || -n ${RES[$t,upload]:-} ]]; then
+      STATUS[$t]="errors: ${RES[$t,err]:-incomplete}"
+    else
+      STATUS[$t]="failed"
+    fi
+    FAILED=1
+  fi
+  if ((${RES[$t,noise]:-0} > NOISE_LIMIT)); then
+    STATUS[$t]+=", noisy (up to ${RES[$t,noise]}% of a core used by other processes)"
+  fi
+  CUR_PROXY_PID=""
+  if [[ -n $pid ]]; then
+    stop_pid "$pid"; forget_pid "$pid"
+    rm -f "$TMP/$t.stdout" "$TMP/reference/access.log" # access logs can be large
+  fi
+done
+
+# ------------------------------------------------------------ report ------
+cell() { # cell TARGET KEY DECIMALS
+  local v=${RES[$1,$2]:-}
+  if [[ -n $v ]]; then fmt "$v" "$3"; else printf -- '-'; fi
+}
+ratio() { # ratio TARGET KEY -> value / nginx value
+  local v=${RES[$1,$2]:-} n=${RES[nginx,$2]:-}
+  if [[ -n $v && -n $n ]]; then awk -v a="$v" -v b="$n" 'BEGIN { if (b > 0) printf "%.2f", a / b; else printf "-" }'
+  else printf -- '-'; fi
+}
+
+echo
+echo "switchyard bench: wrk -t1 -c$CONNS, ${DURATION}s per test after warm-up; proxy on core $PROXY_CPU, wrk + upstream nginx on core $LOAD_CPU; MB = 10^6 bytes"
+echo "(background load before the run: core$LOAD_CPU ${BG0}%, core$PROXY_CPU ${BG1}%)"
+echo
+echo "| target | small GET req/s | p50 ms | p99 ms | 1 MiB GET MB/s | 10 MiB upload MB/s | status |"
+echo "|---|---:|---:|---:|---:|---:|---|"
+for t in "${ROWS[@]}"; do
+  [[ ${STATUS[$t]} == "not selected" ]] && continue
+  printf '| %s | %s | %s | %s | %s | %s | %s |\n' "${LABEL[$t]}" \
+    "$(cell "$t" rps 0)" "$(cell "$t" p50 2)" "$(cell "$t" p99 2)" \
+    "$(cell "$t" large 0)" "$(cell "$t" upload 0)" "${STATUS[$t]}"
+done
+echo
+echo "Relative to nginx (throughput: higher is better; latency: lower is better)"
+echo
+echo "| target | req/s | p50 | p99 | 1 MiB GET | 10 MiB upload |"
+echo "|---|---:|---:|---:|---:|---:|"
+for t in "${ROWS[@]}"; do
+  [[ ${STATUS[$t]} == "not selected" ]] && continue
+  printf '| %s | %s | %s | %s | %s | %s |\n' "${LABEL[$t]}" \
+    "$(ratio "$t" rps)" "$(ratio "$t" p50)" "$(ratio "$t" p99)" \
+    "$(ratio "$t" large)" "$(ratio "$t" upload)"
+done
+echo
+
+# Stop everything before the final line so nothing can print after it.
+for pid in "${PIDS[@]}"; do stop_pid "$pid"; done
+PIDS=()
+[[ -z ${BENCH_KEEP_TMP:-} ]] || say "kept temp dir $TMP"
+
+R=$(ratio bun rps)
+[[ $R == "-" ]] && R="n/a"
+echo "bench small-get switchyard/nginx: $R"
+exit "$FAILED"
