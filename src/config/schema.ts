@@ -105,8 +105,12 @@ function issuePath(issue: v.BaseIssue<unknown>): string {
 
 /** Turns an unknown-key issue's message into one naming the key. */
 function issueMessage(issue: v.BaseIssue<unknown>): string {
-  if (issue.type === 'strict_object' && issue.expected === 'never') return 'unknown key';
-  if (issue.type === 'object' || issue.type === 'strict_object') return 'must be an object';
+  if (issue.type === 'object' || issue.type === 'strict_object') {
+    if (issue.expected === 'never') return 'unknown key';
+    // A missing required key is reported on the object with the key in its path.
+    if (issue.received === 'undefined' && issue.path?.length) return 'is required';
+    return 'must be an object';
+  }
   return issue.message;
 }
 

@@ -1,0 +1,89 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { clientResponseHeaders, type ForwardingFacts, normalizePeer, upstreamRequestHeaders } from './headers.ts';
+
+const facts = (over: Partial<ForwardingFacts> = {}): ForwardingFacts => ({
+  peer: '203.0.113.9',
+  trusted: false,
+  proto: 'http',
+  clientHost: 'sub1.xyz.com',
+  upstreamHost: 'sub1.xyz.com',
+  forwarded: false,
+  requestId: 'id-1',
+  ...over,
+});
+
+const names = (h: Headers) => [...h.keys()];
+
+test('hop-by-hop and Connection-named fields are removed before the proxy adds its own', () => {
+  const src = new Headers({
+    connection: 'keep-alive, X-Secret, x-forwarded-for',
+    'keep-alive': 'timeout=5',
+    'proxy-connection': 'keep-alive',
+    te: 'gzip',
+    trailer: 'x',
+    'transfer-encoding': 'chunked',
+    upgrade: 'websocket',
+    expect: '100-continue',
+    'x-secret': 's',
+    'x-keep': 'k',
+  });
+  const out = upstreamRequestHeaders(src, facts(), 16384)!;
+  assert.deepEqual(names(out).sort(), ['host', 'x-forwarded-for', 'x-forwarded-host', 'x-forwarded-proto', 'x-keep', 'x-request-id']);
+  assert.equal(out.get('x-forwarded-for'), '203.0.113.9');
+});
+
+test('TE: trailers survives alone', () => {
+  const out = upstreamRequestHeaders(new Headers({ te: 'trailers, gzip;q=0.5' }), facts(), 16384)!;
+  assert.equal(out.get('te'), 'trailers');
+  const gone = upstreamRequestHeaders(new Headers({ te: 'trailers', connection: 'te' }), facts(), 16384)!;
+  assert.equal(gone.get('te'), null);
+});
+
+test('untrusted peers: forwarding headers replaced, Forwarded dropped', () => {
+  const src = new Headers({ 'x-forwarded-for': '6.6.6.6', 'x-forwarded-proto': 'https', 'x-forwarded-host': 'evil', forwarded: 'for=6.6.6.6' });
+  const out = upstreamRequestHeaders(src, facts(), 16384)!;
+  assert.equal(out.get('x-forwarded-for'), '203.0.113.9');
+  assert.equal(out.get('x-forwarded-proto'), 'http');
+  assert.equal(out.get('x-forwarded-host'), 'sub1.xyz.com');
+  assert.equal(out.get('forwarded'), null);
+});
+
+test('trusted peers: XFF appended, proto and host kept, Forwarded extended', () => {
+  const src = new Headers({ 'x-forwarded-for': '6.6.6.6', 'x-forwarded-proto': 'https', 'x-forwarded-host': 'front.example', forwarded: 'for=6.6.6.6' });
+  const out = upstreamRequestHeaders(src, facts({ trusted: true, forwarded: true, peer: '::1' }), 16384)!;
+  assert.equal(out.get('x-forwarded-for'), '6.6.6.6, ::1');
+  assert.equal(out.get('x-forwarded-proto'), 'https');
+  assert.equal(out.get('x-forwarded-host'), 'front.example');
+  assert.equal(out.get('forwarded'), 'for=6.6.6.6, for="[::1]";host=sub1.xyz.com;proto=http');
+});
+
+test('Host is the chosen upstream host; size limit returns null', () => {
+  const out = upstreamRequestHeaders(new Headers({ host: 'sub1.xyz.com' }), facts({ upstreamHost: 'localhost:8080' }), 16384)!;
+  assert.equal(out.get('host'), 'localhost:8080');
+  assert.equal(upstreamRequestHeaders(new Headers({ big: 'x'.repeat(5000) }), facts(), 4096), null);
+});
+
+test('clientResponseHeaders: untouched when clean, filtered copy otherwise, cookies separate', () => {
+  const clean = new Headers({ 'content-type': 'text/plain' });
+  assert.equal(clientResponseHeaders(clean), clean);
+  const dirty = new Headers([
+    ['connection', 'x-private'],
+    ['x-private', '1'],
+    ['keep-alive', 'timeout=5'],
+    ['set-cookie', 'a=1'],
+    ['set-cookie', 'b=2'],
+    ['content-length', '3'],
+  ]);
+  const out = clientResponseHeaders(dirty);
+  assert.deepEqual(out.getSetCookie(), ['a=1', 'b=2']);
+  assert.equal(out.get('x-private'), null);
+  assert.equal(out.get('keep-alive'), null);
+  assert.equal(out.get('content-length'), '3');
+});
+
+test('normalizePeer strips the IPv4-mapped prefix only', () => {
+  assert.equal(normalizePeer('::ffff:127.0.0.1'), '127.0.0.1');
+  assert.equal(normalizePeer('::1'), '::1');
+  assert.equal(normalizePeer('::ffff:abcd'), '::ffff:abcd');
+});
