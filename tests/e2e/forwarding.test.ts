@@ -5,7 +5,18 @@ import assert from 'node:assert/strict';
 import type http from 'node:http';
 import { after, before, describe, test } from 'node:test';
 import zlib from 'node:zlib';
-import { headerValues, type Proxy, type RawResponse, rawRequest, RUNTIMES, type SeenRequest, send, startProxy, startUpstream, type Upstream } from './harness.ts';
+import {
+  headerValues,
+  type Proxy,
+  type RawResponse,
+  RUNTIMES,
+  rawRequest,
+  type SeenRequest,
+  send,
+  startProxy,
+  startUpstream,
+  type Upstream,
+} from './harness.ts';
 
 const PLAIN = 'Hello, switchyard! '.repeat(200);
 const GZ = zlib.gzipSync(Buffer.from(PLAIN));
@@ -35,8 +46,16 @@ function handler(req: http.IncomingMessage, res: http.ServerResponse, seen: Seen
     ] as unknown as http.OutgoingHttpHeaders);
     res.end('ok');
   } else if (url.startsWith('/__/redirect')) {
-    res.writeHead(302, { location: `${url.includes('abs') ? `http://127.0.0.1:${(req.socket.localPort as number) || 0}` : ''}/__/target`, 'content-length': '0' });
+    res.writeHead(302, {
+      location: `${url.includes('abs') ? `http://127.0.0.1:${(req.socket.localPort as number) || 0}` : ''}/__/target`,
+      'content-length': '0',
+    });
     res.end();
+  } else if (url.startsWith('/__/trailer')) {
+    res.writeHead(200, { 'content-type': 'text/plain', trailer: 'X-T', 'keep-alive': 'timeout=99' });
+    res.write('tr');
+    res.addTrailers({ 'X-T': '1' });
+    res.end('ailer');
   } else if (url.startsWith('/__/hop')) {
     res.writeHead(200, [
       ['Content-Type', 'text/plain'],
@@ -56,7 +75,10 @@ function handler(req: http.IncomingMessage, res: http.ServerResponse, seen: Seen
 }
 
 /** A raw request with exact bytes: request line, Host, extra header lines, optional body. */
-function rawReq(port: number, opts: { method?: string; target: string; host?: string | null; headers?: string[]; body?: string; close?: boolean; idleMs?: number }): Promise<RawResponse> {
+function rawReq(
+  port: number,
+  opts: { method?: string; target: string; host?: string | null; headers?: string[]; body?: string; close?: boolean; idleMs?: number },
+): Promise<RawResponse> {
   const lines = [`${opts.method ?? 'GET'} ${opts.target} HTTP/1.1`];
   if (opts.host !== null) lines.push(`Host: ${opts.host ?? 'fwd.test'}`);
   lines.push(...(opts.headers ?? []));
@@ -150,45 +172,53 @@ for (const runtime of RUNTIMES) {
         });
       }
 
-      for (const method of ['GET', 'DELETE', 'OPTIONS']) {
-        test(`method ${method} is forwarded`, async () => {
-          const r = await send(`${proxy.origin}/m?x=1`, { method, headers: { host: 'fwd.test' } });
-          assert.equal(r.status, 200);
-          assert.equal(last(up).method, method);
-          assert.equal(last(up).url, '/m?x=1');
-          assert.equal(last(up).bodyBytes, 0);
-        });
-      }
+      for (const [label, extra] of VARIANTS) {
+        const extraHeaders = Object.fromEntries(extra.map((l) => l.split(': ') as [string, string]));
+        for (const method of ['GET', 'DELETE', 'OPTIONS']) {
+          test(`method ${method} is forwarded (${label})`, async () => {
+            const r = await send(`${proxy.origin}/m?x=1`, { method, headers: { host: 'fwd.test', ...extraHeaders } });
+            assert.equal(r.status, 200);
+            assert.equal(last(up).method, method);
+            assert.equal(last(up).url, '/m?x=1');
+            assert.equal(last(up).bodyBytes, 0);
+          });
+        }
 
-      for (const method of ['POST', 'PUT', 'PATCH']) {
-        test(`method ${method} is forwarded with its body`, async () => {
-          const body = `${method}-body-${'z'.repeat(5000)}`;
-          const r = await send(`${proxy.origin}/m`, { method, headers: { host: 'fwd.test', 'content-type': 'text/plain' }, body });
-          assert.equal(r.status, 200);
+        for (const method of ['POST', 'PUT', 'PATCH']) {
+          test(`method ${method} is forwarded with its body (${label})`, async () => {
+            const body = `${method}-body-${'z'.repeat(5000)}`;
+            const r = await send(`${proxy.origin}/m`, { method, headers: { host: 'fwd.test', 'content-type': 'text/plain', ...extraHeaders }, body });
+            assert.equal(r.status, 200);
+            const s = last(up);
+            assert.equal(s.method, method);
+            assert.equal(s.body.toString(), body);
+            assert.deepEqual(one(s, 'content-type'), ['text/plain']);
+          });
+        }
+
+        test(`HEAD keeps the upstream Content-Length and has no body (${label})`, async () => {
+          const r = await rawReq(proxy.port, { method: 'HEAD', target: '/__/head', headers: extra });
+          assert.equal(r.status, 200, r.raw.toString('latin1'));
+          assert.equal(last(up).method, 'HEAD');
+          assert.deepEqual(header(r, 'content-length'), ['1234']);
+          assert.equal(r.body.length, 0);
+        });
+
+        test(`a chunked request body arrives intact, with one framing header (${label})`, async () => {
+          const r = await rawReq(proxy.port, {
+            method: 'POST',
+            target: '/chunked',
+            headers: [...extra, 'Transfer-Encoding: chunked'],
+            body: '5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n',
+          });
+          assert.equal(r.status, 200, r.raw.toString('latin1'));
           const s = last(up);
-          assert.equal(s.method, method);
-          assert.equal(s.body.toString(), body);
-          assert.deepEqual(one(s, 'content-type'), ['text/plain']);
+          assert.equal(s.body.toString(), 'hello world');
+          const te = one(s, 'transfer-encoding');
+          const cl = one(s, 'content-length');
+          assert.ok((te.length === 1 && te[0] === 'chunked' && cl.length === 0) || (te.length === 0 && cl[0] === '11'), `framing: te=${te} cl=${cl}`);
         });
       }
-
-      test('a chunked request body arrives intact, with one framing header', async () => {
-        const r = await rawReq(proxy.port, { method: 'POST', target: '/chunked', headers: ['Transfer-Encoding: chunked'], body: '5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n' });
-        assert.equal(r.status, 200, r.raw.toString('latin1'));
-        const s = last(up);
-        assert.equal(s.body.toString(), 'hello world');
-        const te = one(s, 'transfer-encoding');
-        const cl = one(s, 'content-length');
-        assert.ok((te.length === 1 && te[0] === 'chunked' && cl.length === 0) || (te.length === 0 && cl[0] === '11'), `framing: te=${te} cl=${cl}`);
-      });
-
-      test('HEAD keeps the upstream Content-Length and has no body', async () => {
-        const r = await rawReq(proxy.port, { method: 'HEAD', target: '/__/head' });
-        assert.equal(r.status, 200, r.raw.toString('latin1'));
-        assert.equal(last(up).method, 'HEAD');
-        assert.deepEqual(header(r, 'content-length'), ['1234']);
-        assert.equal(r.body.length, 0);
-      });
 
       for (const [label, extra] of VARIANTS) {
         test(`gzip body passes through unchanged (${label})`, async () => {
@@ -260,11 +290,40 @@ for (const runtime of RUNTIMES) {
           assert.equal(r.body.toString(), 'hop');
         });
 
+        test(`Trailer and Keep-Alive response headers from the upstream are removed (${label})`, async () => {
+          const r = await rawReq(proxy.port, { target: '/__/trailer', headers: extra });
+          assert.equal(r.status, 200);
+          assert.deepEqual(header(r, 'trailer'), []);
+          // The client asked for Connection: close, so no Keep-Alive of the proxy's own either.
+          assert.deepEqual(header(r, 'keep-alive'), []);
+          assert.match(r.body.toString('latin1'), /tr[\s\S]*ailer/);
+        });
+
+        test(`every Connection header line names fields to remove (${label})`, async () => {
+          await rawReq(proxy.port, {
+            target: '/conn2',
+            close: false,
+            headers: [...extra, 'Connection: keep-alive', 'Connection: X-Secret-A', 'X-Secret-A: a', 'X-Secret-B: b', 'Connection: close, x-secret-b'],
+          });
+          const s = last(up);
+          assert.deepEqual(one(s, 'x-secret-a'), []);
+          assert.deepEqual(one(s, 'x-secret-b'), []);
+        });
+
         test(`no header is invented when the client sent only Host (${label})`, async () => {
           // Only Host (plus the variant's two headers): no Connection either.
           await rawReq(proxy.port, { target: '/bare', headers: extra, close: false, idleMs: 800 });
           const s = last(up);
-          const allowed = new Set(['host', 'x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host', 'x-request-id', 'connection', 'content-length', 'transfer-encoding']);
+          const allowed = new Set([
+            'host',
+            'x-forwarded-for',
+            'x-forwarded-proto',
+            'x-forwarded-host',
+            'x-request-id',
+            'connection',
+            'content-length',
+            'transfer-encoding',
+          ]);
           for (const l of extra) allowed.add(l.split(':')[0]!.toLowerCase());
           const names = s.rawHeaders.filter((_, i) => i % 2 === 0).map((n) => n.toLowerCase());
           assert.deepEqual(
@@ -276,7 +335,10 @@ for (const runtime of RUNTIMES) {
             assert.deepEqual(one(s, 'user-agent'), ['e2e/1.0']);
             assert.deepEqual(one(s, 'accept'), ['*/*']);
           }
-          assert.deepEqual(one(s, 'content-length').filter((v) => v !== '0'), []);
+          assert.deepEqual(
+            one(s, 'content-length').filter((v) => v !== '0'),
+            [],
+          );
           assert.deepEqual(one(s, 'transfer-encoding'), []);
         });
       }
@@ -358,6 +420,26 @@ for (const runtime of RUNTIMES) {
       });
     });
 
+    describe('trustedProxies and forwarded: true', () => {
+      let up: Upstream;
+      let proxy: Proxy;
+      before(async () => {
+        up = await startUpstream(handler);
+        proxy = await startProxy(runtime, { trustedProxies: ['127.0.0.0/8'], forwarded: true, routes: [{ host: '*', upstream: up.origin }] });
+      });
+      after(async () => {
+        await proxy?.stop();
+        await up?.close();
+      });
+
+      test('a trusted Forwarded header is extended with this hop', async () => {
+        await rawReq(proxy.port, { target: '/tf', headers: ['Forwarded: for=6.6.6.6;proto=https', 'X-Forwarded-For: 6.6.6.6'] });
+        const s = last(up);
+        assert.deepEqual(one(s, 'forwarded'), ['for=6.6.6.6;proto=https, for=127.0.0.1;host=fwd.test;proto=http']);
+        assert.deepEqual(one(s, 'x-forwarded-for'), ['6.6.6.6, 127.0.0.1']);
+      });
+    });
+
     describe('trustedProxies: 127.0.0.1/32', () => {
       let up: Upstream;
       let proxy: Proxy;
@@ -389,6 +471,11 @@ for (const runtime of RUNTIMES) {
         assert.deepEqual(one(s, 'x-forwarded-proto'), ['http']);
         assert.deepEqual(one(s, 'x-forwarded-host'), ['fwd.test']);
         assert.deepEqual(one(s, 'forwarded'), []);
+      });
+
+      test('repeated X-Forwarded-For lines are joined in order before appending', async () => {
+        await rawReq(proxy.port, { target: '/t3', headers: ['X-Forwarded-For: 1.1.1.1', 'X-Forwarded-For: 2.2.2.2'] });
+        assert.deepEqual(one(last(up), 'x-forwarded-for'), ['1.1.1.1, 2.2.2.2, 127.0.0.1']);
       });
 
       test('a tame client X-Request-Id is kept and logged', async () => {

@@ -3,7 +3,7 @@
 // cases of request sanity (absolute-form authority, repeated or missing Host).
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { type Proxy, rawRequest, RUNTIMES, send, startProxy, startUpstream, type Upstream } from './harness.ts';
+import { type Proxy, RUNTIMES, rawRequest, send, startProxy, startUpstream, type Upstream } from './harness.ts';
 
 /** An upstream that answers with its own name and the target it saw, so a test knows who served. */
 function namedUpstream(name: string): Promise<Upstream> {
