@@ -11,6 +11,8 @@ export interface ConnInfo {
   readonly rawTarget?: string;
   /** Scheme of the listener. */
   readonly proto: 'http' | 'https';
+  /** HTTP version of the request (`"1.1"`), when the runtime exposes it (Node, Bun). */
+  readonly httpVersion?: string;
 }
 
 export interface AppEnv {

@@ -1,8 +1,8 @@
 // The app in-process: the real middleware chain with an injected transport and log sink.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import type { ConnInfo } from './app-env.ts';
 import { createApp } from './app.ts';
+import type { ConnInfo } from './app-env.ts';
 import { compileConfig } from './config/compile.ts';
 import type { Config } from './config/types.ts';
 import { createLogger } from './log/logger.ts';
@@ -12,7 +12,15 @@ const conn: ConnInfo = { remoteAddr: '192.0.2.1', proto: 'http' };
 
 function setup(config: Config, transport: Transport) {
   const lines: Record<string, unknown>[] = [];
-  const logger = createLogger({ write: (text) => lines.push(...text.trim().split('\n').map((l) => JSON.parse(l))) });
+  const logger = createLogger({
+    write: (text) =>
+      lines.push(
+        ...text
+          .trim()
+          .split('\n')
+          .map((l) => JSON.parse(l)),
+      ),
+  });
   const app = createApp({ config: compileConfig(config), transport, logger });
   // A Request built from a URL has no Host header; a real listener always provides one.
   const request = async (url: string, init: RequestInit = {}) => {
@@ -25,7 +33,10 @@ function setup(config: Config, transport: Transport) {
   return { request, lines };
 }
 
-const echo: Transport = async (url, init) => new Response(JSON.stringify({ url, host: init.headers.get('host'), xff: init.headers.get('x-forwarded-for') }), { headers: { 'content-type': 'application/json', 'content-length': '1' } });
+const echo: Transport = async (url, init) =>
+  new Response(JSON.stringify({ url, host: init.headers.get('host'), xff: init.headers.get('x-forwarded-for') }), {
+    headers: { 'content-type': 'application/json', 'content-length': '1' },
+  });
 const seed: Config = {
   routes: [
     { host: 'sub1.xyz.com', upstream: 'http://localhost:8080' },
@@ -95,6 +106,12 @@ test('body limit: declared length over the limit is 413 before any upstream call
   const res = await request('http://x.test/', { method: 'POST', body: 'x'.repeat(11), headers: { 'content-length': '11' } });
   assert.equal(res.status, 413);
   assert.equal(calls, 0);
+});
+
+test('URL limit: 414; HTTP/0.9 request lines: 400', async () => {
+  const { request } = setup({ routes: [{ host: '*', upstream: 'http://localhost:1' }], limits: { maxUrlBytes: 300 } }, echo);
+  assert.equal((await request(`http://x.test/${'a'.repeat(300)}`)).status, 414);
+  assert.equal((await request(`http://x.test/${'a'.repeat(200)}`)).status, 200);
 });
 
 test('header limit: 431', async () => {

@@ -1,6 +1,7 @@
 // The switchyard Hono app. The middleware order lives here and only here:
 //   1. accessLog     request id, timing, one JSON line per request (outermost: sees every answer)
-//   2. guardRequest  Host present and sane, target authority agrees with Host -> else 400
+//   2. guardRequest  HTTP/1.x, Host present and sane, target authority agrees with Host -> else
+//                    400; target length -> 414
 //   3. routeByHost   compiled host table + path prefixes -> else 421
 //   4. forward       headers, limits, timeout, transport, streaming -> 413/431/499/502/504
 // Later capabilities (auth, rate limits, cache) slot in between 3 and 4.
@@ -24,7 +25,7 @@ export interface AppDeps {
 export function createApp({ config, transport, logger }: AppDeps): Hono<AppEnv> {
   const app = new Hono<AppEnv>();
   app.use(accessLog(logger));
-  app.use(guardRequest());
+  app.use(guardRequest({ maxUrlBytes: config.maxUrlBytes }));
   app.use(routeByHost(config.table));
   app.all('*', forward({ transport, config }));
   app.onError((error, c) => {

@@ -17,7 +17,15 @@ test('check, init, help, version', () => {
 });
 
 test('bad command lines are usage errors', () => {
-  for (const argv of [['--nope'], ['frobnicate'], ['serve', 'extra'], ['--listen', 'nonsense'], ['--listen'], ['check', 'a', 'b'], ['init', '--listen', ':1']]) {
+  for (const argv of [
+    ['--nope'],
+    ['frobnicate'],
+    ['serve', 'extra'],
+    ['--listen', 'nonsense'],
+    ['--listen'],
+    ['check', 'a', 'b'],
+    ['init', '--listen', ':1'],
+  ]) {
     assert.equal(parseCommand(argv).kind, 'usage-error', argv.join(' '));
   }
 });

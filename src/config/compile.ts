@@ -10,6 +10,7 @@ export const DEFAULTS = {
   upstreamMs: 30_000,
   shutdownGraceMs: 10_000,
   maxHeaderBytes: 16_384,
+  maxUrlBytes: 8192,
 } as const;
 
 /** An upstream origin, pre-split for the request path. */
@@ -46,6 +47,7 @@ export interface CompiledConfig {
   readonly isTrustedPeer: (address: string) => boolean;
   readonly forwarded: boolean;
   readonly maxHeaderBytes: number;
+  readonly maxUrlBytes: number;
   /** The largest body any route accepts (null: unlimited), for runtime-level caps. */
   readonly maxBodyBytesAnyRoute: number | null;
   readonly shutdownGraceMs: number;
@@ -92,6 +94,7 @@ export function compileConfig(config: Config): CompiledConfig {
     isTrustedPeer: compileCidrMatcher(config.trustedProxies ?? []),
     forwarded: config.forwarded ?? false,
     maxHeaderBytes: config.limits?.maxHeaderBytes ?? DEFAULTS.maxHeaderBytes,
+    maxUrlBytes: config.limits?.maxUrlBytes ?? DEFAULTS.maxUrlBytes,
     maxBodyBytesAnyRoute: routes.length ? maxBodyBytesAnyRoute : 0,
     shutdownGraceMs: config.timeouts?.shutdownGraceMs ?? DEFAULTS.shutdownGraceMs,
   };

@@ -37,12 +37,30 @@ test('mistakes are reported with their path, all at once', () => {
   });
   assert.ok(got.includes('routes[1].upstreem: unknown key'), got.join('\n'));
   assert.ok(got.includes('routes[2].upstream: invalid URL'), got.join('\n'));
-  assert.ok(got.some((p) => p.startsWith('routes[1].upstream: ')), got.join('\n'));
-  assert.ok(got.some((p) => p.startsWith('routes[3].host: ')), got.join('\n'));
-  assert.ok(got.some((p) => p.startsWith('routes[3].upstream: unsupported scheme ftp:')), got.join('\n'));
-  assert.ok(got.some((p) => p.startsWith('routes[3].timeoutMs: ')), got.join('\n'));
-  assert.ok(got.some((p) => p.startsWith('listen: ')), got.join('\n'));
-  assert.ok(got.some((p) => p.startsWith('trustedProxies[0]: invalid CIDR')), got.join('\n'));
+  assert.ok(
+    got.some((p) => p.startsWith('routes[1].upstream: ')),
+    got.join('\n'),
+  );
+  assert.ok(
+    got.some((p) => p.startsWith('routes[3].host: ')),
+    got.join('\n'),
+  );
+  assert.ok(
+    got.some((p) => p.startsWith('routes[3].upstream: unsupported scheme ftp:')),
+    got.join('\n'),
+  );
+  assert.ok(
+    got.some((p) => p.startsWith('routes[3].timeoutMs: ')),
+    got.join('\n'),
+  );
+  assert.ok(
+    got.some((p) => p.startsWith('listen: ')),
+    got.join('\n'),
+  );
+  assert.ok(
+    got.some((p) => p.startsWith('trustedProxies[0]: invalid CIDR')),
+    got.join('\n'),
+  );
   assert.ok(got.includes('limits.maxHeaderBytes: must be at most 16384'), got.join('\n'));
 });
 

@@ -78,6 +78,14 @@ export const ConfigSchema = v.strictObject({
           v.maxValue(MAX_HEADER_BYTES_CEILING, `must be at most ${MAX_HEADER_BYTES_CEILING}`),
         ),
       ),
+      maxUrlBytes: v.optional(
+        v.pipe(
+          v.number('must be a number'),
+          v.integer('must be an integer'),
+          v.minValue(256, 'must be at least 256'),
+          v.maxValue(MAX_HEADER_BYTES_CEILING, `must be at most ${MAX_HEADER_BYTES_CEILING}`),
+        ),
+      ),
     }),
   ),
   timeouts: v.optional(

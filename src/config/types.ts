@@ -130,6 +130,13 @@ export interface Limits {
    * @default 16384
    */
   maxHeaderBytes?: number;
+
+  /**
+   * Longest request target (path and query) in bytes; longer gets 414 URI Too Long. nginx's
+   * default request-line buffer is 8 KiB too.
+   * @default 8192
+   */
+  maxUrlBytes?: number;
 }
 
 /** Timeouts. */

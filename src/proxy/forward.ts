@@ -62,10 +62,14 @@ export const forward = ({ transport, config }: ForwardOptions): Handler<AppEnv> 
     if (headers === null) return plain(431, 'request header fields too large');
 
     const controller = new AbortController();
-    let body: ReadableStream<Uint8Array> | null = req.body;
+    // RFC 9112 §6.3: a request has a body only if it declares Content-Length or
+    // Transfer-Encoding. Not touching `req.body` otherwise spares @hono/node-server from
+    // building a full Request per GET.
+    const declared = req.headers.get('content-length');
+    const chunked = declared === null && req.headers.has('transfer-encoding');
+    let body: ReadableStream<Uint8Array> | null = (declared !== null && declared !== '0') || chunked ? req.body : null;
     const limit = route.maxBodyBytes;
     if (body !== null && limit !== null) {
-      const declared = req.headers.get('content-length');
       if (declared !== null) {
         if (Number(declared) > limit) return fail(rec, new ProxyError('body-too-large', 'client', true, `request body of ${declared} bytes exceeds ${limit}`));
       } else {

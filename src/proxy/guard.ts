@@ -5,9 +5,17 @@ import type { AppEnv } from '../app-env.ts';
 import { normalizeHost } from '../router/host.ts';
 import { plain } from './respond.ts';
 
-export const guardRequest = (): MiddlewareHandler<AppEnv> =>
+export interface GuardOptions {
+  /** Longest request target accepted; longer gets 414. */
+  readonly maxUrlBytes: number;
+}
+
+export const guardRequest = ({ maxUrlBytes }: GuardOptions): MiddlewareHandler<AppEnv> =>
   async function guardRequest(c, next) {
     const raw = c.req.raw;
+    // Node's parser accepts HTTP/0.9-style request lines ("GET /"); nobody else does.
+    const version = c.env.httpVersion;
+    if (version !== undefined && version !== '1.1' && version !== '1.0' && version !== '2.0') return plain(400, 'bad request: unsupported HTTP version');
     const hostHeader = raw.headers.get('host');
     // RFC 9112 §3.2: a request without Host is invalid for HTTP/1.1. The Web API hides the
     // version, so HTTP/1.0 requests without Host are refused too (documented).
@@ -17,6 +25,7 @@ export const guardRequest = (): MiddlewareHandler<AppEnv> =>
     if (host === null) return plain(400, 'bad request: invalid Host header');
     const target = requestTarget(raw.url, c.env.rawTarget, hostHeader, host);
     if (target === null) return plain(400, 'bad request: request target does not match Host');
+    if (target.length > maxUrlBytes) return plain(414, 'uri too long');
     c.set('host', host);
     c.set('target', target);
     await next();

@@ -20,7 +20,12 @@ function keepContentTypeAbsent(outgoing: { writeHead: (...args: never[]) => unkn
 export async function listenNode(fetch: AppFetch, options: ListenOptions): Promise<Listener> {
   const server = createAdaptorServer({
     fetch: async (request: Request, env: HttpBindings | Http2Bindings) => {
-      const response = await fetch(request, { remoteAddr: normalizePeer(env.incoming.socket.remoteAddress ?? ''), rawTarget: env.incoming.url, proto: 'http' });
+      const response = await fetch(request, {
+        remoteAddr: normalizePeer(env.incoming.socket.remoteAddress ?? ''),
+        rawTarget: env.incoming.url,
+        proto: 'http',
+        httpVersion: env.incoming.httpVersion,
+      });
       if (response.body !== null && !response.headers.has('content-type')) keepContentTypeAbsent(env.outgoing);
       return response;
     },

@@ -22,7 +22,7 @@ export type Transport = (url: string, init: UpstreamInit) => Promise<Response>;
 /** A transport with pooled sockets to release at shutdown. */
 export interface ClosableTransport {
   readonly fetch: Transport;
-  /** Closes idle pooled connections. */
+  /** Closes pooled connections, aborting exchanges still in flight (called after the grace period). */
   close(): Promise<void>;
   /** Implementation name for logs and benchmarks. */
   readonly name: string;

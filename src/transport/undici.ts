@@ -60,6 +60,7 @@ export function createUndiciTransport(): ClosableTransport {
       }
       return new Response(Readable.toWeb(body) as NodeReadableStream as unknown as ReadableStream<Uint8Array>, { status: statusCode, headers: out });
     },
-    close: () => agent.close(),
+    // Called after the grace period: whatever is still in flight is cut.
+    close: () => agent.destroy(),
   };
 }

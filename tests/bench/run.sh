@@ -59,6 +59,8 @@
 # with apt-get when missing. Artifacts are not built here: run `make build`
 # first (a missing artifact is reported as such and its row left empty).
 
+# W_* and the cpu_snapshot results are assigned with printf -v:
+# shellcheck disable=SC2154
 set -euo pipefail
 
 SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -106,13 +108,25 @@ fi
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/switchyard-bench.XXXXXX")
 PIDS=()
 
+# children_of PID: PIDs whose parent is PID (from /proc; no procps needed).
+children_of() {
+  local f line rest fields
+  for f in /proc/[0-9]*/stat; do
+    { IFS= read -r line <"$f"; } 2>/dev/null || continue
+    rest=${line##*) }
+    read -r -a fields <<<"$rest"
+    [[ ${fields[1]} == "$1" ]] && echo "${f//[!0-9]/}"
+  done
+  return 0
+}
+
 # Stop one process we started, by PID: SIGTERM, then SIGKILL after 5 s. Its
 # direct children (nginx workers) are collected first and stopped too if they
 # outlive it.
 stop_pid() {
   local pid=$1 kids i state
   kill -0 "$pid" 2>/dev/null || { wait "$pid" 2>/dev/null || true; return 0; }
-  kids=$(ps -o pid= --ppid "$pid" 2>/dev/null || true)
+  kids=$(children_of "$pid")
   kill -TERM "$pid" 2>/dev/null || true
   for ((i = 0; i < 50; i++)); do
     state=$(awk '{print $3}' "/proc/$pid/stat" 2>/dev/null || echo gone)
@@ -328,7 +342,7 @@ proc_ticks() {
   for p in "$@"; do
     [[ -n $p ]] || continue
     all+=("$p")
-    all+=($(ps -o pid= --ppid "$p" 2>/dev/null || true))
+    mapfile -t -O "${#all[@]}" all < <(children_of "$p")
   done
   ((${#all[@]})) || { echo 0; return 0; }
   for p in "${all[@]}"; do cat "/proc/$p/stat" 2>/dev/null || true; done |
@@ -390,7 +404,9 @@ run_wrk() {
 }
 
 note_noise() { # keep the worst "other" load seen in TARGET's measurements
-  ((W_worst <= ${RES[$1,noise]:-0})) || RES[$1,noise]=$W_worst
+  local w=$W_worst
+  [[ $1 != direct ]] || w=$W_other0 # the proxy core is unused in the direct row
+  ((w <= ${RES[$1,noise]:-0})) || RES[$1,noise]=$w
 }
 
 declare -A RES   # RES[target,key]

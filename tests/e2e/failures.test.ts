@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import http from 'node:http';
 import type net from 'node:net';
 import { after, before, describe, test } from 'node:test';
-import { type LogLine, type Proxy, RUNTIMES, rawRequest, send, startProxy, startUpstream, type Upstream } from './harness.ts';
+import { type LogLine, type ProxyHandle, RUNTIMES, rawRequest, send, startProxy, startUpstream, type Upstream } from './harness.ts';
 
 /** A port nobody listens on: bind one, note it, close it. */
 async function deadPort(): Promise<number> {
@@ -15,7 +15,10 @@ async function deadPort(): Promise<number> {
   return port;
 }
 
-const accessFor = (host: string, extra: (l: LogLine) => boolean = () => true) => (l: LogLine) => l.msg === 'access' && l.host === host && extra(l);
+const accessFor =
+  (host: string, extra: (l: LogLine) => boolean = () => true) =>
+  (l: LogLine) =>
+    l.msg === 'access' && l.host === host && extra(l);
 
 for (const runtime of RUNTIMES) {
   describe(`failures on ${runtime}`, () => {
@@ -26,8 +29,8 @@ for (const runtime of RUNTIMES) {
     let v4: Upstream;
     let v6: Upstream;
     let dead: number;
-    let proxy: Proxy;
-    let limited: Proxy;
+    let proxy: ProxyHandle;
+    let limited: ProxyHandle;
     const holdEvents: { closedAt: number }[] = [];
 
     before(async () => {
@@ -94,7 +97,7 @@ for (const runtime of RUNTIMES) {
       assert.match(String(line.error), new RegExp(`:${reset.port}`));
     });
 
-    test("route timeoutMs: no response head within 500 ms -> 504, log names the upstream", async () => {
+    test('route timeoutMs: no response head within 500 ms -> 504, log names the upstream', async () => {
       const t0 = Date.now();
       const r = await send(`${proxy.origin}/x`, { headers: { host: 'slow.test' } });
       const took = Date.now() - t0;
@@ -172,7 +175,11 @@ for (const runtime of RUNTIMES) {
       const ok = await send(`${limited.origin}/ok`, { method: 'POST', headers: { host: 'h.test' }, body: Buffer.alloc(500, 3) });
       assert.equal(ok.status, 200);
       assert.equal(JSON.parse(ok.body.toString()).bodyBytes, 500);
-      const okc = await send(`${limited.origin}/okc`, { method: 'POST', headers: { host: 'h.test', 'transfer-encoding': 'chunked' }, body: Buffer.alloc(500, 3) });
+      const okc = await send(`${limited.origin}/okc`, {
+        method: 'POST',
+        headers: { host: 'h.test', 'transfer-encoding': 'chunked' },
+        body: Buffer.alloc(500, 3),
+      });
       assert.equal(okc.status, 200);
       assert.equal(JSON.parse(okc.body.toString()).bodyBytes, 500);
     });

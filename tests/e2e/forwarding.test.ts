@@ -7,7 +7,7 @@ import { after, before, describe, test } from 'node:test';
 import zlib from 'node:zlib';
 import {
   headerValues,
-  type Proxy,
+  type ProxyHandle,
   type RawResponse,
   RUNTIMES,
   rawRequest,
@@ -105,7 +105,7 @@ for (const runtime of RUNTIMES) {
   describe(`forwarding on ${runtime}`, () => {
     describe('default config', () => {
       let up: Upstream;
-      let proxy: Proxy;
+      let proxy: ProxyHandle;
       before(async () => {
         up = await startUpstream(handler);
         proxy = await startProxy(runtime, {
@@ -397,7 +397,7 @@ for (const runtime of RUNTIMES) {
 
     describe('forwarded: true, untrusted client', () => {
       let up: Upstream;
-      let proxy: Proxy;
+      let proxy: ProxyHandle;
       before(async () => {
         up = await startUpstream(handler);
         proxy = await startProxy(runtime, { forwarded: true, routes: [{ host: '*', upstream: up.origin }] });
@@ -422,7 +422,7 @@ for (const runtime of RUNTIMES) {
 
     describe('trustedProxies and forwarded: true', () => {
       let up: Upstream;
-      let proxy: Proxy;
+      let proxy: ProxyHandle;
       before(async () => {
         up = await startUpstream(handler);
         proxy = await startProxy(runtime, { trustedProxies: ['127.0.0.0/8'], forwarded: true, routes: [{ host: '*', upstream: up.origin }] });
@@ -442,7 +442,7 @@ for (const runtime of RUNTIMES) {
 
     describe('trustedProxies: 127.0.0.1/32', () => {
       let up: Upstream;
-      let proxy: Proxy;
+      let proxy: ProxyHandle;
       before(async () => {
         up = await startUpstream(handler);
         proxy = await startProxy(runtime, { trustedProxies: ['127.0.0.1/32'], routes: [{ host: '*', upstream: up.origin }] });

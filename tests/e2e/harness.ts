@@ -33,7 +33,7 @@ export interface LogLine {
   [key: string]: unknown;
 }
 
-export interface Proxy {
+export interface ProxyHandle {
   readonly port: number;
   readonly origin: string;
   readonly process: ChildProcess;
@@ -94,7 +94,11 @@ process.on('exit', () => {
 });
 
 /** Starts switchyard on 127.0.0.1:0 with `routes`; resolves once it announced its port. */
-export async function startProxy(runtime: Runtime, routes: string | object, options: { args?: string[]; env?: Record<string, string> } = {}): Promise<Proxy> {
+export async function startProxy(
+  runtime: Runtime,
+  routes: string | object,
+  options: { args?: string[]; env?: Record<string, string> } = {},
+): Promise<ProxyHandle> {
   const { dir, file } = writeRoutes(routes);
   const [cmd, ...pre] = commandFor(runtime);
   const child = spawn(cmd as string, [...pre, 'serve', '--routes', file, '--listen', '127.0.0.1:0', ...(options.args ?? [])], {

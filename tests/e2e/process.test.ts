@@ -2,7 +2,7 @@
 import assert from 'node:assert/strict';
 import net from 'node:net';
 import { describe, test } from 'node:test';
-import { type Proxy, RUNTIMES, send, startProxy, startUpstream, type Upstream } from './harness.ts';
+import { type ProxyHandle, RUNTIMES, send, startProxy, startUpstream, type Upstream } from './harness.ts';
 
 /** Resolves with 'refused' or 'connected' for a fresh TCP connection to `port`. */
 function probe(port: number): Promise<'refused' | 'connected' | string> {
@@ -20,7 +20,7 @@ function probe(port: number): Promise<'refused' | 'connected' | string> {
   });
 }
 
-function exitOf(proxy: Proxy): Promise<{ code: number | null; at: number }> {
+function exitOf(proxy: ProxyHandle): Promise<{ code: number | null; at: number }> {
   return new Promise((resolve) => {
     if (proxy.process.exitCode !== null) return resolve({ code: proxy.process.exitCode, at: Date.now() });
     proxy.process.once('exit', (code, signal) => resolve({ code: code ?? (signal ? -1 : null), at: Date.now() }));

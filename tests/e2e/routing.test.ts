@@ -3,7 +3,7 @@
 // cases of request sanity (absolute-form authority, repeated or missing Host).
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { type Proxy, RUNTIMES, rawRequest, send, startProxy, startUpstream, type Upstream } from './harness.ts';
+import { type ProxyHandle, RUNTIMES, rawRequest, send, startProxy, startUpstream, type Upstream } from './harness.ts';
 
 /** An upstream that answers with its own name and the target it saw, so a test knows who served. */
 function namedUpstream(name: string): Promise<Upstream> {
@@ -21,7 +21,7 @@ interface Hit {
 }
 
 /** GET `path` through the proxy with `host` as the Host header; who served it and what they saw. */
-async function hit(proxy: Proxy, host: string, path: string): Promise<Hit> {
+async function hit(proxy: ProxyHandle, host: string, path: string): Promise<Hit> {
   const r = await send(`${proxy.origin}${path}`, { headers: { host } });
   const body = r.body.toString('utf8');
   if (r.status !== 200) return { status: r.status, body };
@@ -30,7 +30,7 @@ async function hit(proxy: Proxy, host: string, path: string): Promise<Hit> {
 }
 
 /** A raw request on a fresh socket, closing after the answer so nothing waits on idle time. */
-function raw(proxy: Proxy, head: string): ReturnType<typeof rawRequest> {
+function raw(proxy: ProxyHandle, head: string): ReturnType<typeof rawRequest> {
   return rawRequest(proxy.port, head, { idleMs: 1500 });
 }
 
@@ -41,7 +41,7 @@ for (const runtime of RUNTIMES) {
     describe('host matching and path prefixes', () => {
       let ups: Record<string, Upstream>;
       let all: Upstream[];
-      let proxy: Proxy;
+      let proxy: ProxyHandle;
       before(async () => {
         const names = ['exact', 'wild', 'wildB', 'catchAll', 'example', 'api', 'apiV2', 'apiRoot', 'strip', 'only'];
         all = await Promise.all(names.map(namedUpstream));
@@ -200,7 +200,7 @@ for (const runtime of RUNTIMES) {
     describe('no route and no catch-all', () => {
       let a: Upstream;
       let w: Upstream;
-      let proxy: Proxy;
+      let proxy: ProxyHandle;
       before(async () => {
         [a, w] = await Promise.all([namedUpstream('a'), namedUpstream('w')]);
         proxy = await startProxy(runtime, {
@@ -245,7 +245,7 @@ for (const runtime of RUNTIMES) {
       let even: Upstream;
       let odd: Upstream;
       let rest: Upstream;
-      let proxy: Proxy;
+      let proxy: ProxyHandle;
       before(async () => {
         [even, odd, rest] = await Promise.all([namedUpstream('even'), namedUpstream('odd'), namedUpstream('rest')]);
         const routes: object[] = [];

@@ -1,14 +1,14 @@
 // Smoke: the seed routes forward to three upstreams on every runtime.
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { echoOf, type Proxy, RUNTIMES, send, startProxy, startUpstream, type Upstream } from './harness.ts';
+import { echoOf, type ProxyHandle, RUNTIMES, send, startProxy, startUpstream, type Upstream } from './harness.ts';
 
 for (const runtime of RUNTIMES) {
   describe(`smoke on ${runtime}`, () => {
     let a: Upstream;
     let b: Upstream;
     let c: Upstream;
-    let proxy: Proxy;
+    let proxy: ProxyHandle;
     before(async () => {
       [a, b, c] = await Promise.all([startUpstream(), startUpstream(), startUpstream()]);
       proxy = await startProxy(runtime, {
