@@ -385,12 +385,20 @@ NOISE_LIMIT=15 # % of a core used by others during a measurement -> row marked n
 # run_wrk TAG URL UPLOAD_BYTES SECONDS -> sets W_* variables
 run_wrk() {
   local tag=$1 url=$2 upload=$3 secs=$4 raw=$TMP/wrk-$1.txt line before after
+  local wrk_pid rc=0
   cpu_snapshot before
-  if ! BENCH_UPLOAD_BYTES=$upload taskset -c "$LOAD_CPU" \
-    wrk -t1 -c"$CONNS" -d"${secs}s" --timeout 10s --latency -s "$WRK_LUA" "$url" >"$raw" 2>&1; then
-    say "wrk failed ($tag):"; sed 's/^/    /' "$raw" >&2; return 1
-  fi
+  # In the background + wait, so that a signal runs the cleanup trap at once.
+  BENCH_UPLOAD_BYTES=$upload taskset -c "$LOAD_CPU" \
+    wrk -t1 -c"$CONNS" -d"${secs}s" --timeout 10s --latency -s "$WRK_LUA" "$url" \
+    </dev/null >"$raw" 2>&1 &
+  wrk_pid=$!
+  PIDS+=("$wrk_pid")
+  wait "$wrk_pid" || rc=$?
+  forget_pid "$wrk_pid"
   cpu_snapshot after
+  if ((rc != 0)); then
+    say "wrk failed ($tag, exit $rc):"; sed 's/^/    /' "$raw" >&2; return 1
+  fi
   line=$(grep -m1 '^BENCHRESULT ' "$raw") || { say "no result from wrk ($tag)"; cat "$raw" >&2; return 1; }
   local kv k v
   for kv in ${line#BENCHRESULT }; do
