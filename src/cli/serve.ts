@@ -5,7 +5,7 @@ import { loadConfig } from '../config/load.ts';
 import { createLogger, stdoutWriter } from '../log/logger.ts';
 import { listen } from '../server/index.ts';
 import type { Runtime } from '../server/runtime.ts';
-import { createTransport, defaultTransport, type TransportName } from '../transport/index.ts';
+import { createTransport } from '../transport/index.ts';
 import { VERSION } from '../version.ts';
 
 export interface ServeOptions {
@@ -31,7 +31,7 @@ export async function serve(options: ServeOptions): Promise<number> {
   process.on('uncaughtException', (error) => logger.error('uncaught exception', { error: error?.stack ?? String(error) }));
   process.on('unhandledRejection', (reason) => logger.error('unhandled rejection', { error: (reason as Error)?.stack ?? String(reason) }));
 
-  const transport = await createTransport((process.env.SWITCHYARD_TRANSPORT as TransportName | undefined) ?? defaultTransport(options.runtime));
+  const transport = await createTransport();
   const app = createApp({ config, transport: transport.fetch, logger });
   let listener: Awaited<ReturnType<typeof listen>>;
   try {

@@ -1,18 +1,22 @@
-// undici's dispatcher API as the transport on Node and Deno: raw bytes (no decompression), the
-// Host header as given, streaming both ways, keep-alive pools per origin, and no invented
-// headers. Global fetch on those runtimes drops Host and decompresses (docs/transport.md).
-import { Readable } from 'node:stream';
-import type { ReadableStream as NodeReadableStream } from 'node:stream/web';
-import { Agent } from 'undici';
+// undici's dispatcher as the transport (Node, Deno and Bun): raw bytes (no decompression), the
+// Host header as given, no invented headers, keep-alive pools per origin, streaming both ways.
+// It uses the low-level dispatch handler API and feeds a web ReadableStream directly: going
+// through undici's Node Readable and Readable.toWeb cost ~35% of throughput on Bun and Node.
+// Global fetch is no option: it drops Host and decompresses on Node and Deno, and adds headers
+// and normalises paths on Bun (docs/runtimes.md).
+import type { IncomingHttpHeaders } from 'node:http';
+// 'undici/index.js', not 'undici': on Bun the bare name is Bun's own shim (which decompresses).
+import { Agent, type Dispatcher } from 'undici/index.js';
 import { lookupWithLocalhost } from './localhost.ts';
 import type { ClosableTransport, UpstreamInit } from './types.ts';
 
-// RFC 9110 §15.3.5, §15.4.5 and friends: these statuses never carry a body, and the Response
-// constructor rejects one.
+// RFC 9110: these statuses never carry a body, and the Response constructor rejects one.
 const NULL_BODY_STATUS = new Set([101, 103, 204, 205, 304]);
 // Hop-by-hop response fields (RFC 9110 §7.6.1); dropped while copying, so the proxy's own
 // filter finds nothing to do.
 const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'te', 'trailer', 'transfer-encoding', 'upgrade']);
+// Upstream bytes buffered per response before undici is paused (backpressure).
+const BODY_HIGH_WATER_BYTES = 64 * 1024;
 
 export function createUndiciTransport(): ClosableTransport {
   const agent = new Agent({
@@ -26,41 +30,108 @@ export function createUndiciTransport(): ClosableTransport {
 
   return {
     name: 'undici',
-    fetch: async function undiciTransport(url: string, init: UpstreamInit) {
+    fetch: function undiciTransport(url: string, init: UpstreamInit) {
       const pathStart = url.indexOf('/', url.indexOf('//') + 2);
-      const { statusCode, headers, body } = await agent.request({
-        origin: url.slice(0, pathStart),
-        path: url.slice(pathStart),
-        method: init.method,
-        headers: init.headers,
-        // A web ReadableStream is an async iterable on Node 20 and Deno; undici streams it.
-        body: init.body as unknown as Readable | null,
-        signal: init.signal,
+      return new Promise<Response>((resolve, reject) => {
+        const signal = init.signal;
+        let control: Dispatcher.DispatchController | null = null;
+        let stream: ReadableStreamDefaultController<Uint8Array> | null = null;
+        let settled = false;
+        const onAbort = () => control?.abort(signal.reason);
+        const cleanup = () => signal.removeEventListener('abort', onAbort);
+        const fail = (error: Error) => {
+          cleanup();
+          if (!settled) {
+            settled = true;
+            reject(error);
+          } else stream?.error(error);
+        };
+        if (signal.aborted) {
+          reject(signal.reason);
+          return;
+        }
+        signal.addEventListener('abort', onAbort, { once: true });
+
+        const handler: Dispatcher.DispatchHandler = {
+          onRequestStart(controller) {
+            control = controller;
+            if (signal.aborted) controller.abort(signal.reason);
+          },
+          onResponseStart(controller, statusCode, headers, statusMessage) {
+            // 1xx informational answers (100 Continue, 103 Early Hints) are not the response.
+            if (statusCode < 200) return;
+            const out = responseHeaders(headers);
+            settled = true;
+            if (NULL_BODY_STATUS.has(statusCode) || init.method === 'HEAD') {
+              resolve(new Response(null, { status: statusCode, statusText: statusMessage, headers: out }));
+              return;
+            }
+            const body = new ReadableStream<Uint8Array>(
+              {
+                start(c) {
+                  stream = c;
+                },
+                pull() {
+                  if (controller.paused) controller.resume();
+                },
+                cancel(reason) {
+                  cleanup();
+                  controller.abort(reason instanceof Error ? reason : new Error('response body cancelled'));
+                },
+              },
+              new ByteLengthQueuingStrategy({ highWaterMark: BODY_HIGH_WATER_BYTES }),
+            );
+            resolve(new Response(body, { status: statusCode, statusText: statusMessage, headers: out }));
+          },
+          onResponseData(controller, chunk) {
+            if (stream === null) return; // body of a HEAD / null-body answer: ignored
+            stream.enqueue(chunk);
+            if ((stream.desiredSize ?? 1) <= 0) controller.pause();
+          },
+          onResponseEnd() {
+            cleanup();
+            stream?.close();
+          },
+          onResponseError(_controller, error) {
+            fail(error);
+          },
+        };
+
+        agent.dispatch(
+          {
+            origin: url.slice(0, pathStart),
+            path: url.slice(pathStart),
+            method: init.method as Dispatcher.HttpMethod,
+            headers: init.headers as unknown as Iterable<[string, string]>,
+            // A web ReadableStream is an async iterable on every runtime; undici streams it.
+            body: init.body as unknown as import('node:stream').Readable | null,
+          },
+          handler,
+        );
       });
-      const out = new Headers();
-      const connection = headers.connection;
-      const named =
-        typeof connection === 'string'
-          ? new Set(
-              connection
-                .toLowerCase()
-                .split(',')
-                .map((s) => s.trim()),
-            )
-          : null;
-      for (const name in headers) {
-        if (HOP_BY_HOP.has(name) || named?.has(name)) continue;
-        const value = headers[name];
-        if (Array.isArray(value)) for (const v of value) out.append(name, v);
-        else if (value !== undefined) out.append(name, value);
-      }
-      if (NULL_BODY_STATUS.has(statusCode) || init.method === 'HEAD') {
-        body.destroy();
-        return new Response(null, { status: statusCode, headers: out });
-      }
-      return new Response(Readable.toWeb(body) as NodeReadableStream as unknown as ReadableStream<Uint8Array>, { status: statusCode, headers: out });
     },
     // Called after the grace period: whatever is still in flight is cut.
     close: () => agent.destroy(),
   };
+}
+
+function responseHeaders(headers: IncomingHttpHeaders): Headers {
+  const out = new Headers();
+  const connection = headers.connection;
+  const named =
+    typeof connection === 'string'
+      ? new Set(
+          connection
+            .toLowerCase()
+            .split(',')
+            .map((s) => s.trim()),
+        )
+      : null;
+  for (const name in headers) {
+    if (HOP_BY_HOP.has(name) || named?.has(name)) continue;
+    const value = headers[name];
+    if (Array.isArray(value)) for (const v of value) out.append(name, v);
+    else if (value !== undefined) out.append(name, value);
+  }
+  return out;
 }

@@ -1,0 +1,117 @@
+// Bun listener: node:http with a thin Web adapter of our own. Bun.serve is faster but drops a
+// Content-Length set on a streamed body (oven-sh/bun#10507) and rewrites the request target
+// (dot segments, absolute-form) before the app sees it; @hono/node-server on Bun costs ~30% of
+// throughput over this adapter (docs/runtimes.md). Bun's Request and Response are native, so
+// building real ones per request is cheap here (unlike on Node).
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { normalizePeer } from '../proxy/headers.ts';
+import type { AppFetch, Listener, ListenOptions } from './types.ts';
+
+export async function listenBunHttp(fetch: AppFetch, options: ListenOptions): Promise<Listener> {
+  const server = http.createServer({ maxHeaderSize: options.maxHeaderBytes + 8192, requestTimeout: 0 } as http.ServerOptions, (req, res) => {
+    handle(fetch, req, res).catch((error) => {
+      // The app maps its own failures; reaching here is a bug in this adapter. Never crash.
+      if (!res.headersSent) res.writeHead(500, { 'content-type': 'text/plain; charset=utf-8' });
+      res.end(res.headersSent ? undefined : 'internal error\n');
+      console.error('switchyard: response adapter failed', error);
+    });
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(options.port, options.hostname, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  const port = (server.address() as AddressInfo).port;
+  return {
+    hostname: options.hostname,
+    port,
+    async stop(graceMs) {
+      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+      server.closeIdleConnections();
+      const timer = setTimeout(() => server.closeAllConnections(), graceMs);
+      await closed;
+      clearTimeout(timer);
+    },
+  };
+}
+
+async function handle(fetch: AppFetch, req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+  const raw = req.rawHeaders;
+  const headers = new Headers();
+  for (let i = 0; i < raw.length; i += 2) headers.append(raw[i] as string, raw[i + 1] as string);
+  const target = req.url ?? '/';
+  // Absolute-form stays as sent so the guard can compare it with Host.
+  const url = target.charCodeAt(0) === 47 /* / */ ? `http://${headers.get('host') ?? 'localhost'}${target}` : target;
+  const abort = new AbortController();
+  // Client gone before we finished answering: abort the request so the upstream is cancelled.
+  res.once('close', () => {
+    if (!res.writableFinished) abort.abort(new Error('client closed the connection'));
+  });
+  const hasBody = headers.has('content-length') ? headers.get('content-length') !== '0' : headers.has('transfer-encoding');
+  let request: Request;
+  try {
+    request = new Request(url, {
+      method: req.method,
+      headers,
+      // Bun accepts an async iterable (the IncomingMessage) as a streamed body.
+      body: hasBody ? (req as unknown as BodyInit) : null,
+      signal: abort.signal,
+      duplex: 'half',
+    } as RequestInit);
+  } catch {
+    // Not a URL: a Host header no URL parser accepts, or a malformed target.
+    res.writeHead(400, { 'content-type': 'text/plain; charset=utf-8' });
+    res.end('bad request: invalid Host header or request target\n');
+    return;
+  }
+  const response = await fetch(request, {
+    remoteAddr: normalizePeer(req.socket.remoteAddress ?? ''),
+    rawTarget: target,
+    proto: 'http',
+    httpVersion: req.httpVersion,
+  });
+
+  const out: Record<string, string | string[]> = {};
+  for (const [name, value] of response.headers) {
+    if (name === 'set-cookie') continue;
+    out[name] = value;
+  }
+  const cookies = response.headers.getSetCookie();
+  if (cookies.length) out['set-cookie'] = cookies;
+  res.writeHead(response.status, response.statusText || undefined, out);
+  const body = response.body;
+  if (body === null || req.method === 'HEAD') {
+    res.end();
+    return;
+  }
+  const reader = body.getReader();
+  try {
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      if (!res.write(value)) {
+        await new Promise<void>((resolve) => {
+          const go = () => {
+            res.off('drain', go);
+            res.off('close', go);
+            resolve();
+          };
+          res.on('drain', go);
+          res.on('close', go);
+        });
+      }
+      if (res.destroyed) {
+        await reader.cancel(new Error('client closed the connection'));
+        return;
+      }
+    }
+    res.end();
+  } catch (error) {
+    // The upstream body broke mid-way: cut the client connection so it sees a truncated
+    // response instead of a clean end (RFC 9112 §6.3: an incomplete message must not look whole).
+    res.destroy(error as Error);
+  }
+}
