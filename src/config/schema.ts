@@ -45,6 +45,8 @@ export function listenProblem(value: string): string | null {
   return null;
 }
 
+const sizeLimit = (min: number, max: number) =>
+  v.pipe(v.number('must be a number'), v.integer('must be an integer'), v.minValue(min, `must be at least ${min}`), v.maxValue(max, `must be at most ${max}`));
 const timeoutMs = v.pipe(v.number('must be a number'), v.integer('must be an integer'), v.minValue(1, 'must be at least 1'));
 const byteLimit = v.nullable(v.pipe(v.number('must be a number or null'), v.integer('must be an integer'), v.minValue(0, 'must be at least 0')));
 const hostPattern = v.pipe(v.string('must be a string'), withProblem(hostPatternProblem));
@@ -70,22 +72,8 @@ export const ConfigSchema = v.strictObject({
   limits: v.optional(
     v.strictObject({
       maxBodyBytes: v.optional(byteLimit),
-      maxHeaderBytes: v.optional(
-        v.pipe(
-          v.number('must be a number'),
-          v.integer('must be an integer'),
-          v.minValue(1024, 'must be at least 1024'),
-          v.maxValue(MAX_HEADER_BYTES_CEILING, `must be at most ${MAX_HEADER_BYTES_CEILING}`),
-        ),
-      ),
-      maxUrlBytes: v.optional(
-        v.pipe(
-          v.number('must be a number'),
-          v.integer('must be an integer'),
-          v.minValue(256, 'must be at least 256'),
-          v.maxValue(MAX_HEADER_BYTES_CEILING, `must be at most ${MAX_HEADER_BYTES_CEILING}`),
-        ),
-      ),
+      maxHeaderBytes: v.optional(sizeLimit(1024, MAX_HEADER_BYTES_CEILING)),
+      maxUrlBytes: v.optional(sizeLimit(256, MAX_HEADER_BYTES_CEILING)),
     }),
   ),
   timeouts: v.optional(

@@ -4,8 +4,8 @@
 // throughput over this adapter (docs/runtimes.md). Bun's Request and Response are native, so
 // building real ones per request is cheap here (unlike on Node).
 import http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { normalizePeer } from '../proxy/headers.ts';
+import { startNodeServer } from './node-listen.ts';
 import type { AppFetch, Listener, ListenOptions } from './types.ts';
 
 export async function listenBunHttp(fetch: AppFetch, options: ListenOptions): Promise<Listener> {
@@ -17,25 +17,7 @@ export async function listenBunHttp(fetch: AppFetch, options: ListenOptions): Pr
       console.error('switchyard: response adapter failed', error);
     });
   });
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(options.port, options.hostname, () => {
-      server.off('error', reject);
-      resolve();
-    });
-  });
-  const port = (server.address() as AddressInfo).port;
-  return {
-    hostname: options.hostname,
-    port,
-    async stop(graceMs) {
-      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
-      server.closeIdleConnections();
-      const timer = setTimeout(() => server.closeAllConnections(), graceMs);
-      await closed;
-      clearTimeout(timer);
-    },
-  };
+  return startNodeServer(server, options);
 }
 
 async function handle(fetch: AppFetch, req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {

@@ -3,6 +3,7 @@
 import type { Server } from 'node:http';
 import { createAdaptorServer, type Http2Bindings, type HttpBindings } from '@hono/node-server';
 import { normalizePeer } from '../proxy/headers.ts';
+import { startNodeServer } from './node-listen.ts';
 import type { AppFetch, Listener, ListenOptions } from './types.ts';
 
 /**
@@ -36,24 +37,5 @@ export async function listenNode(fetch: AppFetch, options: ListenOptions): Promi
       requestTimeout: 0,
     },
   }) as Server;
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(options.port, options.hostname, () => {
-      server.off('error', reject);
-      resolve();
-    });
-  });
-  const address = server.address();
-  const port = typeof address === 'object' && address ? address.port : options.port;
-  return {
-    hostname: options.hostname,
-    port,
-    async stop(graceMs) {
-      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
-      server.closeIdleConnections();
-      const timer = setTimeout(() => server.closeAllConnections(), graceMs);
-      await closed;
-      clearTimeout(timer);
-    },
-  };
+  return startNodeServer(server, options);
 }

@@ -1,0 +1,27 @@
+// Binding and graceful stop for a node:http server, shared by the Node and Bun listeners.
+import type { Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { Listener, ListenOptions } from './types.ts';
+
+export async function startNodeServer(server: Server, options: ListenOptions): Promise<Listener> {
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(options.port, options.hostname, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  return {
+    hostname: options.hostname,
+    port: (server.address() as AddressInfo).port,
+    async stop(graceMs) {
+      // close() stops accepting and resolves once every connection is gone; idle keep-alive
+      // connections go now, busy ones when their response ends or the grace period runs out.
+      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+      server.closeIdleConnections();
+      const timer = setTimeout(() => server.closeAllConnections(), graceMs);
+      await closed;
+      clearTimeout(timer);
+    },
+  };
+}
