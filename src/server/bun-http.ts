@@ -8,6 +8,8 @@ import { normalizePeer } from '../proxy/headers.ts';
 import { startNodeServer } from './node-listen.ts';
 import type { AppFetch, Listener, ListenOptions } from './types.ts';
 
+const SMALL_BODY_BYTES = 64 * 1024;
+
 export async function listenBunHttp(fetch: AppFetch, options: ListenOptions): Promise<Listener> {
   const server = http.createServer({ maxHeaderSize: options.maxHeaderBytes + 8192, requestTimeout: 0 } as http.ServerOptions, (req, res) => {
     handle(fetch, req, res).catch((error) => {
@@ -67,6 +69,17 @@ async function handle(fetch: AppFetch, req: http.IncomingMessage, res: http.Serv
   const body = response.body;
   if (body === null || req.method === 'HEAD') {
     res.end();
+    return;
+  }
+  // A small body with a declared length goes out in one write: reading a web stream chunk by
+  // chunk costs more on Bun than the bytes themselves. Bounded, like nginx's proxy buffers.
+  const length = response.headers.get('content-length');
+  if (length !== null && Number(length) <= SMALL_BODY_BYTES) {
+    try {
+      res.end(new Uint8Array(await response.arrayBuffer()));
+    } catch (error) {
+      res.destroy(error as Error);
+    }
     return;
   }
   const reader = body.getReader();

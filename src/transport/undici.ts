@@ -32,25 +32,68 @@ export function createUndiciTransport(): ClosableTransport {
     name: 'undici',
     fetch: function undiciTransport(url: string, init: UpstreamInit) {
       const pathStart = url.indexOf('/', url.indexOf('//') + 2);
+      const method = init.method;
       return new Promise<Response>((resolve, reject) => {
         const signal = init.signal;
         let control: Dispatcher.DispatchController | null = null;
         let stream: ReadableStreamDefaultController<Uint8Array> | null = null;
-        let settled = false;
+        // The response head once it is known; null for HEAD and null-body statuses.
+        let head: ResponseInit | null = null;
+        let declaredLength = false;
+        let resolved = false;
+        let ended = false;
+        let early: Buffer[] = [];
+        let earlyBytes = 0;
         const onAbort = () => control?.abort(signal.reason);
         const cleanup = () => signal.removeEventListener('abort', onAbort);
         const fail = (error: Error) => {
           cleanup();
-          if (!settled) {
-            settled = true;
+          if (!resolved) {
+            resolved = true;
             reject(error);
           } else stream?.error(error);
+        };
+        const settle = (response: Response) => {
+          resolved = true;
+          resolve(response);
         };
         if (signal.aborted) {
           reject(signal.reason);
           return;
         }
         signal.addEventListener('abort', onAbort, { once: true });
+
+        // Hands the response over one microtask after its head: bytes undici parsed in the same
+        // pass (a small body usually arrives with its head) are in `early` by then. A body that is
+        // already complete and declared its length goes out as bytes, sparing a stream per
+        // response; anything else streams, starting with what arrived early.
+        const handOver = (controller: Dispatcher.DispatchController) => {
+          if (resolved || head === null) return;
+          if (ended && declaredLength) {
+            const bytes = early.length === 1 ? (early[0] as Buffer) : Buffer.concat(early, earlyBytes);
+            settle(new Response(bytes as unknown as Uint8Array<ArrayBuffer>, head));
+            return;
+          }
+          const body = new ReadableStream<Uint8Array>(
+            {
+              start(c) {
+                stream = c;
+                for (const chunk of early) c.enqueue(chunk);
+                early = [];
+                if (ended) c.close();
+              },
+              pull() {
+                if (controller.paused) controller.resume();
+              },
+              cancel(reason) {
+                cleanup();
+                controller.abort(reason instanceof Error ? reason : new Error('response body cancelled'));
+              },
+            },
+            new ByteLengthQueuingStrategy({ highWaterMark: BODY_HIGH_WATER_BYTES }),
+          );
+          settle(new Response(body, head));
+        };
 
         const handler: Dispatcher.DispatchHandler = {
           onRequestStart(controller) {
@@ -60,36 +103,29 @@ export function createUndiciTransport(): ClosableTransport {
           onResponseStart(controller, statusCode, headers, statusMessage) {
             // 1xx informational answers (100 Continue, 103 Early Hints) are not the response.
             if (statusCode < 200) return;
-            const out = responseHeaders(headers);
-            settled = true;
-            if (NULL_BODY_STATUS.has(statusCode) || init.method === 'HEAD') {
-              resolve(new Response(null, { status: statusCode, statusText: statusMessage, headers: out }));
+            const init = { status: statusCode, statusText: statusMessage, headers: responseHeaders(headers) };
+            if (NULL_BODY_STATUS.has(statusCode) || method === 'HEAD') {
+              settle(new Response(null, init));
               return;
             }
-            const body = new ReadableStream<Uint8Array>(
-              {
-                start(c) {
-                  stream = c;
-                },
-                pull() {
-                  if (controller.paused) controller.resume();
-                },
-                cancel(reason) {
-                  cleanup();
-                  controller.abort(reason instanceof Error ? reason : new Error('response body cancelled'));
-                },
-              },
-              new ByteLengthQueuingStrategy({ highWaterMark: BODY_HIGH_WATER_BYTES }),
-            );
-            resolve(new Response(body, { status: statusCode, statusText: statusMessage, headers: out }));
+            head = init;
+            declaredLength = headers['content-length'] !== undefined;
+            queueMicrotask(() => handOver(controller));
           },
           onResponseData(controller, chunk) {
-            if (stream === null) return; // body of a HEAD / null-body answer: ignored
+            if (head === null) return; // body of a HEAD / null-body answer: ignored
+            if (stream === null) {
+              early.push(chunk);
+              earlyBytes += chunk.byteLength;
+              if (earlyBytes >= BODY_HIGH_WATER_BYTES) controller.pause();
+              return;
+            }
             stream.enqueue(chunk);
             if ((stream.desiredSize ?? 1) <= 0) controller.pause();
           },
           onResponseEnd() {
             cleanup();
+            ended = true;
             stream?.close();
           },
           onResponseError(_controller, error) {
@@ -101,7 +137,7 @@ export function createUndiciTransport(): ClosableTransport {
           {
             origin: url.slice(0, pathStart),
             path: url.slice(pathStart),
-            method: init.method as Dispatcher.HttpMethod,
+            method: method as Dispatcher.HttpMethod,
             headers: init.headers as unknown as Iterable<[string, string]>,
             // A web ReadableStream is an async iterable on every runtime; undici streams it.
             body: init.body as unknown as import('node:stream').Readable | null,
