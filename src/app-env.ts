@@ -24,6 +24,8 @@ export interface AppEnv {
     host: string;
     /** Raw request target (path and query) as it will be forwarded. */
     target: string;
+    /** The target routing compared with path prefixes (see router/path.ts). */
+    routeTarget: string;
     route: CompiledRoute;
   };
 }

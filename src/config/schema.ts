@@ -47,7 +47,14 @@ export function listenProblem(value: string): string | null {
 
 const sizeLimit = (min: number, max: number) =>
   v.pipe(v.number('must be a number'), v.integer('must be an integer'), v.minValue(min, `must be at least ${min}`), v.maxValue(max, `must be at most ${max}`));
-const timeoutMs = v.pipe(v.number('must be a number'), v.integer('must be an integer'), v.minValue(1, 'must be at least 1'));
+// setTimeout's ceiling: larger values silently become 1 ms on every runtime.
+const MAX_TIMER_MS = 2_147_483_647;
+const timeoutMs = v.pipe(
+  v.number('must be a number'),
+  v.integer('must be an integer'),
+  v.minValue(1, 'must be at least 1'),
+  v.maxValue(MAX_TIMER_MS, `must be at most ${MAX_TIMER_MS}`),
+);
 const byteLimit = v.nullable(v.pipe(v.number('must be a number or null'), v.integer('must be an integer'), v.minValue(0, 'must be at least 0')));
 const hostPattern = v.pipe(v.string('must be a string'), withProblem(hostPatternProblem));
 
@@ -79,7 +86,14 @@ export const ConfigSchema = v.strictObject({
   timeouts: v.optional(
     v.strictObject({
       upstreamMs: v.optional(timeoutMs),
-      shutdownGraceMs: v.optional(v.pipe(v.number('must be a number'), v.integer('must be an integer'), v.minValue(0, 'must be at least 0'))),
+      shutdownGraceMs: v.optional(
+        v.pipe(
+          v.number('must be a number'),
+          v.integer('must be an integer'),
+          v.minValue(0, 'must be at least 0'),
+          v.maxValue(MAX_TIMER_MS, `must be at most ${MAX_TIMER_MS}`),
+        ),
+      ),
     }),
   ),
 });

@@ -71,7 +71,9 @@ export interface Route {
   /**
    * Only take requests whose path starts with this prefix at a segment boundary: `"/api"`
    * takes `/api`, `/api/` and `/api/x`, not `/apix`. The longest prefix within a host wins.
-   * A trailing slash is ignored.
+   * A trailing slash is ignored. Matching uses the path with dot segments resolved and
+   * percent-encoded unreserved characters decoded (`/api/../admin` is `/admin`, `/%61pi` is
+   * `/api`); the request is still forwarded as sent, unless `stripPrefix` rewrites it.
    * @default "/" (every path)
    */
   path?: string;
@@ -100,7 +102,10 @@ export interface Route {
 
   /**
    * How long to wait for the upstream's response headers before answering 504, in
-   * milliseconds. Once headers arrive the body may take as long as it takes.
+   * milliseconds, counted from the moment the request body has been passed on (a slow upload
+   * does not eat into it). Once headers arrive the body may take as long as it takes, except
+   * that a body of at most 64 KiB with a Content-Length is awaited whole within this time.
+   * At most 2147483647.
    * @default timeouts.upstreamMs (30000)
    */
   timeoutMs?: number;
@@ -142,7 +147,8 @@ export interface Limits {
 /** Timeouts. */
 export interface Timeouts {
   /**
-   * Default wait for an upstream's response headers, in milliseconds, before 504.
+   * Default wait for an upstream's response headers, in milliseconds, before 504 (see
+   * `Route.timeoutMs`). At most 2147483647.
    * @default 30000
    */
   upstreamMs?: number;

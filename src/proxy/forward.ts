@@ -18,6 +18,8 @@ const MESSAGES: Record<number, string> = {
   500: 'internal error',
 };
 
+const DIGITS = /^\d+$/;
+
 // A client-sent X-Request-Id is kept only from trusted proxies, and only if it is tame.
 const SAFE_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 
@@ -35,7 +37,8 @@ export const forward = ({ transport, config }: ForwardOptions): Handler<AppEnv> 
 
     let target = c.var.target;
     if (route.stripLength) {
-      target = target.slice(route.stripLength);
+      // Strip from the form the route matched (dot segments resolved), so the prefix is there.
+      target = c.var.routeTarget.slice(route.stripLength);
       if (target.charCodeAt(0) !== 47 /* / */) target = `/${target}`;
     }
 
@@ -66,15 +69,19 @@ export const forward = ({ transport, config }: ForwardOptions): Handler<AppEnv> 
     // Transfer-Encoding. Not touching `req.body` otherwise spares @hono/node-server from
     // building a full Request per GET.
     const declared = req.headers.get('content-length');
-    const chunked = declared === null && req.headers.has('transfer-encoding');
-    let body: ReadableStream<Uint8Array> | null = (declared !== null && declared !== '0') || chunked ? req.body : null;
+    const coding = req.headers.get('transfer-encoding');
+    if (declared !== null) {
+      // RFC 9112 §6.3: Content-Length with Transfer-Encoding, or a list ("5, 5" from two
+      // fields), is a framing ambiguity a proxy must refuse, never pass on.
+      if (coding !== null || !DIGITS.test(declared)) return plain(400, 'bad request: invalid Content-Length');
+    } else if (coding !== null && coding.trim().toLowerCase() !== 'chunked') {
+      // RFC 9112 §6.1: we cannot undo other transfer codings, so we must not forward them.
+      return plain(501, 'not implemented: transfer coding');
+    }
+    let body: ReadableStream<Uint8Array> | null = (declared !== null && declared !== '0') || coding !== null ? req.body : null;
     const limit = route.maxBodyBytes;
-    if (body !== null && limit !== null) {
-      if (declared !== null) {
-        if (Number(declared) > limit) return fail(rec, new ProxyError('body-too-large', 'client', true, `request body of ${declared} bytes exceeds ${limit}`));
-      } else {
-        body = limitBody(body, limit, controller);
-      }
+    if (body !== null && limit !== null && declared !== null && Number(declared) > limit) {
+      return fail(rec, new ProxyError('body-too-large', 'client', true, `request body of ${declared} bytes exceeds ${limit}`));
     }
 
     // Client gone: cancel the upstream exchange at once, before or during the response.
@@ -82,11 +89,22 @@ export const forward = ({ transport, config }: ForwardOptions): Handler<AppEnv> 
     const onClientAbort = () => controller.abort(new ProxyError('client-closed', 'client', false, 'client closed the connection'));
     if (clientSignal.aborted) onClientAbort();
     else clientSignal.addEventListener('abort', onClientAbort, { once: true });
-    const timer = setTimeout(
-      () =>
-        controller.abort(new ProxyError('timeout', 'upstream', false, `upstream ${route.upstream.origin} sent no response head within ${route.timeoutMs} ms`)),
-      route.timeoutMs,
-    );
+    // The wait for the response head starts once the body is passed on: a slow upload is the
+    // client's time, not the upstream's.
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    let answered = false;
+    const startTimer = () => {
+      if (answered) return;
+      timer = setTimeout(
+        () =>
+          controller.abort(
+            new ProxyError('timeout', 'upstream', false, `upstream ${route.upstream.origin} sent no response head within ${route.timeoutMs} ms`),
+          ),
+        route.timeoutMs,
+      );
+    };
+    if (body === null) startTimer();
+    else body = watchBody(body, declared === null ? limit : null, controller, startTimer);
 
     let res: Response;
     try {
@@ -95,6 +113,7 @@ export const forward = ({ transport, config }: ForwardOptions): Handler<AppEnv> 
       const reason = controller.signal.reason;
       return fail(rec, reason instanceof ProxyError ? reason : classifyTransportError(error, route.upstream.origin));
     } finally {
+      answered = true;
       clearTimeout(timer);
     }
 
@@ -115,14 +134,18 @@ function fail(rec: { status: number | null; error: string | null }, error: Proxy
   return plain(status, MESSAGES[status] ?? 'error');
 }
 
-/** Passes a body through until it crosses `limit`, then aborts the exchange with 413. */
-function limitBody(body: ReadableStream<Uint8Array>, limit: number, controller: AbortController): ReadableStream<Uint8Array> {
+/**
+ * Passes a request body through, calls `onEnd` once it has all been handed on, and when
+ * `limit` is set aborts the exchange with 413 as soon as the body crosses it (chunked bodies;
+ * a declared length is checked up front).
+ */
+function watchBody(body: ReadableStream<Uint8Array>, limit: number | null, controller: AbortController, onEnd: () => void): ReadableStream<Uint8Array> {
   let seen = 0;
   return body.pipeThrough(
     new TransformStream<Uint8Array, Uint8Array>({
       transform(chunk, out) {
         seen += chunk.byteLength;
-        if (seen <= limit) {
+        if (limit === null || seen <= limit) {
           out.enqueue(chunk);
           return;
         }
@@ -130,6 +153,7 @@ function limitBody(body: ReadableStream<Uint8Array>, limit: number, controller: 
         controller.abort(error);
         out.error(error);
       },
+      flush: onEnd,
     }),
   );
 }

@@ -40,8 +40,9 @@ export const guardRequest = ({ maxUrlBytes }: GuardOptions): MiddlewareHandler<A
 export function requestTarget(url: string, rawTarget: string | undefined, hostHeader: string, host: string): string | null {
   if (rawTarget !== undefined && rawTarget.charCodeAt(0) === 47 /* / */) return rawTarget;
   const source = rawTarget ?? url;
+  // Only http(s) absolute-forms; Deno passes `evil://host/p` through as the URL.
+  if (!source.startsWith('http://') && !source.startsWith('https://')) return null;
   const authorityStart = source.indexOf('//') + 2;
-  if (authorityStart < 2) return null; // "*" or garbage
   let pathStart = source.indexOf('/', authorityStart);
   const queryStart = source.indexOf('?', authorityStart);
   if (queryStart >= 0 && (pathStart < 0 || queryStart < pathStart)) pathStart = queryStart;

@@ -3,6 +3,7 @@ import type { MiddlewareHandler } from 'hono';
 import type { AppEnv } from '../app-env.ts';
 import type { CompiledRoute } from '../config/compile.ts';
 import { plain } from '../proxy/respond.ts';
+import { routingTarget } from './path.ts';
 import type { RouteTable } from './table.ts';
 
 /**
@@ -11,8 +12,10 @@ import type { RouteTable } from './table.ts';
  */
 export const routeByHost = (table: RouteTable<CompiledRoute>): MiddlewareHandler<AppEnv> =>
   async function routeByHost(c, next) {
-    const route = table.match(c.var.host, c.var.target);
+    const routeTarget = routingTarget(c.var.target);
+    const route = table.match(c.var.host, routeTarget);
     if (route === undefined) return plain(421, `misdirected request: no route for host ${c.var.host}`);
     c.set('route', route);
+    c.set('routeTarget', routeTarget);
     await next();
   };

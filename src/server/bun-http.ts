@@ -14,9 +14,15 @@ export async function listenBunHttp(fetch: AppFetch, options: ListenOptions): Pr
   const server = http.createServer({ maxHeaderSize: options.maxHeaderBytes + 8192, requestTimeout: 0 } as http.ServerOptions, (req, res) => {
     handle(fetch, req, res).catch((error) => {
       // The app maps its own failures; reaching here is a bug in this adapter. Never crash.
-      if (!res.headersSent) res.writeHead(500, { 'content-type': 'text/plain; charset=utf-8' });
-      res.end(res.headersSent ? undefined : 'internal error\n');
       console.error('switchyard: response adapter failed', error);
+      try {
+        if (res.headersSent) throw error;
+        res.statusMessage = '';
+        res.writeHead(500, { 'content-type': 'text/plain; charset=utf-8' });
+        res.end('internal error\n');
+      } catch {
+        res.destroy(); // nothing sane can be written on this connection any more
+      }
     });
   });
   return startNodeServer(server, options);
@@ -65,23 +71,30 @@ async function handle(fetch: AppFetch, req: http.IncomingMessage, res: http.Serv
   }
   const cookies = response.headers.getSetCookie();
   if (cookies.length) out['set-cookie'] = cookies;
-  res.writeHead(response.status, response.statusText || undefined, out);
   const body = response.body;
   if (body === null || req.method === 'HEAD') {
+    res.writeHead(response.status, response.statusText || undefined, out);
     res.end();
     return;
   }
   // A small body with a declared length goes out in one write: reading a web stream chunk by
   // chunk costs more on Bun than the bytes themselves. Bounded, like nginx's proxy buffers.
+  // It is read before the head is written, so a body that breaks becomes a clean 502.
   const length = response.headers.get('content-length');
   if (length !== null && Number(length) <= SMALL_BODY_BYTES) {
+    let bytes: Uint8Array;
     try {
-      res.end(new Uint8Array(await response.arrayBuffer()));
-    } catch (error) {
-      res.destroy(error as Error);
+      bytes = new Uint8Array(await response.arrayBuffer());
+    } catch {
+      res.writeHead(502, { 'content-type': 'text/plain; charset=utf-8' });
+      res.end('bad gateway\n');
+      return;
     }
+    res.writeHead(response.status, response.statusText || undefined, out);
+    res.end(bytes);
     return;
   }
+  res.writeHead(response.status, response.statusText || undefined, out);
   const reader = body.getReader();
   try {
     for (;;) {

@@ -18,9 +18,12 @@ export async function startNodeServer(server: Server, options: ListenOptions): P
       // close() stops accepting and resolves once every connection is gone; idle keep-alive
       // connections go now, busy ones when their response ends or the grace period runs out.
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+      // A connection whose request finishes goes back to keep-alive; close those as they idle.
       server.closeIdleConnections();
+      const sweep = setInterval(() => server.closeIdleConnections(), 50);
       const timer = setTimeout(() => server.closeAllConnections(), graceMs);
       await closed;
+      clearInterval(sweep);
       clearTimeout(timer);
     },
   };

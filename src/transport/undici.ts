@@ -17,6 +17,18 @@ const NULL_BODY_STATUS = new Set([101, 103, 204, 205, 304]);
 const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'te', 'trailer', 'transfer-encoding', 'upgrade']);
 // Upstream bytes buffered per response before undici is paused (backpressure).
 const BODY_HIGH_WATER_BYTES = 64 * 1024;
+const PLAIN_REASON = /^[\t\x20-\x7e]*$/;
+
+// SNI and certificate name per upstream origin; computed once per origin (IP literals get none).
+const servernames = new Map<string, string | undefined>();
+function servernameOf(origin: string): string | undefined {
+  if (!servernames.has(origin)) {
+    const { protocol, hostname } = new URL(origin);
+    const isIp = hostname.startsWith('[') || /^\d+\.\d+\.\d+\.\d+$/.test(hostname);
+    servernames.set(origin, protocol === 'https:' && !isIp ? hostname : undefined);
+  }
+  return servernames.get(origin);
+}
 
 export function createUndiciTransport(): ClosableTransport {
   const agent = new Agent({
@@ -32,6 +44,7 @@ export function createUndiciTransport(): ClosableTransport {
     name: 'undici',
     fetch: function undiciTransport(url: string, init: UpstreamInit) {
       const pathStart = url.indexOf('/', url.indexOf('//') + 2);
+      const origin = url.slice(0, pathStart);
       const method = init.method;
       return new Promise<Response>((resolve, reject) => {
         const signal = init.signal;
@@ -40,6 +53,8 @@ export function createUndiciTransport(): ClosableTransport {
         // The response head once it is known; null for HEAD and null-body statuses.
         let head: ResponseInit | null = null;
         let declaredLength = false;
+        let smallBody = false;
+        let awaitingWhole = false;
         let resolved = false;
         let ended = false;
         let early: Buffer[] = [];
@@ -69,6 +84,12 @@ export function createUndiciTransport(): ClosableTransport {
         // response; anything else streams, starting with what arrived early.
         const handOver = (controller: Dispatcher.DispatchController) => {
           if (resolved || head === null) return;
+          // A small declared body still on its way is awaited whole (bounded, like nginx's
+          // proxy buffers): if it breaks, the client gets a clean 502, not a truncated answer.
+          if (!ended && declaredLength && smallBody) {
+            awaitingWhole = true;
+            return;
+          }
           if (ended && declaredLength) {
             const bytes = early.length === 1 ? (early[0] as Buffer) : Buffer.concat(early, earlyBytes);
             settle(new Response(bytes as unknown as Uint8Array<ArrayBuffer>, head));
@@ -103,30 +124,50 @@ export function createUndiciTransport(): ClosableTransport {
           onResponseStart(controller, statusCode, headers, statusMessage) {
             // 1xx informational answers (100 Continue, 103 Early Hints) are not the response.
             if (statusCode < 200) return;
-            const init = { status: statusCode, statusText: statusMessage, headers: responseHeaders(headers) };
+            // RFC 9110 §15: three digits; a Response cannot carry more than 599 either.
+            if (statusCode > 599) {
+              const error = Object.assign(new Error(`invalid status ${statusCode}`), { code: 'UPSTREAM_INVALID_STATUS' });
+              fail(error);
+              controller.abort(error);
+              return;
+            }
+            // A reason phrase is optional (RFC 9112 §4); one no header may carry is dropped.
+            const statusText = PLAIN_REASON.test(statusMessage ?? '') ? statusMessage : '';
+            const init = { status: statusCode, statusText, headers: responseHeaders(headers) };
             if (NULL_BODY_STATUS.has(statusCode) || method === 'HEAD') {
               settle(new Response(null, init));
               return;
             }
             head = init;
-            declaredLength = headers['content-length'] !== undefined;
-            queueMicrotask(() => handOver(controller));
+            const length = headers['content-length'];
+            declaredLength = length !== undefined;
+            smallBody = declaredLength && Number(length) <= BODY_HIGH_WATER_BYTES;
+            queueMicrotask(() => {
+              try {
+                handOver(controller);
+              } catch (error) {
+                // Never leave the caller waiting: whatever broke here is the upstream's answer.
+                fail(error as Error);
+                controller.abort(error as Error);
+              }
+            });
           },
           onResponseData(controller, chunk) {
             if (head === null) return; // body of a HEAD / null-body answer: ignored
             if (stream === null) {
               early.push(chunk);
               earlyBytes += chunk.byteLength;
-              if (earlyBytes >= BODY_HIGH_WATER_BYTES) controller.pause();
+              if (earlyBytes >= BODY_HIGH_WATER_BYTES && !smallBody) controller.pause();
               return;
             }
             stream.enqueue(chunk);
             if ((stream.desiredSize ?? 1) <= 0) controller.pause();
           },
-          onResponseEnd() {
+          onResponseEnd(controller) {
             cleanup();
             ended = true;
             stream?.close();
+            if (awaitingWhole) handOver(controller);
           },
           onResponseError(_controller, error) {
             fail(error);
@@ -135,13 +176,16 @@ export function createUndiciTransport(): ClosableTransport {
 
         agent.dispatch(
           {
-            origin: url.slice(0, pathStart),
+            origin,
             path: url.slice(pathStart),
+            // TLS checks the configured upstream's name, never the client's Host.
+            servername: servernameOf(origin),
             method: method as Dispatcher.HttpMethod,
             headers: init.headers as unknown as Iterable<[string, string]>,
             // A web ReadableStream is an async iterable on every runtime; undici streams it.
             body: init.body as unknown as import('node:stream').Readable | null,
-          },
+            // `servername` is a Request option undici's types do not list.
+          } as Dispatcher.DispatchOptions,
           handler,
         );
       });

@@ -1,0 +1,149 @@
+// Cases from the code review: odd upstream status lines, broken small bodies, framing
+// ambiguities, slow uploads against the head timeout, and dot segments against path routes.
+import assert from 'node:assert/strict';
+import net from 'node:net';
+import { after, before, describe, test } from 'node:test';
+import { type ProxyHandle, RUNTIMES, rawRequest, runCli, send, startProxy, startUpstream, type Upstream, writeRoutes } from './harness.ts';
+
+/** A raw TCP upstream answering every request with `reply` (then closing if `close`). */
+async function rawUpstream(reply: (path: string) => { bytes: string; close?: boolean }): Promise<{ port: number; close: () => Promise<void> }> {
+  const sockets = new Set<net.Socket>();
+  const server = net.createServer((socket) => {
+    sockets.add(socket);
+    socket.on('close', () => sockets.delete(socket));
+    let buffered = '';
+    socket.on('data', (d) => {
+      buffered += d.toString('latin1');
+      const end = buffered.indexOf('\r\n\r\n');
+      if (end < 0) return;
+      const path = buffered.split(' ')[1] ?? '/';
+      buffered = '';
+      const r = reply(path);
+      socket.write(Buffer.from(r.bytes, 'latin1'));
+      if (r.close) socket.end();
+    });
+    socket.on('error', () => {});
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  return {
+    port: (server.address() as net.AddressInfo).port,
+    close: () =>
+      new Promise<void>((r) => {
+        for (const s of sockets) s.destroy();
+        server.close(() => r());
+      }),
+  };
+}
+
+for (const runtime of RUNTIMES) {
+  describe(`hardening on ${runtime}`, () => {
+    let odd: Awaited<ReturnType<typeof rawUpstream>>;
+    let echo: Upstream;
+    let slow: Upstream;
+    let proxy: ProxyHandle;
+    before(async () => {
+      odd = await rawUpstream((path) => {
+        if (path === '/600') return { bytes: 'HTTP/1.1 600 Weird\r\nContent-Length: 2\r\n\r\nok' };
+        if (path === '/reason') return { bytes: 'HTTP/1.1 200 \xe2\x82\xac\r\nContent-Length: 2\r\n\r\nok' };
+        if (path === '/short') return { bytes: `HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n${'x'.repeat(500)}`, close: true };
+        return { bytes: 'HTTP/1.1 204 No Content\r\n\r\n' };
+      });
+      echo = await startUpstream();
+      // Answers only once the whole body is in.
+      slow = await startUpstream((_req, res, seen) => res.end(`got ${seen.bodyBytes}`));
+      proxy = await startProxy(runtime, {
+        routes: [
+          { host: 'odd.test', upstream: `http://127.0.0.1:${odd.port}`, timeoutMs: 3000 },
+          { host: 'upload.test', upstream: slow.origin, timeoutMs: 500 },
+          { host: 'paths.test', path: '/api', upstream: slow.origin },
+          { host: 'paths.test', path: '/strip', stripPrefix: true, upstream: echo.origin },
+          { host: '*', upstream: echo.origin },
+        ],
+      });
+    });
+    after(async () => {
+      await proxy?.stop();
+      await Promise.all([odd?.close(), echo?.close(), slow?.close()]);
+    });
+
+    test('an upstream status above 599 is a 502, promptly', async () => {
+      const started = Date.now();
+      const r = await send(`${proxy.origin}/600`, { headers: { host: 'odd.test' }, timeoutMs: 5000 });
+      assert.equal(r.status, 502);
+      assert.ok(Date.now() - started < 2500, `took ${Date.now() - started} ms`);
+    });
+
+    test('a reason phrase no header may carry is dropped, the answer passes', async () => {
+      const r = await send(`${proxy.origin}/reason`, { headers: { host: 'odd.test' } });
+      assert.equal(r.status, 200);
+      assert.equal(r.body.toString(), 'ok');
+    });
+
+    test('a small body cut short never looks complete', async () => {
+      const r = await rawRequest(proxy.port, 'GET /short HTTP/1.1\r\nHost: odd.test\r\nConnection: close\r\n\r\n', { idleMs: 2000 });
+      const declared = Number(r.headers.find(([k]) => k === 'content-length')?.[1] ?? Number.NaN);
+      const complete = r.status === 200 && declared === r.body.length;
+      assert.equal(complete, false, `status ${r.status}, declared ${declared}, got ${r.body.length}`);
+      assert.ok(r.status === 502 || (r.status === 200 && declared === 1000 && r.body.length < 1000), `status ${r.status}`);
+    });
+
+    test('framing ambiguities are refused, not forwarded', async () => {
+      const before = echo.requests.length;
+      const both = await rawRequest(proxy.port, 'POST / HTTP/1.1\r\nHost: x.test\r\nContent-Length: 5\r\nContent-Length: 5\r\nConnection: close\r\n\r\nhello');
+      assert.equal(both.status, 400);
+      const gzip = await rawRequest(
+        proxy.port,
+        'POST / HTTP/1.1\r\nHost: x.test\r\nTransfer-Encoding: gzip, chunked\r\nConnection: close\r\n\r\n5\r\nhello\r\n0\r\n\r\n',
+      );
+      assert.ok(gzip.status === 501 || gzip.status === 400, `status ${gzip.status}`);
+      assert.equal(echo.requests.length, before);
+    });
+
+    test('a slow upload does not count against the head timeout', async () => {
+      const r = await new Promise<{ status: number; body: string }>((resolve, reject) => {
+        const socket = net.connect(proxy.port, '127.0.0.1');
+        let data = '';
+        socket.on('data', (d) => {
+          data += d;
+        });
+        socket.on('end', () => resolve({ status: Number(data.split(' ')[1]), body: data.split('\r\n\r\n')[1] ?? '' }));
+        socket.on('error', reject);
+        socket.write('POST / HTTP/1.1\r\nHost: upload.test\r\nContent-Length: 8\r\nConnection: close\r\n\r\n');
+        let sent = 0;
+        const tick = setInterval(() => {
+          socket.write('x');
+          if (++sent === 8) clearInterval(tick);
+        }, 150); // 1.2 s of upload against a 500 ms head timeout
+      });
+      assert.equal(r.status, 200);
+      assert.equal(r.body, 'got 8');
+    });
+
+    test('dot segments and escapes cannot move a request into or out of a path route', async () => {
+      const apiBefore = slow.requests.length;
+      const r = await rawRequest(proxy.port, 'GET /api/../admin HTTP/1.1\r\nHost: paths.test\r\nConnection: close\r\n\r\n');
+      assert.equal(r.status, 200);
+      assert.equal(slow.requests.length, apiBefore, 'the /api upstream must not see /api/../admin');
+      assert.equal(echo.requests.at(-1)?.url, '/api/../admin', 'forwarded as sent to the route it resolves to');
+      const escaped = await rawRequest(proxy.port, 'GET /%61pi/x HTTP/1.1\r\nHost: paths.test\r\nConnection: close\r\n\r\n');
+      assert.equal(escaped.status, 200);
+      assert.equal(slow.requests.length, apiBefore + 1, '/%61pi is /api');
+      const stripped = await rawRequest(proxy.port, 'GET /x/../strip/y?q HTTP/1.1\r\nHost: paths.test\r\nConnection: close\r\n\r\n');
+      assert.equal(stripped.status, 200);
+      assert.equal(echo.requests.at(-1)?.url, '/y?q');
+    });
+  });
+}
+
+describe('config limits on timers', () => {
+  test('timeouts above setTimeout’s ceiling are refused by check', async () => {
+    const { dir, file } = writeRoutes({
+      routes: [{ host: '*', upstream: 'http://localhost:1', timeoutMs: 3_000_000_000 }],
+      timeouts: { shutdownGraceMs: 3_000_000_000 },
+    });
+    const r = await runCli(RUNTIMES[0] ?? 'node', ['check', file], { cwd: dir });
+    assert.equal(r.code, 1);
+    assert.match(r.stderr, /routes\[0\]\.timeoutMs: must be at most 2147483647/);
+    assert.match(r.stderr, /timeouts\.shutdownGraceMs: must be at most 2147483647/);
+  });
+});
