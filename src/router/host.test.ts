@@ -12,7 +12,7 @@ test('normalizeHost lowercases and drops port and trailing dot', () => {
 });
 
 test('normalizeHost refuses what no host is', () => {
-  for (const bad of ['', 'a.com, b.com', 'a b', 'a.com:x', '[::1', '[::1]x', 'a/b', ':80', 'a@b']) {
+  for (const bad of ['', 'a.com, b.com', 'a b', 'a.com:x', '[::1', '[::1]x', 'a/b', ':80', 'a@b', '.a.com', 'a..com', '..']) {
     assert.equal(normalizeHost(bad), null, bad);
   }
 });

@@ -22,7 +22,8 @@ export function normalizeHost(value: string): string | null {
     }
   }
   if (host.endsWith('.')) host = host.slice(0, -1);
-  if (host === '' || !HOST_CHARS.test(host)) return null;
+  // An empty label (".a.com", "a..com") is no host name either.
+  if (host === '' || !HOST_CHARS.test(host) || host.charCodeAt(0) === 46 || host.includes('..')) return null;
   return host.toLowerCase();
 }
 

@@ -11,7 +11,7 @@ import type { AppFetch, Listener, ListenOptions } from './types.ts';
 const SMALL_BODY_BYTES = 64 * 1024;
 
 export async function listenBunHttp(fetch: AppFetch, options: ListenOptions): Promise<Listener> {
-  const server = http.createServer({ maxHeaderSize: options.maxHeaderBytes + 8192, requestTimeout: 0 } as http.ServerOptions, (req, res) => {
+  const server = http.createServer({ maxHeaderSize: options.maxHeaderBytes + 16384 + 1024, requestTimeout: 0 } as http.ServerOptions, (req, res) => {
     handle(fetch, req, res).catch((error) => {
       // The app maps its own failures; reaching here is a bug in this adapter. Never crash.
       console.error('switchyard: response adapter failed', error);

@@ -31,8 +31,8 @@ export async function listenNode(fetch: AppFetch, options: ListenOptions): Promi
       return response;
     },
     serverOptions: {
-      // Let our own limit (<= 16 KiB of fields) answer 431; the request line needs room too.
-      maxHeaderSize: options.maxHeaderBytes + 8192,
+      // Let our own limits answer (431 for fields, 414 for the target, each <= 16 KiB).
+      maxHeaderSize: options.maxHeaderBytes + 16384 + 1024,
       // Node's 300 s default would cut a slow 1 GiB upload; the proxy bounds waits per route.
       requestTimeout: 0,
     },
