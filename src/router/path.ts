@@ -12,9 +12,9 @@ export function routingTarget(target: string): string {
   if (!NEEDS_WORK.test(target)) return target;
   const q = target.indexOf('?');
   let path = q < 0 ? target : target.slice(0, q);
-  path = path.replace(ENCODED, (escape, hex: string) => {
+  path = path.replace(ENCODED, (encoded, hex: string) => {
     const char = String.fromCharCode(Number.parseInt(hex, 16));
-    return UNRESERVED.test(char) ? char : escape;
+    return UNRESERVED.test(char) ? char : encoded;
   });
   return removeDotSegments(path) + (q < 0 ? '' : target.slice(q));
 }
