@@ -118,13 +118,17 @@ export const forward = ({ transport, config }: ForwardOptions): Handler<AppEnv> 
     }
 
     const outHeaders = clientResponseHeaders(res.headers);
-    const resBody = res.body;
-    if (resBody !== null && !outHeaders.has('content-length')) {
-      rec.streaming = true;
-      return new Response(countBody(resBody, c.var.logDone), { status: res.status, statusText: res.statusText, headers: outHeaders });
+    // `res.body` is only read when needed: on Node it turns @hono/node-server's light Response
+    // into a full one.
+    if (!outHeaders.has('content-length')) {
+      const resBody = res.body;
+      if (resBody !== null) {
+        rec.streaming = true;
+        return new Response(countBody(resBody, c.var.logDone), { status: res.status, statusText: res.statusText, headers: outHeaders });
+      }
     }
     if (outHeaders === res.headers) return res;
-    return new Response(resBody, { status: res.status, statusText: res.statusText, headers: outHeaders });
+    return new Response(res.body, { status: res.status, statusText: res.statusText, headers: outHeaders });
   };
 
 function fail(rec: { status: number | null; error: string | null }, error: ProxyError): Response {
