@@ -7,7 +7,7 @@ import type { AccessRecord } from './log/access-log.ts';
 export interface ConnInfo {
   /** Peer address, IPv4-mapped prefix removed. */
   readonly remoteAddr: string;
-  /** The request target exactly as received, when the runtime exposes it (Node). */
+  /** The request target exactly as received, when the runtime exposes it (Node, Bun). */
   readonly rawTarget?: string;
   /** Scheme of the listener. */
   readonly proto: 'http' | 'https';

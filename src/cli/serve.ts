@@ -38,7 +38,6 @@ export async function serve(options: ServeOptions): Promise<number> {
     listener = await listen(options.runtime, (request, conn) => app.fetch(request, conn), {
       hostname: address.hostname,
       port: address.port,
-      maxBodyBytes: config.maxBodyBytesAnyRoute,
       maxHeaderBytes: config.maxHeaderBytes,
     });
   } catch (error) {

@@ -48,8 +48,6 @@ export interface CompiledConfig {
   readonly forwarded: boolean;
   readonly maxHeaderBytes: number;
   readonly maxUrlBytes: number;
-  /** The largest body any route accepts (null: unlimited), for runtime-level caps. */
-  readonly maxBodyBytesAnyRoute: number | null;
   readonly shutdownGraceMs: number;
 }
 
@@ -82,11 +80,6 @@ export function compileConfig(config: Config): CompiledConfig {
       maxBodyBytes: route.maxBodyBytes === undefined ? globalMaxBody : route.maxBodyBytes,
     };
   });
-  let maxBodyBytesAnyRoute: number | null = 0;
-  for (const r of routes) {
-    if (r.maxBodyBytes === null || maxBodyBytesAnyRoute === null) maxBodyBytesAnyRoute = null;
-    else maxBodyBytesAnyRoute = Math.max(maxBodyBytesAnyRoute, r.maxBodyBytes);
-  }
   return {
     listen: parseListen(config.listen ?? DEFAULT_LISTEN),
     routes,
@@ -95,7 +88,6 @@ export function compileConfig(config: Config): CompiledConfig {
     forwarded: config.forwarded ?? false,
     maxHeaderBytes: config.limits?.maxHeaderBytes ?? DEFAULTS.maxHeaderBytes,
     maxUrlBytes: config.limits?.maxUrlBytes ?? DEFAULTS.maxUrlBytes,
-    maxBodyBytesAnyRoute: routes.length ? maxBodyBytesAnyRoute : 0,
     shutdownGraceMs: config.timeouts?.shutdownGraceMs ?? DEFAULTS.shutdownGraceMs,
   };
 }

@@ -119,7 +119,6 @@ test('compileConfig applies defaults and per-route overrides', () => {
   assert.equal(b?.timeoutMs, 30_000);
   assert.equal(b?.maxBodyBytes, 1000);
   assert.equal(b?.upstream.origin, 'https://b.example');
-  assert.equal(c.maxBodyBytesAnyRoute, null);
   assert.deepEqual(c.listen, { hostname: '0.0.0.0', port: 80 });
   assert.equal(c.table.match('a.com', '/api/x'), a);
   assert.equal(c.table.match('a.com', '/x'), b);

@@ -50,17 +50,7 @@ export function statusFor(kind: ErrorKind): number {
   }
 }
 
-const CONNECT_CODES = new Set([
-  'ECONNREFUSED',
-  'ENOTFOUND',
-  'EAI_AGAIN',
-  'EHOSTUNREACH',
-  'ENETUNREACH',
-  'EADDRNOTAVAIL',
-  'ConnectionRefused',
-  'UND_ERR_CONNECT_TIMEOUT',
-  'FailedToOpenSocket',
-]);
+const CONNECT_CODES = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH', 'EADDRNOTAVAIL', 'UND_ERR_CONNECT_TIMEOUT']);
 
 /** Classifies an error thrown by a transport into a ProxyError naming `upstream`. */
 export function classifyTransportError(error: unknown, upstream: string): ProxyError {

@@ -16,6 +16,6 @@ test('absolute-form: same authority is fine, another is refused', () => {
   assert.equal(requestTarget('http://a.com/p', '*', 'a.com', 'a.com'), null);
 });
 
-test('runtime URLs built from Host (Bun lowercases, drops :80) still match', () => {
+test('URLs built from Host (lowercased, default port dropped) still match', () => {
   assert.equal(requestTarget('http://a.com./p', undefined, 'A.com.:80', 'a.com'), '/p');
 });

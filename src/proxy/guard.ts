@@ -20,7 +20,7 @@ export const guardRequest = ({ maxUrlBytes }: GuardOptions): MiddlewareHandler<A
     // RFC 9112 §3.2: a request without Host is invalid for HTTP/1.1. The Web API hides the
     // version, so HTTP/1.0 requests without Host are refused too (documented).
     if (hostHeader === null) return plain(400, 'bad request: missing Host header');
-    // Two Host fields arrive joined by a comma (Bun, Node) and fail here; Deno refuses them itself.
+    // Two Host fields arrive joined by a comma (Node, Bun) and fail here; Deno refuses them itself.
     const host = normalizeHost(hostHeader);
     if (host === null) return plain(400, 'bad request: invalid Host header');
     const target = requestTarget(raw.url, c.env.rawTarget, hostHeader, host);
@@ -34,8 +34,8 @@ export const guardRequest = ({ maxUrlBytes }: GuardOptions): MiddlewareHandler<A
 /**
  * The origin-form target (path and query) to forward, or null when an absolute-form target
  * names another authority than Host. `rawTarget` is the bytes on the wire when the runtime
- * gives them (Node); otherwise the runtime's URL carries the target's authority (Deno) or the
- * Host's (Bun, which rewrites absolute-form targets before we see them).
+ * gives them (Node, Bun); otherwise the runtime's URL carries the target's authority (Deno) or the
+ * Host's (in-process requests).
  */
 export function requestTarget(url: string, rawTarget: string | undefined, hostHeader: string, host: string): string | null {
   if (rawTarget !== undefined && rawTarget.charCodeAt(0) === 47 /* / */) return rawTarget;

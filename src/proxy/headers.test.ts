@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { clientResponseHeaders, type ForwardingFacts, normalizePeer, upstreamRequestHeaders } from './headers.ts';
+import { clientResponseHeaders, type ForwardingFacts, normalizePeer, responseHeadersFromFields, upstreamRequestHeaders } from './headers.ts';
 
 const facts = (over: Partial<ForwardingFacts> = {}): ForwardingFacts => ({
   peer: '203.0.113.9',
@@ -80,6 +80,21 @@ test('clientResponseHeaders: untouched when clean, filtered copy otherwise, cook
   assert.equal(out.get('x-private'), null);
   assert.equal(out.get('keep-alive'), null);
   assert.equal(out.get('content-length'), '3');
+});
+
+test('responseHeadersFromFields: filters while copying, honours every Connection line', () => {
+  const out = responseHeadersFromFields({
+    connection: ['keep-alive, x-a', 'x-b'],
+    'x-a': '1',
+    'x-b': '2',
+    'keep-alive': 'timeout=5',
+    'transfer-encoding': 'chunked',
+    'set-cookie': ['a=1', 'b=2'],
+    'x-keep': 'k',
+  });
+  assert.deepEqual([...new Set(out.keys())].sort(), ['set-cookie', 'x-keep']);
+  assert.deepEqual(out.getSetCookie(), ['a=1', 'b=2']);
+  assert.equal(clientResponseHeaders(out), out);
 });
 
 test('normalizePeer strips the IPv4-mapped prefix only', () => {

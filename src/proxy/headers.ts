@@ -119,6 +119,24 @@ export function clientResponseHeaders(src: Headers): Headers {
   return out;
 }
 
+/**
+ * Response headers from a field record (name -> value, repeated fields as arrays, as undici
+ * and node:http give them) without hop-by-hop fields: one pass that copies and filters.
+ */
+export function responseHeadersFromFields(fields: Record<string, string | string[] | undefined>): Headers {
+  const out = new Headers();
+  const connection = fields.connection;
+  // Several Connection lines arrive as an array; every one of them names hop-by-hop fields.
+  const named = connection === undefined ? null : connectionTokens(Array.isArray(connection) ? connection.join(',') : connection);
+  for (const name in fields) {
+    if (HOP_BY_HOP_RESPONSE.has(name) || named?.has(name)) continue;
+    const value = fields[name];
+    if (Array.isArray(value)) for (const v of value) out.append(name, v);
+    else if (value !== undefined) out.append(name, value);
+  }
+  return out;
+}
+
 /** Strips the `::ffff:` prefix dual-stack listeners put on IPv4 peers. */
 export function normalizePeer(address: string): string {
   return address.startsWith('::ffff:') && address.includes('.') ? address.slice(7) : address;

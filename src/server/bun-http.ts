@@ -5,13 +5,13 @@
 // building real ones per request is cheap here (unlike on Node).
 import http from 'node:http';
 import { normalizePeer } from '../proxy/headers.ts';
-import { startNodeServer } from './node-listen.ts';
+import { nodeServerOptions, startNodeServer } from './node-listen.ts';
 import type { AppFetch, Listener, ListenOptions } from './types.ts';
 
 const SMALL_BODY_BYTES = 64 * 1024;
 
 export async function listenBunHttp(fetch: AppFetch, options: ListenOptions): Promise<Listener> {
-  const server = http.createServer({ maxHeaderSize: options.maxHeaderBytes + 16384 + 1024, requestTimeout: 0 } as http.ServerOptions, (req, res) => {
+  const server = http.createServer(nodeServerOptions(options), (req, res) => {
     handle(fetch, req, res).catch((error) => {
       // The app maps its own failures; reaching here is a bug in this adapter. Never crash.
       console.error('switchyard: response adapter failed', error);

@@ -1,7 +1,17 @@
 // Binding and graceful stop for a node:http server, shared by the Node and Bun listeners.
-import type { Server } from 'node:http';
+import type { Server, ServerOptions } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Listener, ListenOptions } from './types.ts';
+
+/** node:http options both listeners need: limits left to the proxy, no request deadline. */
+export function nodeServerOptions(options: ListenOptions): ServerOptions {
+  return {
+    // Let our own limits answer (431 for fields, 414 for the target, each <= 16 KiB).
+    maxHeaderSize: options.maxHeaderBytes + 16384 + 1024,
+    // Node's 300 s default would cut a slow 1 GiB upload; the proxy bounds waits per route.
+    requestTimeout: 0,
+  };
+}
 
 export async function startNodeServer(server: Server, options: ListenOptions): Promise<Listener> {
   await new Promise<void>((resolve, reject) => {

@@ -3,7 +3,7 @@
 import type { Server } from 'node:http';
 import { createAdaptorServer, type Http2Bindings, type HttpBindings } from '@hono/node-server';
 import { normalizePeer } from '../proxy/headers.ts';
-import { startNodeServer } from './node-listen.ts';
+import { nodeServerOptions, startNodeServer } from './node-listen.ts';
 import type { AppFetch, Listener, ListenOptions } from './types.ts';
 
 /**
@@ -30,12 +30,7 @@ export async function listenNode(fetch: AppFetch, options: ListenOptions): Promi
       if (response.body !== null && !response.headers.has('content-type')) keepContentTypeAbsent(env.outgoing);
       return response;
     },
-    serverOptions: {
-      // Let our own limits answer (431 for fields, 414 for the target, each <= 16 KiB).
-      maxHeaderSize: options.maxHeaderBytes + 16384 + 1024,
-      // Node's 300 s default would cut a slow 1 GiB upload; the proxy bounds waits per route.
-      requestTimeout: 0,
-    },
+    serverOptions: nodeServerOptions(options),
   }) as Server;
   return startNodeServer(server, options);
 }

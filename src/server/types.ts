@@ -7,8 +7,6 @@ export type AppFetch = (request: Request, conn: ConnInfo) => Response | Promise<
 export interface ListenOptions {
   readonly hostname: string;
   readonly port: number;
-  /** Largest request body the runtime itself may accept; null for no limit. */
-  readonly maxBodyBytes: number | null;
   /** Largest request head, in bytes, where the runtime lets us set it. */
   readonly maxHeaderBytes: number;
 }

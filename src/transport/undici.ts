@@ -4,17 +4,14 @@
 // through undici's Node Readable and Readable.toWeb cost ~35% of throughput on Bun and Node.
 // Global fetch is no option: it drops Host and decompresses on Node and Deno, and adds headers
 // and normalises paths on Bun (docs/runtimes.md).
-import type { IncomingHttpHeaders } from 'node:http';
 // 'undici/index.js', not 'undici': on Bun the bare name is Bun's own shim (which decompresses).
 import { Agent, type Dispatcher } from 'undici/index.js';
+import { responseHeadersFromFields } from '../proxy/headers.ts';
 import { lookupWithLocalhost } from './localhost.ts';
 import type { ClosableTransport, UpstreamInit } from './types.ts';
 
 // RFC 9110: these statuses never carry a body, and the Response constructor rejects one.
 const NULL_BODY_STATUS = new Set([101, 103, 204, 205, 304]);
-// Hop-by-hop response fields (RFC 9110 §7.6.1); dropped while copying, so the proxy's own
-// filter finds nothing to do.
-const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'te', 'trailer', 'transfer-encoding', 'upgrade']);
 // Upstream bytes buffered per response before undici is paused (backpressure).
 const BODY_HIGH_WATER_BYTES = 64 * 1024;
 const PLAIN_REASON = /^[\t\x20-\x7e]*$/;
@@ -133,7 +130,7 @@ export function createUndiciTransport(): ClosableTransport {
             }
             // A reason phrase is optional (RFC 9112 §4); one no header may carry is dropped.
             const statusText = PLAIN_REASON.test(statusMessage ?? '') ? statusMessage : '';
-            const init = { status: statusCode, statusText, headers: responseHeaders(headers) };
+            const init = { status: statusCode, statusText, headers: responseHeadersFromFields(headers) };
             if (NULL_BODY_STATUS.has(statusCode) || method === 'HEAD') {
               settle(new Response(null, init));
               return;
@@ -193,25 +190,4 @@ export function createUndiciTransport(): ClosableTransport {
     // Called after the grace period: whatever is still in flight is cut.
     close: () => agent.destroy(),
   };
-}
-
-function responseHeaders(headers: IncomingHttpHeaders): Headers {
-  const out = new Headers();
-  const connection = headers.connection;
-  const named =
-    typeof connection === 'string'
-      ? new Set(
-          connection
-            .toLowerCase()
-            .split(',')
-            .map((s) => s.trim()),
-        )
-      : null;
-  for (const name in headers) {
-    if (HOP_BY_HOP.has(name) || named?.has(name)) continue;
-    const value = headers[name];
-    if (Array.isArray(value)) for (const v of value) out.append(name, v);
-    else if (value !== undefined) out.append(name, value);
-  }
-  return out;
 }
