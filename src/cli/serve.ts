@@ -31,7 +31,7 @@ export async function serve(options: ServeOptions): Promise<number> {
   process.on('uncaughtException', (error) => logger.error('uncaught exception', { error: error?.stack ?? String(error) }));
   process.on('unhandledRejection', (reason) => logger.error('unhandled rejection', { error: (reason as Error)?.stack ?? String(reason) }));
 
-  const transport = await createTransport();
+  const transport = await createTransport(options.runtime);
   const app = createApp({ config, transport: transport.fetch, logger });
   let listener: Awaited<ReturnType<typeof listen>>;
   try {
