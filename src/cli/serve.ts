@@ -39,6 +39,7 @@ export async function serve(options: ServeOptions): Promise<number> {
       hostname: address.hostname,
       port: address.port,
       maxHeaderBytes: config.maxHeaderBytes,
+      onBadRequest: (info) => logger.warn('bad request', info),
     });
   } catch (error) {
     options.stderr(`switchyard: cannot listen on ${address.hostname}:${address.port}: ${(error as Error).message}\n`);

@@ -9,6 +9,11 @@ export interface ListenOptions {
   readonly port: number;
   /** Largest request head, in bytes, where the runtime lets us set it. */
   readonly maxHeaderBytes: number;
+  /**
+   * Told about input refused before it became a request (unparsable head, slow head), where the
+   * listener answers by itself. Listeners whose runtime answers such input unseen do not call it.
+   */
+  readonly onBadRequest?: (info: { client: string; status: number; reason: string }) => void;
 }
 
 export interface Listener {

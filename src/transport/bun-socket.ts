@@ -155,6 +155,11 @@ export function createBunSocketTransport(): ClosableTransport {
     const at = conn.pool.idle.indexOf(conn);
     if (at >= 0) conn.pool.idle.splice(at, 1);
     conn.socket?.terminate();
+    // A request body writer waiting for the socket to drain must learn it never will.
+    const waiter = conn.onDrained;
+    conn.onDrained = null;
+    conn.unsent = null;
+    waiter?.();
   };
 
   const release = (conn: Conn) => {
@@ -218,6 +223,12 @@ export function createBunSocketTransport(): ClosableTransport {
       } catch {
         // cancelled by the consumer; nothing to hand over
       }
+    }
+    if (!ex.requestDone) {
+      // The upstream answered before taking the whole body (a 413, say). It may have stopped
+      // reading, so stop sending and close: a half-written request cannot be reused (nginx too).
+      ex.keepAlive = false;
+      ex.requestDone = true;
     }
     endExchange(conn, ex);
   };
@@ -315,7 +326,13 @@ export function createBunSocketTransport(): ClosableTransport {
     ex.keepAlive = http10 ? /(^|,)\s*keep-alive\s*(,|$)/.test(tokens) : !/(^|,)\s*close\s*(,|$)/.test(tokens);
     const reason = status[3] ?? '';
     const head: ResponseInit = { status: code, statusText: PLAIN_REASON.test(reason) ? reason : '', headers: undefined };
-    if (coding !== null) {
+    // RFC 9112 §6.3: these end at the empty line whatever their fields say.
+    const bodiless = NULL_BODY_STATUS.has(code) || ex.method === 'HEAD';
+    if (bodiless) {
+      // Their framing fields describe the body a GET would get; they travel on as they are.
+      ex.framing = LENGTH;
+      ex.remaining = 0;
+    } else if (coding !== null) {
       // Transfer-Encoding overrides Content-Length, which must not travel on (RFC 9112 §6.3).
       delete fields['content-length'];
       length = null;
@@ -337,9 +354,7 @@ export function createBunSocketTransport(): ClosableTransport {
     }
     (head as { headers: Headers }).headers = responseHeadersFromFields(fields);
     ex.head = head;
-    if (NULL_BODY_STATUS.has(code) || ex.method === 'HEAD' || (ex.framing === LENGTH && ex.remaining === 0)) {
-      if (NULL_BODY_STATUS.has(code) || ex.method === 'HEAD') ex.framing = LENGTH;
-      ex.remaining = 0;
+    if (bodiless || (ex.framing === LENGTH && ex.remaining === 0)) {
       ex.settled = true;
       ex.resolve(new Response(null, head));
       ex.phase = DONE;
