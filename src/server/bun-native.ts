@@ -63,6 +63,7 @@ const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 // RFC 9112 §3.2: visible ASCII only; anything else in a target is an error, not ours to fix.
 const TARGET = /^[\x21-\x7e]+$/;
 // Field values: no control characters but HTAB (RFC 9110 §5.5), so no bare CR or LF either.
+// biome-ignore lint/suspicious/noControlCharactersInRegex: matching control characters is the point
 const BAD_VALUE = /[\x00-\x08\x0a-\x1f\x7f]/;
 const DIGITS = /^\d+$/;
 
