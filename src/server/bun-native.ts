@@ -15,6 +15,7 @@
 // body, and a graceful stop. No TLS, no HTTP/2, no Upgrade (later issues).
 import { STATUS_CODES } from 'node:http';
 import { ChunkedDecoder } from '../http1/chunked.ts';
+import { framingFields, hasToken, parseFields } from '../http1/fields.ts';
 import { normalizePeer } from '../proxy/headers.ts';
 import type { AppFetch, Listener, ListenOptions } from './types.ts';
 
@@ -62,9 +63,6 @@ const CONTINUE = Buffer.from('HTTP/1.1 100 Continue\r\n\r\n');
 const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 // RFC 9112 §3.2: visible ASCII only; anything else in a target is an error, not ours to fix.
 const TARGET = /^[\x21-\x7e]+$/;
-// Field values: no control characters but HTAB (RFC 9110 §5.5), so no bare CR or LF either.
-// biome-ignore lint/suspicious/noControlCharactersInRegex: matching control characters is the point
-const BAD_VALUE = /[\x00-\x08\x0a-\x1f\x7f]/;
 const DIGITS = /^\d+$/;
 
 // Request parser states per connection.
@@ -277,65 +275,33 @@ export async function listenBunNative(fetch: AppFetch, options: ListenOptions): 
   };
 
   const startRequest = (conn: Conn, text: string) => {
-    const lines = text.split('\r\n');
-    const line = lines[0] as string;
-    const sp1 = line.indexOf(' ');
-    const sp2 = line.indexOf(' ', sp1 + 1);
-    if (sp1 <= 0 || sp2 < 0 || line.indexOf(' ', sp2 + 1) >= 0) throw new BadRequest(400, 'bad request: malformed request line');
-    const method = line.slice(0, sp1);
-    const target = line.slice(sp1 + 1, sp2);
-    const version = line.slice(sp2 + 1);
+    let eol = text.indexOf('\r\n');
+    if (eol < 0) eol = text.length;
+    const sp1 = text.indexOf(' ');
+    const sp2 = text.indexOf(' ', sp1 + 1);
+    // method SP target SP version: a stray space lands in the target or version and fails there.
+    if (sp1 <= 0 || sp2 < 0 || sp2 >= eol) throw new BadRequest(400, 'bad request: malformed request line');
+    const method = text.slice(0, sp1);
+    const target = text.slice(sp1 + 1, sp2);
+    const version = text.slice(sp2 + 1, eol);
     if (!TOKEN.test(method) || !TARGET.test(target)) throw new BadRequest(400, 'bad request: malformed request line');
     if (version !== 'HTTP/1.1' && version !== 'HTTP/1.0') throw new BadRequest(400, 'bad request: unsupported HTTP version');
     const http10 = version === 'HTTP/1.0';
 
     const headers = new Headers();
-    let host: string | null = null;
-    let length: string | null = null;
-    let coding: string | null = null;
-    let connection = '';
-    let expect = false;
-    for (let i = 1; i < lines.length; i++) {
-      const field = lines[i] as string;
-      const colon = field.indexOf(':');
-      // RFC 9112 §5.1: no whitespace before the colon; §5.2: obsolete line folding is refused.
-      const name = colon > 0 ? field.slice(0, colon) : '';
-      if (!TOKEN.test(name)) throw new BadRequest(400, 'bad request: malformed header field');
-      let from = colon + 1;
-      let to = field.length;
-      while (from < to && (field.charCodeAt(from) === 32 || field.charCodeAt(from) === 9)) from++;
-      while (to > from && (field.charCodeAt(to - 1) === 32 || field.charCodeAt(to - 1) === 9)) to--;
-      const value = field.slice(from, to);
-      if (BAD_VALUE.test(value)) throw new BadRequest(400, 'bad request: invalid header value');
-      headers.append(name, value);
-      switch (name.length) {
-        case 4:
-          if (name.toLowerCase() === 'host') host = host === null ? value : `${host}, ${value}`;
-          break;
-        case 6:
-          if (name.toLowerCase() === 'expect') expect = value.toLowerCase() === '100-continue';
-          break;
-        case 10:
-          if (name.toLowerCase() === 'connection') connection = connection ? `${connection},${value}` : value;
-          break;
-        case 14:
-          if (name.toLowerCase() === 'content-length') length = length === null ? value : `${length}, ${value}`;
-          break;
-        case 17:
-          if (name.toLowerCase() === 'transfer-encoding') coding = coding === null ? value : `${coding}, ${value}`;
-          break;
-      }
-    }
+    const fields = framingFields();
+    // RFC 9112 §5: no whitespace before a colon, no obsolete line folding, no control characters.
+    if (!parseFields(text, eol + 2, headers, false, fields)) throw new BadRequest(400, 'bad request: malformed header field');
+    const host = fields.host;
+    const length = fields.contentLength;
+    const coding = fields.transferEncoding;
+    const connection = fields.connection;
+    const expect = fields.expect !== null && fields.expect.toLowerCase() === '100-continue';
 
     const ex = new Exchange(method, http10);
     conn.ex = ex;
     conn.headSince = 0;
-    if (connection !== '') {
-      const tokens = connection.toLowerCase();
-      if (/(^|,)\s*close\s*(,|$)/.test(tokens)) conn.closing = true;
-      else if (http10 && !/(^|,)\s*keep-alive\s*(,|$)/.test(tokens)) conn.closing = true;
-    } else if (http10) conn.closing = true;
-    if (stopping) conn.closing = true;
+    if (hasToken(connection, 'close') || (http10 && !hasToken(connection, 'keep-alive')) || stopping) conn.closing = true;
 
     // Body framing (RFC 9112 §6.3). What we cannot frame goes to the app without a body (it
     // answers 400 or 501 from the same headers) and the connection closes after the answer.
@@ -475,8 +441,20 @@ export async function listenBunNative(fetch: AppFetch, options: ListenOptions): 
     }
     ex.responded = true;
     if (conn.dead) return;
-    if (ex.bodyDone) exchangeDone(conn, ex);
-    // else: the request body is still arriving; readBody finishes the exchange.
+    if (!ex.bodyDone) {
+      // Answered before the request body was read whole (a 413, a 421): nobody will read the
+      // rest, so drop it and close; lingering lets the client see this answer first.
+      const body = ex.body;
+      ex.body = null;
+      ex.bodyDone = true;
+      try {
+        body?.error(new Error('response sent before the request body was read'));
+      } catch {
+        // already cancelled
+      }
+      conn.closing = true;
+    }
+    exchangeDone(conn, ex);
   };
 
   const streamBody = async (conn: Conn, body: ReadableStream<Uint8Array>, chunked: boolean, declared: number) => {

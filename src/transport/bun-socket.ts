@@ -9,7 +9,7 @@
 // Scope: one exchange per connection at a time (no pipelining), Content-Length, chunked and
 // close-delimited response bodies (RFC 9112 §6.3), 1xx answers skipped, trailers dropped (as the
 // other transport does). https: upstreams go to undici until the TLS work (see ./index.ts).
-import { responseHeadersFromFields } from '../proxy/headers.ts';
+import { framingFields, hasToken, parseFields } from '../http1/fields.ts';
 import type { ClosableTransport, UpstreamInit } from './types.ts';
 
 // The parts of Bun's socket API used here, typed locally so Deno and Node type-check this file.
@@ -49,9 +49,8 @@ const IDLE_SECONDS = 4;
 const CRLF = Buffer.from('\r\n');
 const CRLFCRLF = Buffer.from('\r\n\r\n');
 const LAST_CHUNK = Buffer.from('0\r\n\r\n');
-const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 const PLAIN_REASON = /^[\t\x20-\x7e]*$/;
-const STATUS_LINE = /^HTTP\/1\.([01]) (\d{3})(?: (.*))?$/;
+const STATUS_DIGITS = /^\d{3}$/;
 const DIGITS = /^\d+$/;
 const HEX = /^[0-9A-Fa-f]{1,13}$/;
 // RFC 9110: these statuses never carry a body, and the Response constructor rejects one.
@@ -287,45 +286,38 @@ export function createBunSocketTransport(): ClosableTransport {
 
   /** Parses a response head; an interim (1xx) answer is skipped, leaving the phase at HEAD. */
   const onHead = (conn: Conn, ex: Exchange, text: string): void => {
-    const lines = text.split('\r\n');
-    const status = STATUS_LINE.exec(lines[0] as string);
-    if (status === null) throw upstreamError('invalid status line', 'UPSTREAM_INVALID_RESPONSE');
-    const code = Number(status[2]);
+    // Status line: HTTP/1.x SP 3DIGIT [SP reason] (RFC 9112 §4).
+    let eol = text.indexOf('\r\n');
+    if (eol < 0) eol = text.length;
+    const minor = text.charCodeAt(7);
+    if (!text.startsWith('HTTP/1.') || (minor !== 48 && minor !== 49) || text.charCodeAt(8) !== 32 || (eol > 12 && text.charCodeAt(12) !== 32)) {
+      throw upstreamError('invalid status line', 'UPSTREAM_INVALID_RESPONSE');
+    }
+    const digits = text.slice(9, 12);
+    if (!STATUS_DIGITS.test(digits)) throw upstreamError('invalid status line', 'UPSTREAM_INVALID_RESPONSE');
+    const code = Number(digits);
     if (code < 100 || code > 599) throw upstreamError(`invalid status ${code}`, 'UPSTREAM_INVALID_STATUS');
     // We never ask to switch protocols (Upgrade is hop-by-hop and removed), so a 101 is an error.
     if (code === 101) throw upstreamError('unexpected 101 Switching Protocols', 'UPSTREAM_INVALID_RESPONSE');
     if (code < 200) return;
-    const fields: Record<string, string | string[]> = {};
+    const headers = new Headers();
+    const fields = framingFields();
+    if (!parseFields(text, eol + 2, headers, true, fields)) throw upstreamError('invalid response header field', 'UPSTREAM_INVALID_RESPONSE');
     let length: string | null = null;
-    let coding: string | null = null;
-    let connection = '';
-    for (let i = 1; i < lines.length; i++) {
-      const line = lines[i] as string;
-      const colon = line.indexOf(':');
-      // RFC 9112 §5: no whitespace before the colon, no obsolete line folding.
-      const name = colon > 0 ? line.slice(0, colon) : '';
-      if (!TOKEN.test(name)) throw upstreamError('invalid response header field', 'UPSTREAM_INVALID_RESPONSE');
-      const key = name.toLowerCase();
-      const value = line.slice(colon + 1).trim();
-      const prev = fields[key];
-      if (prev === undefined) fields[key] = value;
-      else if (Array.isArray(prev)) prev.push(value);
-      else fields[key] = [prev, value];
-      if (key === 'content-length') {
-        // Repeated or listed lengths must agree (RFC 9112 §6.3 item 5).
-        for (const part of value.split(',')) {
-          const n = part.trim();
-          if (!DIGITS.test(n) || (length !== null && n !== length)) throw upstreamError('invalid Content-Length', 'UPSTREAM_INVALID_RESPONSE');
-          length = n;
-        }
-      } else if (key === 'transfer-encoding') coding = coding === null ? value : `${coding},${value}`;
-      else if (key === 'connection') connection = connection ? `${connection},${value}` : value;
+    if (fields.contentLength !== null) {
+      // Repeated or listed lengths must agree (RFC 9112 §6.3 item 5).
+      for (const part of fields.contentLength.split(',')) {
+        const n = part.trim();
+        if (!DIGITS.test(n) || (length !== null && n !== length)) throw upstreamError('invalid Content-Length', 'UPSTREAM_INVALID_RESPONSE');
+        length = n;
+      }
+      // Listed or repeated: pass one value on.
+      if (length !== fields.contentLength) headers.set('content-length', length as string);
     }
-    const http10 = status[1] === '0';
-    const tokens = connection.toLowerCase();
-    ex.keepAlive = http10 ? /(^|,)\s*keep-alive\s*(,|$)/.test(tokens) : !/(^|,)\s*close\s*(,|$)/.test(tokens);
-    const reason = status[3] ?? '';
-    const head: ResponseInit = { status: code, statusText: PLAIN_REASON.test(reason) ? reason : '', headers: undefined };
+    const coding = fields.transferEncoding;
+    ex.keepAlive = minor === 48 ? hasToken(fields.connection, 'keep-alive') : !hasToken(fields.connection, 'close');
+    const reason = eol > 13 ? text.slice(13, eol) : '';
+    const head: ResponseInit = { status: code, statusText: PLAIN_REASON.test(reason) ? reason : '', headers };
     // RFC 9112 §6.3: these end at the empty line whatever their fields say.
     const bodiless = NULL_BODY_STATUS.has(code) || ex.method === 'HEAD';
     if (bodiless) {
@@ -334,8 +326,7 @@ export function createBunSocketTransport(): ClosableTransport {
       ex.remaining = 0;
     } else if (coding !== null) {
       // Transfer-Encoding overrides Content-Length, which must not travel on (RFC 9112 §6.3).
-      delete fields['content-length'];
-      length = null;
+      headers.delete('content-length');
       const last = coding
         .slice(coding.lastIndexOf(',') + 1)
         .trim()
@@ -352,7 +343,6 @@ export function createBunSocketTransport(): ClosableTransport {
       ex.framing = UNTIL_CLOSE;
       ex.keepAlive = false;
     }
-    (head as { headers: Headers }).headers = responseHeadersFromFields(fields);
     ex.head = head;
     if (bodiless || (ex.framing === LENGTH && ex.remaining === 0)) {
       ex.settled = true;

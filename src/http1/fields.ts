@@ -1,0 +1,104 @@
+// Field lines of an HTTP/1.1 head (RFC 9112 §5), parsed straight into a Headers object. Shared
+// by our server (request heads) and client (response heads) on Bun. The head is a latin1 string:
+// one char per byte, so values keep their bytes.
+
+const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+// No control characters but HTAB (RFC 9110 §5.5): no NUL, no bare CR or LF either.
+// biome-ignore lint/suspicious/noControlCharactersInRegex: matching control characters is the point
+const BAD_VALUE = /[\x00-\x08\x0a-\x1f\x7f]/;
+
+/** The fields that decide framing and connection handling, joined like repeated fields are. */
+export interface FramingFields {
+  host: string | null;
+  contentLength: string | null;
+  transferEncoding: string | null;
+  connection: string | null;
+  expect: string | null;
+}
+
+export function framingFields(): FramingFields {
+  return { host: null, contentLength: null, transferEncoding: null, connection: null, expect: null };
+}
+
+const join = (prev: string | null, value: string) => (prev === null ? value : `${prev}, ${value}`);
+
+/**
+ * Appends the field lines of `head` from `pos` (the first char after the start line's CRLF) to
+ * `headers`, and notes the framing fields in `out`. With `dropHopByHop`, Connection, Keep-Alive,
+ * Proxy-Connection, TE, Trailer, Transfer-Encoding and Upgrade are noted but not appended, and
+ * the fields Connection names are removed (RFC 9110 §7.6.1). Returns false on a malformed line:
+ * whitespace before the colon, obsolete folding, no colon, a control character in a value.
+ */
+export function parseFields(head: string, pos: number, headers: Headers, dropHopByHop: boolean, out: FramingFields): boolean {
+  const end = head.length;
+  while (pos < end) {
+    let eol = head.indexOf('\r\n', pos);
+    if (eol < 0) eol = end;
+    const colon = head.indexOf(':', pos);
+    if (colon <= pos || colon > eol) return false;
+    const name = head.slice(pos, colon);
+    if (!TOKEN.test(name)) return false;
+    let from = colon + 1;
+    let to = eol;
+    while (from < to && (head.charCodeAt(from) === 32 || head.charCodeAt(from) === 9)) from++;
+    while (to > from && (head.charCodeAt(to - 1) === 32 || head.charCodeAt(to - 1) === 9)) to--;
+    const value = head.slice(from, to);
+    if (BAD_VALUE.test(value)) return false;
+    pos = eol + 2;
+    // Only names of these lengths matter below: compare lowercased copies of those alone.
+    let hop = false;
+    switch (name.length) {
+      case 2:
+        hop = name.toLowerCase() === 'te';
+        break;
+      case 4:
+        if (name.toLowerCase() === 'host') out.host = join(out.host, value);
+        break;
+      case 6:
+        if (name.toLowerCase() === 'expect') out.expect = join(out.expect, value);
+        break;
+      case 7: {
+        const lower = name.toLowerCase();
+        hop = lower === 'trailer' || lower === 'upgrade';
+        break;
+      }
+      case 10: {
+        const lower = name.toLowerCase();
+        if (lower === 'connection') {
+          out.connection = join(out.connection, value);
+          hop = true;
+        } else hop = lower === 'keep-alive';
+        break;
+      }
+      case 14:
+        if (name.toLowerCase() === 'content-length') out.contentLength = join(out.contentLength, value);
+        break;
+      case 16:
+        hop = name.toLowerCase() === 'proxy-connection';
+        break;
+      case 17:
+        if (name.toLowerCase() === 'transfer-encoding') {
+          out.transferEncoding = join(out.transferEncoding, value);
+          hop = true;
+        }
+        break;
+    }
+    if (!(hop && dropHopByHop)) headers.append(name, value);
+  }
+  if (dropHopByHop && out.connection !== null) {
+    for (const token of out.connection.split(',')) {
+      const named = token.trim();
+      if (TOKEN.test(named)) headers.delete(named);
+    }
+  }
+  return true;
+}
+
+/** True when a Connection value lists `token` (lowercase), e.g. `close` or `keep-alive`. */
+export function hasToken(connection: string | null, token: string): boolean {
+  if (connection === null) return false;
+  const value = connection.toLowerCase();
+  if (value === token) return true;
+  for (const part of value.split(',')) if (part.trim() === token) return true;
+  return false;
+}
