@@ -30,8 +30,9 @@ export function createApp({ config, transport, logger }: AppDeps): Hono<AppEnv> 
   app.all('*', forward({ transport, config }));
   app.onError((error, c) => {
     // A bug, never a client's fault: answer 500, log it, keep serving.
-    logger.error('internal error', { error: error instanceof Error ? (error.stack ?? error.message) : String(error), request_id: c.var.access?.id });
-    if (c.var.access) c.var.access.error = 'internal error';
+    const access = c.get('access');
+    logger.error('internal error', { error: error instanceof Error ? (error.stack ?? error.message) : String(error), request_id: access?.id });
+    if (access) access.error = 'internal error';
     return plain(500, 'internal error');
   });
   return app;

@@ -31,7 +31,7 @@ export const accessLog = (logger: Logger, nextId = createRequestIds()): Middlewa
     const rec: AccessRecord = { id: nextId(), upstream: null, status: null, error: null, streaming: false };
     const raw = c.req.raw;
     const write = (bytes: number) => {
-      let path = c.var.target;
+      let path = c.get('target');
       if (path === undefined) {
         const url = raw.url;
         const pathStart = url.indexOf('/', url.indexOf('//') + 2);

@@ -31,14 +31,14 @@ export interface ForwardOptions {
 export const forward = ({ transport, config }: ForwardOptions): Handler<AppEnv> =>
   async function forward(c) {
     const req = c.req.raw;
-    const route = c.var.route;
-    const rec = c.var.access;
+    const route = c.get('route');
+    const rec = c.get('access');
     rec.upstream = route.upstream.origin;
 
-    let target = c.var.target;
+    let target = c.get('target');
     if (route.stripLength) {
       // Strip from the form the route matched (dot segments resolved), so the prefix is there.
-      target = c.var.routeTarget.slice(route.stripLength);
+      target = c.get('routeTarget').slice(route.stripLength);
       if (target.charCodeAt(0) !== 47 /* / */) target = `/${target}`;
     }
 
@@ -124,7 +124,7 @@ export const forward = ({ transport, config }: ForwardOptions): Handler<AppEnv> 
       const resBody = res.body;
       if (resBody !== null) {
         rec.streaming = true;
-        return new Response(countBody(resBody, c.var.logDone), { status: res.status, statusText: res.statusText, headers: outHeaders });
+        return new Response(countBody(resBody, c.get('logDone')), { status: res.status, statusText: res.statusText, headers: outHeaders });
       }
     }
     if (outHeaders === res.headers) return res;

@@ -12,9 +12,9 @@ import type { RouteTable } from './table.ts';
  */
 export const routeByHost = (table: RouteTable<CompiledRoute>): MiddlewareHandler<AppEnv> =>
   async function routeByHost(c, next) {
-    const routeTarget = routingTarget(c.var.target);
-    const route = table.match(c.var.host, routeTarget);
-    if (route === undefined) return plain(421, `misdirected request: no route for host ${c.var.host}`);
+    const routeTarget = routingTarget(c.get('target'));
+    const route = table.match(c.get('host'), routeTarget);
+    if (route === undefined) return plain(421, `misdirected request: no route for host ${c.get('host')}`);
     c.set('route', route);
     c.set('routeTarget', routeTarget);
     await next();

@@ -23,7 +23,7 @@ import type { AppFetch, Listener, ListenOptions } from './types.ts';
 interface BunSocket {
   data: Conn;
   readonly remoteAddress: string;
-  write(data: Uint8Array): number;
+  write(data: Uint8Array, byteOffset?: number, byteLength?: number): number;
   end(): void;
   terminate(): void;
   pause(): void;
@@ -57,6 +57,7 @@ const SMALL_BODY_BYTES = 64 * 1024;
 const HIGH_WATER_BYTES = 64 * 1024;
 
 const CRLF = Buffer.from('\r\n');
+const EMPTY = Buffer.alloc(0);
 const CRLFCRLF = Buffer.from('\r\n\r\n');
 const LAST_CHUNK = Buffer.from('0\r\n\r\n');
 const CONTINUE = Buffer.from('HTTP/1.1 100 Continue\r\n\r\n');
@@ -123,6 +124,8 @@ export async function listenBunNative(fetch: AppFetch, options: ListenOptions): 
   const bun = (globalThis as unknown as { Bun: BunListen }).Bun;
   const maxHeadBytes = options.maxHeaderBytes + 16384 + 1024; // our own 431/414 answer below this
   const conns = new Set<Conn>();
+  // Small responses are assembled here and written at once; never held across an await.
+  const scratch = Buffer.allocUnsafe(SMALL_BODY_BYTES + 16 * 1024);
   let stopping = false;
   let now = Date.now();
   let dateLine = `date: ${new Date(now).toUTCString()}\r\n`;
@@ -164,15 +167,19 @@ export async function listenBunNative(fetch: AppFetch, options: ListenOptions): 
     conn.socket.end();
   };
 
-  const write = (conn: Conn, bytes: Uint8Array): Promise<void> | undefined => {
+  /** Writes `length` bytes; the rest is copied on a partial write (`bytes` may be `scratch`). */
+  const write = (conn: Conn, bytes: Uint8Array, length = bytes.byteLength): Promise<void> | undefined => {
     if (conn.dead) return undefined;
-    const n = conn.socket.write(bytes);
-    if (n === bytes.byteLength || n < 0) return undefined; // n < 0: closed, the close handler runs
-    conn.unsent = bytes.subarray(n);
+    const n = conn.socket.write(bytes, 0, length);
+    if (n === length || n < 0) return undefined; // n < 0: closed, the close handler runs
+    conn.unsent = Buffer.from(bytes.subarray(n, length));
     return new Promise<void>((resolve) => {
       conn.onDrained = resolve;
     });
   };
+
+  const writeText = (conn: Conn, text: string): Promise<void> | undefined =>
+    text.length <= scratch.byteLength ? write(conn, scratch, scratch.write(text, 0, 'latin1')) : write(conn, Buffer.from(text, 'latin1'));
 
   /** Refuses what cannot be parsed: a short plain answer, then the connection closes. */
   const reject = (conn: Conn, error: BadRequest) => {
@@ -219,7 +226,7 @@ export async function listenBunNative(fetch: AppFetch, options: ListenOptions): 
         return;
       }
       const text = buf.toString('latin1', 0, end);
-      buf = buf.subarray(end + 4);
+      buf = end + 4 === buf.byteLength ? EMPTY : buf.subarray(end + 4);
       try {
         startRequest(conn, text);
       } catch (error) {
@@ -413,7 +420,7 @@ export async function listenBunNative(fetch: AppFetch, options: ListenOptions): 
     try {
       if (body === null) {
         if (noBody) await res.body?.cancel().catch(() => {});
-        await write(conn, Buffer.from(head, 'latin1'));
+        await writeText(conn, head);
       } else if (length !== null && Number(length) <= SMALL_BODY_BYTES) {
         let bytes: Uint8Array;
         try {
@@ -424,12 +431,14 @@ export async function listenBunNative(fetch: AppFetch, options: ListenOptions): 
           head = `HTTP/1.1 502 Bad Gateway\r\n${dateLine}content-type: text/plain; charset=utf-8\r\ncontent-length: ${text.length}\r\n${conn.closing ? 'connection: close\r\n' : ''}\r\n${text}`;
           bytes = new Uint8Array(0);
         }
-        const out = Buffer.allocUnsafe(head.length + bytes.byteLength);
+        // Head and body in one write, through a buffer reused by every response.
+        const total = head.length + bytes.byteLength;
+        const out = total <= scratch.byteLength ? scratch : Buffer.allocUnsafe(total);
         out.write(head, 0, 'latin1');
         out.set(bytes, head.length);
-        await write(conn, out);
+        await write(conn, out, total);
       } else {
-        await write(conn, Buffer.from(head, 'latin1'));
+        await writeText(conn, head);
         await streamBody(conn, body, chunked, length === null ? -1 : Number(length));
       }
     } catch {

@@ -15,7 +15,7 @@ import type { ClosableTransport, UpstreamInit } from './types.ts';
 // The parts of Bun's socket API used here, typed locally so Deno and Node type-check this file.
 interface BunSocket {
   data: Conn;
-  write(data: Uint8Array): number;
+  write(data: Uint8Array, byteOffset?: number, byteLength?: number): number;
   end(): void;
   terminate(): void;
   pause(): void;
@@ -43,10 +43,13 @@ const MAX_TRAILER_BYTES = 64 * 1024;
 const BODY_HIGH_WATER_BYTES = 64 * 1024;
 /** A declared body this small is awaited whole and handed over as bytes (like nginx's buffers). */
 const SMALL_BODY_BYTES = 64 * 1024;
+/** Request heads up to this size are encoded into one reused buffer. */
+const SCRATCH_BYTES = 64 * 1024;
 /** Idle keep-alive connections close after this long (undici's default is 4 s as well). */
 const IDLE_SECONDS = 4;
 
 const CRLF = Buffer.from('\r\n');
+const EMPTY = Buffer.alloc(0);
 const CRLFCRLF = Buffer.from('\r\n\r\n');
 const LAST_CHUNK = Buffer.from('0\r\n\r\n');
 const PLAIN_REASON = /^[\t\x20-\x7e]*$/;
@@ -130,6 +133,8 @@ class Exchange {
 export function createBunSocketTransport(): ClosableTransport {
   const bun = (globalThis as unknown as { Bun: BunConnect }).Bun;
   const pools = new Map<string, Pool>();
+  // Request heads are encoded here and written at once; never held across an await.
+  const scratch = Buffer.allocUnsafe(SCRATCH_BYTES);
   const live = new Set<Conn>();
   let closed = false;
 
@@ -368,7 +373,7 @@ export function createBunSocketTransport(): ClosableTransport {
         }
         if (end > MAX_HEAD_BYTES) throw upstreamError('response head too large', 'UPSTREAM_INVALID_RESPONSE');
         const text = buf.toString('latin1', 0, end);
-        buf = buf.subarray(end + 4);
+        buf = end + 4 === buf.byteLength ? EMPTY : buf.subarray(end + 4);
         onHead(conn, ex, text); // an interim 1xx leaves the phase at HEAD: parse the next head
         continue;
       }
@@ -379,9 +384,10 @@ export function createBunSocketTransport(): ClosableTransport {
       }
       if (ex.framing === LENGTH) {
         const take = Math.min(ex.remaining, buf.byteLength);
-        deliver(conn, ex, take === buf.byteLength ? buf : buf.subarray(0, take));
+        const all = take === buf.byteLength;
+        deliver(conn, ex, all ? buf : buf.subarray(0, take));
         ex.remaining -= take;
-        buf = buf.subarray(take);
+        buf = all ? EMPTY : buf.subarray(take);
         if (ex.remaining === 0) ex.phase = DONE;
         continue;
       }
@@ -513,17 +519,26 @@ export function createBunSocketTransport(): ClosableTransport {
     },
   };
 
-  /** Writes all of `bytes`; resolves at once when the socket took them. */
-  const write = (conn: Conn, bytes: Uint8Array): Promise<void> | undefined => {
+  /**
+   * Writes `length` bytes of `bytes`; returns undefined when the socket took them all, else a
+   * promise for the drain. The rest is copied: `bytes` may be the shared scratch buffer.
+   */
+  const write = (conn: Conn, bytes: Uint8Array, length = bytes.byteLength): Promise<void> | undefined => {
     const socket = conn.socket as BunSocket;
     if (conn.dead) throw upstreamError('upstream closed the connection', 'ECONNRESET');
-    const n = socket.write(bytes);
-    if (n === bytes.byteLength) return undefined;
+    const n = socket.write(bytes, 0, length);
+    if (n === length) return undefined;
     if (n < 0) throw upstreamError('upstream closed the connection', 'ECONNRESET');
-    conn.unsent = bytes.subarray(n);
+    conn.unsent = Buffer.from(bytes.subarray(n, length));
     return new Promise<void>((resolve) => {
       conn.onDrained = resolve;
     });
+  };
+
+  /** Writes a request head (latin1: header values are byte strings) through the scratch buffer. */
+  const writeHead = (conn: Conn, head: string): Promise<void> | undefined => {
+    if (head.length > scratch.byteLength) return write(conn, Buffer.from(head, 'latin1'));
+    return write(conn, scratch, scratch.write(head, 0, 'latin1'));
   };
 
   /** Streams the request body: as declared, or chunked when no length was given. */
@@ -570,10 +585,10 @@ export function createBunSocketTransport(): ClosableTransport {
     endExchange(conn, ex);
   };
 
-  const start = (conn: Conn, ex: Exchange, head: Buffer, body: ReadableStream<Uint8Array> | null, declared: number | null) => {
+  const start = (conn: Conn, ex: Exchange, head: string, body: ReadableStream<Uint8Array> | null, declared: number | null) => {
     conn.ex = ex;
     conn.rest = null;
-    const pending = write(conn, head);
+    const pending = writeHead(conn, head);
     if (body === null) {
       ex.requestDone = true;
       return;
@@ -597,8 +612,7 @@ export function createBunSocketTransport(): ClosableTransport {
       const length = headers.get('content-length');
       const declared = body !== null && length !== null ? Number(length) : null;
       if (body !== null && length === null) text += 'transfer-encoding: chunked\r\n';
-      // latin1: header values are byte strings; a UTF-8 encode would change their bytes.
-      const head = Buffer.from(`${text}\r\n`, 'latin1');
+      const head = `${text}\r\n`;
 
       return new Promise<Response>((resolve, reject) => {
         if (closed) return reject(upstreamError('transport closed', 'ECONNRESET'));
