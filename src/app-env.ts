@@ -13,6 +13,12 @@ export interface ConnInfo {
   readonly proto: 'http' | 'https';
   /** HTTP version of the request (`"1.1"`), when the runtime exposes it (Node, Bun). */
   readonly httpVersion?: string;
+  /**
+   * The request method exactly as received (methods are case-sensitive, RFC 9110 §9.1), when the
+   * runtime's Request may change it: Bun's turns unknown methods into GET, Node's uppercases
+   * `post`. Forwarding and logging use this when set.
+   */
+  readonly method?: string;
 }
 
 export interface AppEnv {

@@ -17,7 +17,7 @@ interface Decoded {
 /** Feeds the pieces in turn the way the server does: what is handed back is prepended to the next. */
 function decode(pieces: (string | Buffer)[], decoder = new ChunkedDecoder()): Decoded {
   const out: Buffer[] = [];
-  let carry = Buffer.alloc(0);
+  let carry: Buffer = Buffer.alloc(0);
   for (const piece of pieces) {
     const input = Buffer.concat([carry, typeof piece === 'string' ? Buffer.from(piece, 'latin1') : piece]);
     carry = decoder.decode(input, (data) => out.push(Buffer.from(data)));
@@ -57,7 +57,7 @@ describe('chunked decoder', () => {
   test('byte by byte: same data, done only after the very last byte', () => {
     const decoder = new ChunkedDecoder();
     const out: string[] = [];
-    let carry = Buffer.alloc(0);
+    let carry: Buffer = Buffer.alloc(0);
     for (let i = 0; i < BODY.length; i++) {
       assert.equal(decoder.done, false, `done too early, before byte ${i}`);
       carry = decoder.decode(Buffer.concat([carry, Buffer.from(BODY[i] as string, 'latin1')]), (data) => out.push(data.toString('latin1')));
@@ -108,7 +108,10 @@ describe('chunked decoder', () => {
     const decoder = new ChunkedDecoder();
     decoder.decode(Buffer.from('0\r\n\r\n'), () => assert.fail('no data expected'));
     const more = Buffer.from('5\r\nhello\r\n');
-    assert.equal(decoder.decode(more, () => assert.fail('decoded after done')), more);
+    assert.equal(
+      decoder.decode(more, () => assert.fail('decoded after done')),
+      more,
+    );
   });
 
   test('invalid chunk sizes throw ChunkedError', () => {

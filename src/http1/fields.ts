@@ -22,28 +22,38 @@ export function framingFields(): FramingFields {
 
 const join = (prev: string | null, value: string) => (prev === null ? value : `${prev}, ${value}`);
 
+/** parseFields results. */
+export const FIELDS_OK = 0;
+export const FIELDS_MALFORMED = 1;
+export const FIELDS_TOO_MANY = 2;
+/** Most field lines accepted in one head (Apache's LimitRequestFields is 100). */
+export const MAX_FIELDS = 256;
+
 /**
  * Appends the field lines of `head` from `pos` (the first char after the start line's CRLF) to
  * `headers`, and notes the framing fields in `out`. With `dropHopByHop`, Connection, Keep-Alive,
  * Proxy-Connection, TE, Trailer, Transfer-Encoding and Upgrade are noted but not appended, and
- * the fields Connection names are removed (RFC 9110 §7.6.1). Returns false on a malformed line:
- * whitespace before the colon, obsolete folding, no colon, a control character in a value.
+ * the fields Connection names are removed (RFC 9110 §7.6.1). Returns FIELDS_MALFORMED on a bad
+ * line (whitespace before the colon, obsolete folding, no colon, a control character in a value)
+ * and FIELDS_TOO_MANY past MAX_FIELDS lines (each append costs more as a Headers object grows).
  */
-export function parseFields(head: string, pos: number, headers: Headers, dropHopByHop: boolean, out: FramingFields): boolean {
+export function parseFields(head: string, pos: number, headers: Headers, dropHopByHop: boolean, out: FramingFields): number {
   const end = head.length;
+  let count = 0;
   while (pos < end) {
+    if (++count > MAX_FIELDS) return FIELDS_TOO_MANY;
     let eol = head.indexOf('\r\n', pos);
     if (eol < 0) eol = end;
     const colon = head.indexOf(':', pos);
-    if (colon <= pos || colon > eol) return false;
+    if (colon <= pos || colon > eol) return FIELDS_MALFORMED;
     const name = head.slice(pos, colon);
-    if (!TOKEN.test(name)) return false;
+    if (!TOKEN.test(name)) return FIELDS_MALFORMED;
     let from = colon + 1;
     let to = eol;
     while (from < to && (head.charCodeAt(from) === 32 || head.charCodeAt(from) === 9)) from++;
     while (to > from && (head.charCodeAt(to - 1) === 32 || head.charCodeAt(to - 1) === 9)) to--;
     const value = head.slice(from, to);
-    if (BAD_VALUE.test(value)) return false;
+    if (BAD_VALUE.test(value)) return FIELDS_MALFORMED;
     pos = eol + 2;
     // Only names of these lengths matter below: compare lowercased copies of those alone.
     let hop = false;
@@ -91,7 +101,7 @@ export function parseFields(head: string, pos: number, headers: Headers, dropHop
       if (TOKEN.test(named)) headers.delete(named);
     }
   }
-  return true;
+  return FIELDS_OK;
 }
 
 /** True when a Connection value lists `token` (lowercase), e.g. `close` or `keep-alive`. */

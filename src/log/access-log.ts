@@ -39,7 +39,7 @@ export const accessLog = (logger: Logger, nextId = createRequestIds()): Middlewa
       }
       // Serialised by hand: one line per request is the hottest logging there is.
       const q = JSON.stringify;
-      let fields = `,"client":${q(c.env.remoteAddr)},"method":${q(raw.method)},"host":${q(raw.headers.get('host'))},"path":${q(path)}`;
+      let fields = `,"client":${q(c.env.remoteAddr)},"method":${q(c.env.method ?? raw.method)},"host":${q(raw.headers.get('host'))},"path":${q(path)}`;
       fields += `,"status":${rec.status ?? c.res.status},"bytes":${bytes},"duration_ms":${Math.round((performance.now() - start) * 100) / 100}`;
       fields += `,"upstream":${q(rec.upstream)},"request_id":${q(rec.id)}`;
       if (rec.error) fields += `,"error":${q(rec.error)}`;

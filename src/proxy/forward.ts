@@ -108,7 +108,7 @@ export const forward = ({ transport, config }: ForwardOptions): Handler<AppEnv> 
 
     let res: Response;
     try {
-      res = await transport(route.upstream.origin + target, { method: req.method, headers, body, signal: controller.signal });
+      res = await transport(route.upstream.origin + target, { method: c.env.method ?? req.method, headers, body, signal: controller.signal });
     } catch (error) {
       const reason = controller.signal.reason;
       return fail(rec, reason instanceof ProxyError ? reason : classifyTransportError(error, route.upstream.origin));

@@ -15,7 +15,7 @@
 // body, and a graceful stop. No TLS, no HTTP/2, no Upgrade (later issues).
 import { STATUS_CODES } from 'node:http';
 import { ChunkedDecoder } from '../http1/chunked.ts';
-import { framingFields, hasToken, parseFields } from '../http1/fields.ts';
+import { FIELDS_OK, FIELDS_TOO_MANY, framingFields, hasToken, parseFields } from '../http1/fields.ts';
 import { normalizePeer } from '../proxy/headers.ts';
 import type { AppFetch, Listener, ListenOptions } from './types.ts';
 
@@ -49,6 +49,10 @@ interface BunListen {
 const IDLE_MS = 5_000;
 /** A request head must arrive whole within this long (Node's headersTimeout; slowloris). */
 const HEAD_MS = 60_000;
+/** A request body that stalls (no byte we asked for) this long gets 408 (nginx's client_body_timeout). */
+const BODY_MS = 60_000;
+/** A client that takes none of our response bytes for this long is cut (nginx's send_timeout). */
+const SEND_MS = 60_000;
 /** After answering a request whose body we did not read, keep reading (and dropping) this long. */
 const LINGER_MS = 2_000;
 /** A small response with a declared length goes out in one write with its head. */
@@ -65,6 +69,9 @@ const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 // RFC 9112 §3.2: visible ASCII only; anything else in a target is an error, not ours to fix.
 const TARGET = /^[\x21-\x7e]+$/;
 const DIGITS = /^\d+$/;
+const PLAIN_REASON = /^[\t\x20-\x7e]*$/;
+const BAD_GATEWAY_BODY = new TextEncoder().encode('bad gateway\n');
+const INTERNAL_ERROR = () => new Response('internal error\n', { status: 500, headers: { 'content-type': 'text/plain; charset=utf-8' } });
 
 // Request parser states per connection.
 const HEAD = 0; // waiting for (more of) a request head
@@ -79,6 +86,8 @@ class Exchange {
   remaining = 0;
   chunked: ChunkedDecoder | null = null;
   bodyDone = true;
+  /** The response head is being (or has been) written. */
+  started = false;
   responded = false;
   constructor(
     readonly method: string,
@@ -95,6 +104,8 @@ class Conn {
   headSince = 0;
   idleSince: number;
   lingerSince = 0;
+  /** Last time the client sent bytes or took the ones we wrote (stall timeouts). */
+  lastIo = 0;
   /** Close after the current response (Connection: close, HTTP/1.0, framing doubt, stop). */
   closing = false;
   paused = false;
@@ -109,6 +120,14 @@ class Conn {
     this.idleSince = now;
     this.peer = normalizePeer(socket.remoteAddress ?? '');
   }
+}
+
+/** Queue cost of a body chunk: its bytes plus a per-chunk overhead. */
+const chunkCost = (chunk?: Uint8Array): number => (chunk?.byteLength ?? 0) + 256;
+
+function hasBareLf(buf: Buffer): boolean {
+  for (let at = buf.indexOf(10); at >= 0; at = buf.indexOf(10, at + 1)) if (at === 0 || buf[at - 1] !== 13) return true;
+  return false;
 }
 
 class BadRequest extends Error {
@@ -138,6 +157,10 @@ export async function listenBunNative(fetch: AppFetch, options: ListenOptions): 
     for (const conn of conns) {
       if (conn.state === LINGER) {
         if (now - conn.lingerSince > LINGER_MS) close(conn);
+      } else if (conn.unsent !== null) {
+        if (now - conn.lastIo > SEND_MS) close(conn);
+      } else if (conn.state === BODY) {
+        if (!conn.paused && now - conn.lastIo > BODY_MS) reject(conn, new BadRequest(408, 'request timeout: request body stalled'));
       } else if (conn.state === HEAD && conn.ex === null) {
         if (conn.headSince !== 0 && now - conn.headSince > HEAD_MS) reject(conn, new BadRequest(408, 'request timeout'));
         else if (conn.headSince === 0 && now - conn.idleSince > IDLE_MS) close(conn);
@@ -173,6 +196,7 @@ export async function listenBunNative(fetch: AppFetch, options: ListenOptions): 
     const n = conn.socket.write(bytes, 0, length);
     if (n === length || n < 0) return undefined; // n < 0: closed, the close handler runs
     conn.unsent = Buffer.from(bytes.subarray(n, length));
+    conn.lastIo = now;
     return new Promise<void>((resolve) => {
       conn.onDrained = resolve;
     });
@@ -183,11 +207,17 @@ export async function listenBunNative(fetch: AppFetch, options: ListenOptions): 
 
   /** Refuses what cannot be parsed: a short plain answer, then the connection closes. */
   const reject = (conn: Conn, error: BadRequest) => {
+    options.onBadRequest?.({ client: conn.peer, status: error.status, reason: error.message });
+    if (conn.ex?.started) {
+      // An answer is already on the wire: another one would land inside it. Cut instead.
+      conn.ex.abort.abort(new Error(error.message));
+      close(conn);
+      return;
+    }
     const body = `${error.message}\n`;
     const head = `HTTP/1.1 ${error.status} ${STATUS_CODES[error.status] ?? ''}\r\n${dateLine}content-type: text/plain; charset=utf-8\r\ncontent-length: ${body.length}\r\nconnection: close\r\n\r\n`;
     // An exchange in flight (its chunked body broke) is cancelled; its answer is this one.
     conn.ex?.abort.abort(new Error(error.message));
-    options.onBadRequest?.({ client: conn.peer, status: error.status, reason: error.message });
     const pending = write(conn, Buffer.from(head + body, 'latin1'));
     conn.state = LINGER; // from here on, input is dropped
     if (pending === undefined) linger(conn);
@@ -222,6 +252,8 @@ export async function listenBunNative(fetch: AppFetch, options: ListenOptions): 
       const end = buf.indexOf(CRLFCRLF);
       if (end < 0 || end > maxHeadBytes) {
         if (buf.byteLength > maxHeadBytes) return reject(conn, new BadRequest(431, 'request header fields too large'));
+        // Lines end in CRLF (RFC 9112 §2.2); a bare LF would otherwise wait for the head timeout.
+        if (hasBareLf(buf)) return reject(conn, new BadRequest(400, 'bad request: line not ended by CRLF'));
         conn.rest = buf;
         return;
       }
@@ -240,7 +272,12 @@ export async function listenBunNative(fetch: AppFetch, options: ListenOptions): 
     let rest: Buffer;
     if (ex.chunked !== null) {
       try {
-        rest = ex.chunked.decode(buf, (data) => push(conn, ex, data));
+        // Pieces of one read go into the body as one buffer: a body of 1-byte chunks must not
+        // become a queue of tiny Buffers (their overhead dwarfs the bytes the queue counts).
+        const pieces: Buffer[] = [];
+        rest = ex.chunked.decode(buf, (data) => pieces.push(data));
+        if (pieces.length === 1) push(conn, ex, pieces[0] as Buffer);
+        else if (pieces.length > 1) push(conn, ex, Buffer.concat(pieces));
       } catch (error) {
         ex.body?.error(error);
         ex.body = null;
@@ -298,7 +335,9 @@ export async function listenBunNative(fetch: AppFetch, options: ListenOptions): 
     const headers = new Headers();
     const fields = framingFields();
     // RFC 9112 §5: no whitespace before a colon, no obsolete line folding, no control characters.
-    if (!parseFields(text, eol + 2, headers, false, fields)) throw new BadRequest(400, 'bad request: malformed header field');
+    const parsed = parseFields(text, eol + 2, headers, false, fields);
+    if (parsed === FIELDS_TOO_MANY) throw new BadRequest(431, 'request header fields too large');
+    if (parsed !== FIELDS_OK) throw new BadRequest(400, 'bad request: malformed header field');
     const host = fields.host;
     const length = fields.contentLength;
     const coding = fields.transferEncoding;
@@ -313,6 +352,8 @@ export async function listenBunNative(fetch: AppFetch, options: ListenOptions): 
     // Body framing (RFC 9112 §6.3). What we cannot frame goes to the app without a body (it
     // answers 400 or 501 from the same headers) and the connection closes after the answer.
     let hasBody = false;
+    // RFC 9112 §6.1: Transfer-Encoding in an HTTP/1.0 message is suspect; close after it.
+    if (coding !== null && http10) conn.closing = true;
     if (coding !== null) {
       if (length === null && coding.trim().toLowerCase() === 'chunked') {
         ex.chunked = new ChunkedDecoder();
@@ -337,6 +378,7 @@ export async function listenBunNative(fetch: AppFetch, options: ListenOptions): 
           pull() {
             if (conn.paused && conn.state === BODY) {
               conn.paused = false;
+              conn.lastIo = now; // the stall clock restarts when we ask for bytes again
               conn.socket.resume();
             }
           },
@@ -350,16 +392,21 @@ export async function listenBunNative(fetch: AppFetch, options: ListenOptions): 
             }
           },
         },
-        new ByteLengthQueuingStrategy({ highWaterMark: HIGH_WATER_BYTES }),
+        // Counts a per-chunk overhead too, so many small chunks cannot pile up under the mark.
+        { highWaterMark: HIGH_WATER_BYTES, size: chunkCost },
       );
       conn.state = BODY;
       if (expect && !http10) void write(conn, CONTINUE);
     } else conn.state = WAIT;
 
-    // Absolute-form stays as sent so the guard can compare it with Host.
-    const url = target.charCodeAt(0) === 47 /* / */ ? `http://${host ?? 'localhost'}${target}` : target;
+    // Absolute-form stays as sent so the guard can compare it with Host; asterisk-form
+    // (`OPTIONS *`) reaches the app through `rawTarget`.
+    const first = target.charCodeAt(0);
+    const url = first === 47 /* / */ ? `http://${host ?? 'localhost'}${target}` : first === 42 /* * */ ? `http://${host ?? 'localhost'}/*` : target;
     let request: Request;
     try {
+      // Bun's Request turns a method it does not know into GET (and uppercases those it knows):
+      // the exact method travels in ConnInfo.method.
       request = new Request(url, { method, headers, body, signal: ex.abort.signal, duplex: 'half' } as RequestInit);
     } catch {
       // Not a URL (a Host no URL parser accepts, an odd target), or a method fetch forbids.
@@ -367,36 +414,49 @@ export async function listenBunNative(fetch: AppFetch, options: ListenOptions): 
     }
     let response: Response | Promise<Response>;
     try {
-      response = fetch(request, { remoteAddr: conn.peer, rawTarget: target, proto: 'http', httpVersion: http10 ? '1.0' : '1.1' });
+      response = fetch(request, { remoteAddr: conn.peer, rawTarget: target, proto: 'http', httpVersion: http10 ? '1.0' : '1.1', method });
     } catch (error) {
       response = Promise.reject(error);
     }
-    if (response instanceof Response) void respond(conn, ex, response);
+    const answered = (r: unknown) =>
+      respond(conn, ex, r).catch((error) => {
+        console.error('switchyard: response writer failed', error);
+        close(conn);
+      });
+    if (response instanceof Response) void answered(response);
     else
-      response.then(
-        (r) => respond(conn, ex, r),
-        (error) => {
-          // The app maps its own failures; reaching here is a bug. Never crash.
-          console.error('switchyard: request handler failed', error);
-          return respond(conn, ex, new Response('internal error\n', { status: 500, headers: { 'content-type': 'text/plain; charset=utf-8' } }));
-        },
-      );
+      Promise.resolve(response).then(answered, (error) => {
+        // The app maps its own failures; reaching here is a bug. Never crash.
+        console.error('switchyard: request handler failed', error);
+        return answered(INTERNAL_ERROR());
+      });
   };
 
   // ---- writing responses -----------------------------------------------------------------
 
-  const respond = async (conn: Conn, ex: Exchange, res: Response): Promise<void> => {
+  const respond = async (conn: Conn, ex: Exchange, answer: unknown): Promise<void> => {
+    let res = answer as Response;
+    if (!(answer instanceof Response) || answer.status < 200) {
+      // Not an answer this server can send (a bug upstream of here): never crash over it.
+      console.error('switchyard: request handler returned no final Response', answer instanceof Response ? answer.status : typeof answer);
+      res = INTERNAL_ERROR();
+    }
     if (conn.dead || conn.state === LINGER) {
       // Client gone, or the connection was already answered with an error.
       await res.body?.cancel().catch(() => {});
       return;
     }
+    ex.started = true;
     const status = res.status;
-    const noBody = ex.method === 'HEAD' || status === 204 || status === 304 || status < 200;
-    let head = `HTTP/1.1 ${status} ${res.statusText || STATUS_CODES[status] || ''}\r\n`;
+    const noBody = ex.method === 'HEAD' || status === 204 || status === 304;
+    // A reason phrase goes on the wire as is: only visible ASCII, or it could end the line.
+    const reason = res.statusText;
+    let head = `HTTP/1.1 ${status} ${reason && PLAIN_REASON.test(reason) ? reason : (STATUS_CODES[status] ?? '')}\r\n`;
     let hasDate = false;
     let length: string | null = null;
     for (const [name, value] of res.headers) {
+      // Framing and connection fields are this server's to write, whatever the app set.
+      if (name === 'transfer-encoding' || name === 'connection' || name === 'keep-alive') continue;
       head += `${name}: ${value}\r\n`;
       if (name === 'date') hasDate = true;
       else if (name === 'content-length') length = value;
@@ -412,32 +472,37 @@ export async function listenBunNative(fetch: AppFetch, options: ListenOptions): 
         head += 'transfer-encoding: chunked\r\n';
       }
     }
-    if (stopping) conn.closing = true;
-    if (conn.closing) head += 'connection: close\r\n';
-    else if (ex.http10) head += 'connection: keep-alive\r\n';
-    head += '\r\n';
 
     try {
-      if (body === null) {
-        if (noBody) await res.body?.cancel().catch(() => {});
-        await writeText(conn, head);
-      } else if (length !== null && Number(length) <= SMALL_BODY_BYTES) {
-        let bytes: Uint8Array;
-        try {
-          bytes = new Uint8Array(await res.arrayBuffer());
-        } catch {
-          // A small body that broke on its way becomes a clean 502, never a truncated answer.
-          const text = 'bad gateway\n';
-          head = `HTTP/1.1 502 Bad Gateway\r\n${dateLine}content-type: text/plain; charset=utf-8\r\ncontent-length: ${text.length}\r\n${conn.closing ? 'connection: close\r\n' : ''}\r\n${text}`;
-          bytes = new Uint8Array(0);
+      if (body === null || (length !== null && Number(length) <= SMALL_BODY_BYTES)) {
+        let bytes: Uint8Array | null = null;
+        if (body !== null) {
+          try {
+            bytes = new Uint8Array(await res.arrayBuffer());
+            if (bytes.byteLength !== Number(length)) throw new Error('body does not match its Content-Length');
+          } catch {
+            // A small body that broke on its way becomes a clean 502, never a truncated answer.
+            const text = 'bad gateway\n';
+            head = `HTTP/1.1 502 Bad Gateway\r\n${dateLine}content-type: text/plain; charset=utf-8\r\ncontent-length: ${text.length}\r\n`;
+            bytes = BAD_GATEWAY_BODY;
+          }
+        } else if (noBody) await res.body?.cancel().catch(() => {});
+        if (conn.dead || conn.state === LINGER) return;
+        // The whole answer is in hand: if the request body is not, this connection ends after it.
+        if (!ex.bodyDone || stopping) conn.closing = true;
+        head += conn.closing ? 'connection: close\r\n\r\n' : ex.http10 ? 'connection: keep-alive\r\n\r\n' : '\r\n';
+        if (bytes === null) await writeText(conn, head);
+        else {
+          // Head and body in one write, through a buffer reused by every response.
+          const total = head.length + bytes.byteLength;
+          const out = total <= scratch.byteLength ? scratch : Buffer.allocUnsafe(total);
+          out.write(head, 0, 'latin1');
+          out.set(bytes, head.length);
+          await write(conn, out, total);
         }
-        // Head and body in one write, through a buffer reused by every response.
-        const total = head.length + bytes.byteLength;
-        const out = total <= scratch.byteLength ? scratch : Buffer.allocUnsafe(total);
-        out.write(head, 0, 'latin1');
-        out.set(bytes, head.length);
-        await write(conn, out, total);
       } else {
+        if (stopping) conn.closing = true;
+        head += conn.closing ? 'connection: close\r\n\r\n' : ex.http10 ? 'connection: keep-alive\r\n\r\n' : '\r\n';
         await writeText(conn, head);
         await streamBody(conn, body, chunked, length === null ? -1 : Number(length));
       }
@@ -449,7 +514,7 @@ export async function listenBunNative(fetch: AppFetch, options: ListenOptions): 
       return;
     }
     ex.responded = true;
-    if (conn.dead) return;
+    if (conn.dead || conn.state === LINGER) return;
     if (!ex.bodyDone) {
       // Answered before the request body was read whole (a 413, a 421): nobody will read the
       // rest, so drop it and close; lingering lets the client see this answer first.
@@ -478,6 +543,7 @@ export async function listenBunNative(fetch: AppFetch, options: ListenOptions): 
       if (done) break;
       if (value.byteLength === 0) continue;
       sent += value.byteLength;
+      if (declared >= 0 && sent > declared) throw new Error('response body longer than its Content-Length');
       let pending: Promise<void> | undefined;
       if (chunked) pending = write(conn, Buffer.concat([Buffer.from(`${value.byteLength.toString(16)}\r\n`, 'latin1'), value, CRLF]));
       else pending = write(conn, value);
@@ -520,6 +586,7 @@ export async function listenBunNative(fetch: AppFetch, options: ListenOptions): 
     data(socket, chunk) {
       const conn = socket.data;
       if (conn.dead || conn.state === LINGER) return;
+      conn.lastIo = now;
       const rest = conn.rest;
       conn.rest = null;
       try {
@@ -532,6 +599,7 @@ export async function listenBunNative(fetch: AppFetch, options: ListenOptions): 
     },
     drain(socket) {
       const conn = socket.data;
+      conn.lastIo = now;
       const unsent = conn.unsent;
       if (unsent === null) return;
       const n = socket.write(unsent);

@@ -26,6 +26,7 @@ export async function listenNode(fetch: AppFetch, options: ListenOptions): Promi
         rawTarget: env.incoming.url,
         proto: 'http',
         httpVersion: env.incoming.httpVersion,
+        method: env.incoming.method,
       });
       if (response.body !== null && !response.headers.has('content-type')) keepContentTypeAbsent(env.outgoing);
       return response;

@@ -9,7 +9,7 @@
 // Scope: one exchange per connection at a time (no pipelining), Content-Length, chunked and
 // close-delimited response bodies (RFC 9112 §6.3), 1xx answers skipped, trailers dropped (as the
 // other transport does). https: upstreams go to undici until the TLS work (see ./index.ts).
-import { framingFields, hasToken, parseFields } from '../http1/fields.ts';
+import { FIELDS_OK, framingFields, hasToken, parseFields } from '../http1/fields.ts';
 import type { ClosableTransport, UpstreamInit } from './types.ts';
 
 // The parts of Bun's socket API used here, typed locally so Deno and Node type-check this file.
@@ -267,7 +267,8 @@ export function createBunSocketTransport(): ClosableTransport {
           failExchange(conn, ex, reason instanceof Error ? reason : new Error('response body cancelled'));
         },
       },
-      new ByteLengthQueuingStrategy({ highWaterMark: BODY_HIGH_WATER_BYTES }),
+      // A per-chunk overhead is counted too: a body of tiny chunks must not pile up unseen.
+      { highWaterMark: BODY_HIGH_WATER_BYTES, size: (chunk?: Uint8Array) => (chunk?.byteLength ?? 0) + 256 },
     );
     ex.settled = true;
     ex.resolve(new Response(body, ex.head as ResponseInit));
@@ -307,7 +308,7 @@ export function createBunSocketTransport(): ClosableTransport {
     if (code < 200) return;
     const headers = new Headers();
     const fields = framingFields();
-    if (!parseFields(text, eol + 2, headers, true, fields)) throw upstreamError('invalid response header field', 'UPSTREAM_INVALID_RESPONSE');
+    if (parseFields(text, eol + 2, headers, true, fields) !== FIELDS_OK) throw upstreamError('invalid response header fields', 'UPSTREAM_INVALID_RESPONSE');
     let length: string | null = null;
     if (fields.contentLength !== null) {
       // Repeated or listed lengths must agree (RFC 9112 §6.3 item 5).

@@ -6,7 +6,9 @@ import { after, before, describe, test } from 'node:test';
 import { type ProxyHandle, RUNTIMES, rawRequest, runCli, send, startProxy, startUpstream, type Upstream, writeRoutes } from './harness.ts';
 
 /** A raw TCP upstream answering every request with `reply` (then closing if `close`). */
-async function rawUpstream(reply: (path: string) => { bytes: string; close?: boolean }): Promise<{ port: number; close: () => Promise<void> }> {
+async function rawUpstream(
+  reply: (path: string, requestLine: string) => { bytes: string; close?: boolean },
+): Promise<{ port: number; close: () => Promise<void> }> {
   const sockets = new Set<net.Socket>();
   const server = net.createServer((socket) => {
     sockets.add(socket);
@@ -17,8 +19,9 @@ async function rawUpstream(reply: (path: string) => { bytes: string; close?: boo
       const end = buffered.indexOf('\r\n\r\n');
       if (end < 0) return;
       const path = buffered.split(' ')[1] ?? '/';
+      const requestLine = buffered.slice(0, buffered.indexOf('\r\n'));
       buffered = '';
-      const r = reply(path);
+      const r = reply(path, requestLine);
       socket.write(Buffer.from(r.bytes, 'latin1'));
       if (r.close) socket.end();
     });
@@ -42,7 +45,8 @@ for (const runtime of RUNTIMES) {
     let slow: Upstream;
     let proxy: ProxyHandle;
     before(async () => {
-      odd = await rawUpstream((path) => {
+      odd = await rawUpstream((path, requestLine) => {
+        if (path === '/method') return { bytes: `HTTP/1.1 200 OK\r\nContent-Length: ${requestLine.length}\r\n\r\n${requestLine}` };
         if (path === '/600') return { bytes: 'HTTP/1.1 600 Weird\r\nContent-Length: 2\r\n\r\nok' };
         if (path === '/reason') return { bytes: 'HTTP/1.1 200 \xe2\x82\xac\r\nContent-Length: 2\r\n\r\nok' };
         if (path === '/short') return { bytes: `HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n${'x'.repeat(500)}`, close: true };
@@ -64,6 +68,18 @@ for (const runtime of RUNTIMES) {
     after(async () => {
       await proxy?.stop();
       await Promise.all([odd?.close(), echo?.close(), slow?.close()]);
+    });
+
+    test('a method outside the usual list reaches the upstream exactly (Node: 400, its parser knows a fixed list)', async () => {
+      for (const method of ['BREW', 'Post']) {
+        const r = await rawRequest(proxy.port, `${method} /method HTTP/1.1\r\nHost: odd.test\r\nConnection: close\r\n\r\n`);
+        if (runtime === 'node') {
+          assert.equal(r.status, 400, method);
+          continue;
+        }
+        assert.equal(r.status, 200, method);
+        assert.equal(r.body.toString('latin1'), `${method} /method HTTP/1.1`);
+      }
     });
 
     test('an upstream status above 599 is a 502, promptly', async () => {
