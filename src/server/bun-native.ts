@@ -418,22 +418,24 @@ export async function listenBunNative(fetch: AppFetch, options: ListenOptions): 
     } catch (error) {
       response = Promise.reject(error);
     }
-    const answered = (r: unknown) =>
-      respond(conn, ex, r).catch((error) => {
-        console.error('switchyard: response writer failed', error);
-        close(conn);
-      });
-    if (response instanceof Response) void answered(response);
+    if (response instanceof Response) void respond(conn, ex, response);
     else
-      Promise.resolve(response).then(answered, (error) => {
-        // The app maps its own failures; reaching here is a bug. Never crash.
-        console.error('switchyard: request handler failed', error);
-        return answered(INTERNAL_ERROR());
-      });
+      Promise.resolve(response).then(
+        (r) => respond(conn, ex, r),
+        (error) => {
+          // The app maps its own failures; reaching here is a bug. Never crash.
+          console.error('switchyard: request handler failed', error);
+          return respond(conn, ex, INTERNAL_ERROR());
+        },
+      );
   };
 
   // ---- writing responses -----------------------------------------------------------------
 
+  /**
+   * Writes the app's answer. Never rejects: the writes are in a try that cuts the connection,
+   * the rest cannot throw, and exchangeDone guards the parser it re-enters.
+   */
   const respond = async (conn: Conn, ex: Exchange, answer: unknown): Promise<void> => {
     let res = answer as Response;
     if (!(answer instanceof Response) || answer.status < 200) {
@@ -570,7 +572,13 @@ export async function listenBunNative(fetch: AppFetch, options: ListenOptions): 
       conn.paused = false;
       conn.socket.resume();
     }
-    if (rest !== null) feed(conn, rest);
+    if (rest === null) return;
+    try {
+      feed(conn, rest); // the next pipelined request
+    } catch (error) {
+      console.error('switchyard: connection handler failed', error);
+      close(conn);
+    }
   };
 
   const handlers: Handlers = {
