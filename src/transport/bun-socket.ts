@@ -20,7 +20,6 @@ interface BunSocket {
   terminate(): void;
   pause(): void;
   resume(): void;
-  timeout(seconds: number): void;
 }
 interface SocketHandlers {
   data(socket: BunSocket, chunk: Buffer): void;
@@ -28,7 +27,6 @@ interface SocketHandlers {
   close(socket: BunSocket, error?: Error): void;
   end(socket: BunSocket): void;
   error(socket: BunSocket, error: Error): void;
-  timeout(socket: BunSocket): void;
 }
 interface BunConnect {
   connect(options: { hostname: string; port: number; data: Conn; socket: SocketHandlers }): Promise<BunSocket>;
@@ -97,6 +95,8 @@ class Conn {
   onDrained: (() => void) | null = null;
   dead = false;
   reused = false;
+  /** When it went back to the pool (for the idle sweep). */
+  idleSince = 0;
   constructor(readonly pool: Pool) {}
 }
 
@@ -121,12 +121,22 @@ class Exchange {
   paused = false;
   /** Set once the exchange is over, whichever way. */
   finished = false;
+  /** The connection the request went out on (undefined while connecting). */
+  conn: Conn | undefined = undefined;
+  /** Sent on a pooled connection (which the upstream may have just closed). */
+  onPooled = false;
+  retried = false;
+  resolve!: (response: Response) => void;
+  reject!: (error: unknown) => void;
+  onAbort!: () => void;
   constructor(
+    readonly pool: Pool,
     readonly method: string,
-    readonly resolve: (response: Response) => void,
-    readonly reject: (error: unknown) => void,
+    /** The request head, serialised. */
+    readonly requestHead: string,
+    readonly body: ReadableStream<Uint8Array> | null,
+    readonly declared: number | null,
     readonly signal: AbortSignal,
-    readonly onAbort: () => void,
   ) {}
 }
 
@@ -170,9 +180,20 @@ export function createBunSocketTransport(): ClosableTransport {
     conn.ex = null;
     if (conn.dead || closed) return kill(conn);
     conn.reused = true;
-    conn.socket?.timeout(IDLE_SECONDS);
+    conn.idleSince = now;
     conn.pool.idle.push(conn);
   };
+
+  // One timer for every pool: the clock the idle check reads, and closing connections idle
+  // longer than IDLE_SECONDS (a timer per connection would cost two native calls per request).
+  let now = Date.now();
+  const sweep = setInterval(() => {
+    now = Date.now();
+    for (const pool of pools.values()) {
+      for (const conn of [...pool.idle]) if (now - conn.idleSince > IDLE_SECONDS * 1000) kill(conn);
+    }
+  }, 1_000);
+  (sweep as { unref?: () => void }).unref?.();
 
   const connect = async (pool: Pool): Promise<Conn> => {
     let lastError: unknown;
@@ -196,11 +217,22 @@ export function createBunSocketTransport(): ClosableTransport {
   /** Ends an exchange that failed: the caller's promise rejects, or its body stream errors. */
   const failExchange = (conn: Conn, ex: Exchange, error: unknown) => {
     if (ex.finished) return;
+    if (conn.ex === ex) conn.ex = null;
+    kill(conn);
+    // A pooled connection the upstream closed a moment ago fails before any answer: a request
+    // without a body is tried once more on a fresh connection (nothing can have been processed
+    // twice; nginx does the same).
+    if (ex.onPooled && !ex.retried && ex.body === null && !ex.gotBytes && !ex.settled && !ex.signal.aborted && !closed) {
+      ex.retried = true;
+      ex.onPooled = false;
+      ex.conn = undefined;
+      ex.phase = HEAD;
+      open(ex, true);
+      return;
+    }
     ex.finished = true;
     ex.phase = DONE;
     ex.signal.removeEventListener('abort', ex.onAbort);
-    if (conn.ex === ex) conn.ex = null;
-    kill(conn);
     if (!ex.settled) {
       ex.settled = true;
       ex.reject(error);
@@ -514,10 +546,6 @@ export function createBunSocketTransport(): ClosableTransport {
     error(socket, error) {
       handlers.close(socket, error);
     },
-    timeout(socket) {
-      const conn = socket.data;
-      if (conn.ex === null) kill(conn);
-    },
   };
 
   /**
@@ -602,6 +630,51 @@ export function createBunSocketTransport(): ClosableTransport {
       );
   };
 
+  const abortExchange = (ex: Exchange) => {
+    const reason = ex.signal.reason;
+    if (ex.conn !== undefined && ex.conn.ex === ex) failExchange(ex.conn, ex, reason);
+    else if (!ex.settled) {
+      // Still connecting: the connection goes to the pool when it opens.
+      ex.settled = true;
+      ex.finished = true;
+      ex.reject(reason);
+    }
+  };
+
+  /** Sends `ex` on a pooled connection, or on a new one (`fresh` skips the pool). */
+  const open = (ex: Exchange, fresh: boolean) => {
+    const idle = ex.pool.idle;
+    while (!fresh && idle.length > 0) {
+      const conn = idle.pop() as Conn;
+      if (conn.dead) continue;
+      ex.onPooled = true;
+      run(ex, conn);
+      return;
+    }
+    connect(ex.pool).then(
+      (conn) => {
+        if (ex.finished) return release(conn);
+        run(ex, conn);
+      },
+      (error) => {
+        if (ex.finished) return;
+        ex.finished = true;
+        ex.settled = true;
+        ex.signal.removeEventListener('abort', ex.onAbort);
+        ex.reject(error);
+      },
+    );
+  };
+
+  const run = (ex: Exchange, conn: Conn) => {
+    ex.conn = conn;
+    try {
+      start(conn, ex, ex.requestHead, ex.body, ex.declared);
+    } catch (error) {
+      failExchange(conn, ex, error);
+    }
+  };
+
   return {
     name: 'bun-socket',
     fetch(url: string, init: UpstreamInit): Promise<Response> {
@@ -613,79 +686,20 @@ export function createBunSocketTransport(): ClosableTransport {
       const length = headers.get('content-length');
       const declared = body !== null && length !== null ? Number(length) : null;
       if (body !== null && length === null) text += 'transfer-encoding: chunked\r\n';
-      const head = `${text}\r\n`;
-
+      const ex = new Exchange(pool, method, `${text}\r\n`, body, declared, signal);
       return new Promise<Response>((resolve, reject) => {
         if (closed) return reject(upstreamError('transport closed', 'ECONNRESET'));
         if (signal.aborted) return reject(signal.reason);
-        let conn: Conn | undefined;
-        const onAbort = () => {
-          if (conn !== undefined && conn.ex === ex) failExchange(conn, ex, signal.reason);
-          else if (!ex.settled) {
-            ex.settled = true;
-            ex.finished = true;
-            reject(signal.reason);
-          }
-        };
-        const ex = new Exchange(method, resolve, reject, signal, onAbort);
-        signal.addEventListener('abort', onAbort, { once: true });
-
-        // A pooled connection the upstream closed a moment ago fails before any answer: a
-        // request without a body is then tried once more on a fresh connection (nothing can
-        // have been processed twice, nginx does the same).
-        const open = (fresh: boolean) => {
-          let idle: Conn | undefined;
-          while (!fresh && pool.idle.length > 0) {
-            idle = pool.idle.pop();
-            if (idle !== undefined && !idle.dead) break;
-            idle = undefined;
-          }
-          if (idle !== undefined) {
-            idle.socket?.timeout(0);
-            conn = idle;
-            run(idle);
-            return;
-          }
-          connect(pool).then(
-            (c) => {
-              if (ex.finished) return release(c);
-              conn = c;
-              run(c);
-            },
-            (error) => {
-              if (ex.finished) return;
-              ex.finished = true;
-              ex.settled = true;
-              signal.removeEventListener('abort', onAbort);
-              reject(error);
-            },
-          );
-        };
-        const run = (c: Conn) => {
-          if (c.reused && body === null) {
-            const original = ex.reject;
-            (ex as { reject: (error: unknown) => void }).reject = (error) => {
-              if (!ex.gotBytes && !signal.aborted && !closed) {
-                ex.settled = false;
-                ex.finished = false;
-                ex.phase = HEAD;
-                (ex as { reject: (error: unknown) => void }).reject = original;
-                signal.addEventListener('abort', onAbort, { once: true });
-                open(true);
-              } else original(error);
-            };
-          }
-          try {
-            start(c, ex, head, body, declared);
-          } catch (error) {
-            failExchange(c, ex, error);
-          }
-        };
-        open(false);
+        ex.resolve = resolve;
+        ex.reject = reject;
+        ex.onAbort = () => abortExchange(ex);
+        signal.addEventListener('abort', ex.onAbort, { once: true });
+        open(ex, false);
       });
     },
     async close() {
       closed = true;
+      clearInterval(sweep);
       for (const conn of [...live]) {
         const ex = conn.ex;
         if (ex !== null) failExchange(conn, ex, upstreamError('proxy shutting down', 'ECONNRESET'));
