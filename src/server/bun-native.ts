@@ -16,6 +16,7 @@
 import { STATUS_CODES } from 'node:http';
 import { ChunkedDecoder } from '../http1/chunked.ts';
 import { FIELDS_OK, FIELDS_TOO_MANY, framingFields, hasToken, parseFields } from '../http1/fields.ts';
+import { HeadBuffer } from '../http1/head-buffer.ts';
 import { normalizePeer } from '../proxy/headers.ts';
 import type { AppFetch, Listener, ListenOptions } from './types.ts';
 
@@ -98,8 +99,10 @@ class Exchange {
 class Conn {
   state = HEAD;
   ex: Exchange | null = null;
-  /** Input not parsed yet: a partial head, or bytes of the next (pipelined) request. */
+  /** Input not parsed yet: bytes of the next (pipelined) request, or a partial chunk line. */
   rest: Buffer | null = null;
+  /** A request head still arriving. */
+  readonly head = new HeadBuffer();
   /** When the current head started arriving (0: none pending), or when the socket went idle. */
   headSince = 0;
   idleSince: number;
@@ -125,8 +128,9 @@ class Conn {
 /** Queue cost of a body chunk: its bytes plus a per-chunk overhead. */
 const chunkCost = (chunk?: Uint8Array): number => (chunk?.byteLength ?? 0) + 256;
 
-function hasBareLf(buf: Buffer): boolean {
-  for (let at = buf.indexOf(10); at >= 0; at = buf.indexOf(10, at + 1)) if (at === 0 || buf[at - 1] !== 13) return true;
+/** True when `buf` has an LF not preceded by CR; `before` is the byte before `buf` (-1: none). */
+function hasBareLf(buf: Buffer, before: number): boolean {
+  for (let at = buf.indexOf(10); at >= 0; at = buf.indexOf(10, at + 1)) if ((at === 0 ? before : buf[at - 1]) !== 13) return true;
   return false;
 }
 
@@ -253,8 +257,8 @@ export async function listenBunNative(fetch: AppFetch, options: ListenOptions): 
       if (end < 0 || end > maxHeadBytes) {
         if (buf.byteLength > maxHeadBytes) return reject(conn, new BadRequest(431, 'request header fields too large'));
         // Lines end in CRLF (RFC 9112 §2.2); a bare LF would otherwise wait for the head timeout.
-        if (hasBareLf(buf)) return reject(conn, new BadRequest(400, 'bad request: line not ended by CRLF'));
-        conn.rest = buf;
+        if (hasBareLf(buf, -1)) return reject(conn, new BadRequest(400, 'bad request: line not ended by CRLF'));
+        conn.head.push(buf);
         return;
       }
       const text = buf.toString('latin1', 0, end);
@@ -595,9 +599,22 @@ export async function listenBunNative(fetch: AppFetch, options: ListenOptions): 
       const conn = socket.data;
       if (conn.dead || conn.state === LINGER) return;
       conn.lastIo = now;
-      const rest = conn.rest;
-      conn.rest = null;
       try {
+        const head = conn.head;
+        if (head.size > 0) {
+          // The rest of a head: only the new bytes are looked at (see http1/head-buffer.ts).
+          const before = head.lastByte;
+          const whole = head.push(chunk);
+          if (whole === null) {
+            if (head.size > maxHeadBytes) reject(conn, new BadRequest(431, 'request header fields too large'));
+            else if (hasBareLf(chunk, before)) reject(conn, new BadRequest(400, 'bad request: line not ended by CRLF'));
+            return;
+          }
+          feed(conn, whole);
+          return;
+        }
+        const rest = conn.rest;
+        conn.rest = null;
         feed(conn, rest === null ? chunk : Buffer.concat([rest, chunk]));
       } catch (error) {
         // A bug in this parser; never crash the process over one connection.

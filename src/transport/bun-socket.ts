@@ -10,6 +10,7 @@
 // close-delimited response bodies (RFC 9112 §6.3), 1xx answers skipped, trailers dropped (as the
 // other transport does). https: upstreams go to undici until the TLS work (see ./index.ts).
 import { FIELDS_OK, framingFields, hasToken, parseFields } from '../http1/fields.ts';
+import { HeadBuffer } from '../http1/head-buffer.ts';
 import type { ClosableTransport, UpstreamInit } from './types.ts';
 
 // The parts of Bun's socket API used here, typed locally so Deno and Node type-check this file.
@@ -56,6 +57,7 @@ const DIGITS = /^\d+$/;
 const HEX = /^[0-9A-Fa-f]{1,13}$/;
 // RFC 9110: these statuses never carry a body, and the Response constructor rejects one.
 const NULL_BODY_STATUS = new Set([101, 103, 204, 205, 304]);
+const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE', 'PUT', 'DELETE']);
 
 // Parser phases of one exchange.
 const HEAD = 0;
@@ -88,8 +90,10 @@ interface Pool {
 class Conn {
   socket: BunSocket | null = null;
   ex: Exchange | null = null;
-  /** Unparsed bytes carried over to the next `data` callback. */
+  /** Unparsed bytes carried over to the next `data` callback (a partial chunk line). */
   rest: Buffer | null = null;
+  /** A response head still arriving. */
+  readonly head = new HeadBuffer();
   /** Request bytes the socket did not take yet, and who waits for them to drain. */
   unsent: Uint8Array | null = null;
   onDrained: (() => void) | null = null;
@@ -119,6 +123,8 @@ class Exchange {
   wholeBytes = 0;
   stream: ReadableStreamDefaultController<Uint8Array> | null = null;
   paused = false;
+  /** Body bytes are read for framing only (a 205's). */
+  discard = false;
   /** Set once the exchange is over, whichever way. */
   finished = false;
   /** The connection the request went out on (undefined while connecting). */
@@ -178,7 +184,7 @@ export function createBunSocketTransport(): ClosableTransport {
 
   const release = (conn: Conn) => {
     conn.ex = null;
-    if (conn.dead || closed) return kill(conn);
+    if (conn.dead || closed || conn.unsent !== null) return kill(conn);
     conn.reused = true;
     conn.idleSince = now;
     conn.pool.idle.push(conn);
@@ -219,10 +225,11 @@ export function createBunSocketTransport(): ClosableTransport {
     if (ex.finished) return;
     if (conn.ex === ex) conn.ex = null;
     kill(conn);
-    // A pooled connection the upstream closed a moment ago fails before any answer: a request
-    // without a body is tried once more on a fresh connection (nothing can have been processed
-    // twice; nginx does the same).
-    if (ex.onPooled && !ex.retried && ex.body === null && !ex.gotBytes && !ex.settled && !ex.signal.aborted && !closed) {
+    // A pooled connection the upstream closed a moment ago fails before any answer: an
+    // idempotent request without a body is tried once more on a fresh connection. The upstream
+    // may have acted on the first one, which is why only idempotent methods qualify (RFC 9110
+    // §9.2.2; nginx does not retry POST, PATCH or LOCK either).
+    if (ex.onPooled && !ex.retried && ex.body === null && !ex.gotBytes && !ex.settled && !ex.signal.aborted && !closed && IDEMPOTENT.has(ex.method)) {
       ex.retried = true;
       ex.onPooled = false;
       ex.conn = undefined;
@@ -307,7 +314,7 @@ export function createBunSocketTransport(): ClosableTransport {
   };
 
   const deliver = (conn: Conn, ex: Exchange, bytes: Buffer) => {
-    if (bytes.byteLength === 0) return;
+    if (bytes.byteLength === 0 || ex.discard) return;
     if (ex.whole !== null) {
       ex.whole.push(bytes);
       ex.wholeBytes += bytes.byteLength;
@@ -356,24 +363,23 @@ export function createBunSocketTransport(): ClosableTransport {
     ex.keepAlive = minor === 48 ? hasToken(fields.connection, 'keep-alive') : !hasToken(fields.connection, 'close');
     const reason = eol > 13 ? text.slice(13, eol) : '';
     const head: ResponseInit = { status: code, statusText: PLAIN_REASON.test(reason) ? reason : '', headers };
-    // RFC 9112 §6.3: these end at the empty line whatever their fields say.
-    const bodiless = NULL_BODY_STATUS.has(code) || ex.method === 'HEAD';
+    // RFC 9112 §6.3: these end at the empty line whatever their fields say (205 is not one
+    // of them: it may carry an empty framed body, which is read and dropped below).
+    const bodiless = code === 204 || code === 304 || ex.method === 'HEAD';
     if (bodiless) {
       // Their framing fields describe the body a GET would get; they travel on as they are.
       ex.framing = LENGTH;
       ex.remaining = 0;
     } else if (coding !== null) {
+      // We decode chunked and nothing else, and Transfer-Encoding does not travel on: any other
+      // coding would reach the client unmarked. Both TE and CL, or TE in HTTP/1.0, are a
+      // framing doubt (RFC 9112 §6.1, §6.3): the connection is not reused.
+      if (coding.trim().toLowerCase() !== 'chunked') throw upstreamError(`unsupported transfer coding "${coding}"`, 'UPSTREAM_INVALID_RESPONSE');
+      if (length !== null || minor === 48) ex.keepAlive = false;
       // Transfer-Encoding overrides Content-Length, which must not travel on (RFC 9112 §6.3).
       headers.delete('content-length');
-      const last = coding
-        .slice(coding.lastIndexOf(',') + 1)
-        .trim()
-        .toLowerCase();
-      if (last === 'chunked') ex.framing = CHUNKED;
-      else {
-        ex.framing = UNTIL_CLOSE;
-        ex.keepAlive = false;
-      }
+      length = null;
+      ex.framing = CHUNKED;
     } else if (length !== null) {
       ex.framing = LENGTH;
       ex.remaining = Number(length);
@@ -389,6 +395,13 @@ export function createBunSocketTransport(): ClosableTransport {
       return;
     }
     ex.phase = BODY;
+    if (NULL_BODY_STATUS.has(code)) {
+      // A 205 with a framed body: the Response can carry none, so its bytes are read and dropped.
+      ex.discard = true;
+      ex.settled = true;
+      ex.resolve(new Response(null, head));
+      return;
+    }
     if (ex.framing === LENGTH && ex.remaining <= SMALL_BODY_BYTES) ex.whole = [];
     else settleStreaming(conn, ex);
   };
@@ -401,7 +414,7 @@ export function createBunSocketTransport(): ClosableTransport {
         const end = buf.indexOf(CRLFCRLF);
         if (end < 0) {
           if (buf.byteLength > MAX_HEAD_BYTES) throw upstreamError('response head too large', 'UPSTREAM_INVALID_RESPONSE');
-          conn.rest = buf;
+          conn.head.push(buf);
           return;
         }
         if (end > MAX_HEAD_BYTES) throw upstreamError('response head too large', 'UPSTREAM_INVALID_RESPONSE');
@@ -506,9 +519,20 @@ export function createBunSocketTransport(): ClosableTransport {
         return;
       }
       ex.gotBytes = true;
-      const rest = conn.rest;
-      conn.rest = null;
       try {
+        const head = conn.head;
+        if (head.size > 0) {
+          // The rest of a head: only the new bytes are looked at (see http1/head-buffer.ts).
+          const whole = head.push(chunk);
+          if (whole === null) {
+            if (head.size > MAX_HEAD_BYTES) throw upstreamError('response head too large', 'UPSTREAM_INVALID_RESPONSE');
+            return;
+          }
+          parse(conn, ex, whole);
+          return;
+        }
+        const rest = conn.rest;
+        conn.rest = null;
         parse(conn, ex, rest === null ? chunk : Buffer.concat([rest, chunk]));
       } catch (error) {
         failExchange(conn, ex, error);
@@ -619,7 +643,15 @@ export function createBunSocketTransport(): ClosableTransport {
     conn.rest = null;
     const pending = writeHead(conn, head);
     if (body === null) {
-      ex.requestDone = true;
+      // The request is done once its head is on the wire, not before: a connection with
+      // request bytes still queued must never carry the next request.
+      if (pending === undefined) ex.requestDone = true;
+      else
+        pending.then(() => {
+          if (conn.dead) return;
+          ex.requestDone = true;
+          endExchange(conn, ex);
+        });
       return;
     }
     if (pending === undefined) void sendBody(conn, ex, body, declared);
@@ -653,6 +685,13 @@ export function createBunSocketTransport(): ClosableTransport {
     }
     connect(ex.pool).then(
       (conn) => {
+        if (closed && !ex.finished) {
+          // close() ran while this connection was opening: the exchange is cut like the rest.
+          ex.finished = true;
+          ex.settled = true;
+          ex.signal.removeEventListener('abort', ex.onAbort);
+          ex.reject(upstreamError('proxy shutting down', 'ECONNRESET'));
+        }
         if (ex.finished) return release(conn);
         run(ex, conn);
       },
