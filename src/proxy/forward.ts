@@ -117,7 +117,15 @@ export const forward = ({ transport, config }: ForwardOptions): Handler<AppEnv> 
       clearTimeout(timer);
     }
 
-    const outHeaders = clientResponseHeaders(res.headers);
+    let outHeaders = clientResponseHeaders(res.headers);
+    // 204 and 205 carry no content (RFC 9110 §15.3.5-6), but an upstream may still send a
+    // Content-Length for the body it dropped (node:http does for 205): passed on, it would frame
+    // bytes that never come and desync the client's connection.
+    if ((res.status === 204 || res.status === 205) && outHeaders.has('content-length')) {
+      if (outHeaders === res.headers) outHeaders = new Headers(res.headers);
+      if (res.status === 204) outHeaders.delete('content-length');
+      else outHeaders.set('content-length', '0');
+    }
     // `res.body` is only read when needed: on Node it turns @hono/node-server's light Response
     // into a full one.
     if (!outHeaders.has('content-length')) {

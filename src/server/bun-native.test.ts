@@ -423,6 +423,78 @@ describe('bun native HTTP/1.1 server', { skip: !onBun }, () => {
     await s.stop(0);
   });
 
+  test('a head sent one byte per write parses whole: the app sees every field; the connection goes on', async () => {
+    // A pause after each CR too: an LF first in a read, after a CR in the one before, is no bare LF.
+    const s = await serve(echo);
+    const c = await connect(s.port);
+    const fields = Array.from({ length: 40 }, (_, i): [string, string] => [`x-f${i}`, `v${i}-${'abcdefghij'.repeat(3)}`]);
+    const head = `GET /bytes?x=1 HTTP/1.1\r\nHost: example.test\r\n${fields.map(([n, v]) => `${n}: ${v}\r\n`).join('')}\r\n`;
+    assert.ok(head.length > 1500);
+    for (let i = 0; i < head.length; i++) {
+      c.write(head[i] as string);
+      if (i % 64 === 63 || head[i] === '\r') await sleep(1); // lets the writes go out apart
+    }
+    const [res] = await c.responses(1);
+    assert.equal(res?.status, 200, `got ${res?.head}`);
+    const seen = echoed(res as Parsed);
+    assert.equal(seen.rawTarget, '/bytes?x=1');
+    // Headers iterate sorted by name.
+    const expected: [string, string][] = [['host', 'example.test'], ...fields];
+    expected.sort((x, y) => (x[0] < y[0] ? -1 : 1));
+    assert.deepEqual(seen.headers, expected);
+    assert.deepEqual(s.bad, []);
+    c.write(get('/next'));
+    assert.equal(echoed((await c.responses(2))[1] as Parsed).rawTarget, '/next');
+    await s.stop(0);
+  });
+
+  test('a head arriving in pieces that grows past the limit gets 431 without waiting for its end', async () => {
+    const s = await serve(echo, 1024); // a head may reach 1024 + 17 KiB
+    const c = await connect(s.port);
+    c.write('GET / HTTP/1.1\r\nHost: h\r\n');
+    // 40 KiB in 1 KiB pieces, no empty line: the answer comes while they still arrive.
+    for (let i = 0; i < 40 && c.bytes().byteLength === 0 && !c.state.closed; i++) {
+      c.write(`X-Pad-${String(i).padStart(2, '0')}: ${'a'.repeat(1010)}\r\n`);
+      await sleep(2);
+    }
+    const [res] = await c.responses(1);
+    assert.equal(res?.status, 431, `got ${res?.head}`);
+    assert.equal(field(res as Parsed, 'connection'), 'close');
+    await c.closed();
+    assert.equal(s.calls.length, 0);
+    assert.deepEqual(
+      s.bad.map((b) => b.status),
+      [431],
+    );
+    await s.stop(0);
+  });
+
+  test('a bare LF in a later piece of a head gets 400; a CRLF split over pieces does not', async () => {
+    const s = await serve(echo);
+    const cases: [string[], number][] = [
+      [['GET / HTTP/1.1\r\nHost: a\r', '\nX: y\n'], 400],
+      [['GET / HTTP/1.1\r\nHost: a', '\nX: y\r\n'], 400], // an LF first in a piece, after no CR
+      [['GET / HTTP/1.1\r\nHost: a\r\n', 'X: y\r\n', 'X-B: 1\nX-C: 2\r\n'], 400],
+      [['GET / HTTP/1.1\r\nHost: a\r', '\nX: y\r', '\n', '\r', '\n'], 200],
+    ];
+    for (const [pieces, status] of cases) {
+      const c = await connect(s.port);
+      for (const piece of pieces) {
+        c.write(piece);
+        await sleep(5);
+      }
+      const [res] = await c.responses(1);
+      assert.equal(res?.status, status, `${JSON.stringify(pieces)}: got ${res?.head}`);
+      if (status === 400) await c.closed();
+    }
+    assert.equal(s.calls.length, 1);
+    assert.deepEqual(
+      s.bad.map((b) => b.status),
+      [400, 400, 400],
+    );
+    await s.stop(0);
+  });
+
   test('a bad head after a good one on the same connection: first answered, then 400 and close', async () => {
     const s = await serve(echo);
     const c = await connect(s.port);

@@ -255,7 +255,8 @@ export async function listenBunNative(fetch: AppFetch, options: ListenOptions): 
       if (conn.headSince === 0) conn.headSince = now;
       const end = buf.indexOf(CRLFCRLF);
       if (end < 0 || end > maxHeadBytes) {
-        if (buf.byteLength > maxHeadBytes) return reject(conn, new BadRequest(431, 'request header fields too large'));
+        // (+3: a read may end inside the final CRLFCRLF of a head exactly at the limit)
+        if (buf.byteLength > maxHeadBytes + 3) return reject(conn, new BadRequest(431, 'request header fields too large'));
         // Lines end in CRLF (RFC 9112 §2.2); a bare LF would otherwise wait for the head timeout.
         if (hasBareLf(buf, -1)) return reject(conn, new BadRequest(400, 'bad request: line not ended by CRLF'));
         conn.head.push(buf);
@@ -460,15 +461,21 @@ export async function listenBunNative(fetch: AppFetch, options: ListenOptions): 
     let head = `HTTP/1.1 ${status} ${reason && PLAIN_REASON.test(reason) ? reason : (STATUS_CODES[status] ?? '')}\r\n`;
     let hasDate = false;
     let length: string | null = null;
+    const body = noBody ? null : res.body;
+    // A Content-Length frames the bytes that follow, except on HEAD and 304 where it describes
+    // the representation. Without a body it must say 0 (and a 204 carries none, RFC 9110 §8.6).
+    const lengthFrames = !(ex.method === 'HEAD' || status === 304);
     for (const [name, value] of res.headers) {
       // Framing and connection fields are this server's to write, whatever the app set.
       if (name === 'transfer-encoding' || name === 'connection' || name === 'keep-alive') continue;
+      if (name === 'content-length') {
+        if (body === null && lengthFrames) continue;
+        length = value;
+      } else if (name === 'date') hasDate = true;
       head += `${name}: ${value}\r\n`;
-      if (name === 'date') hasDate = true;
-      else if (name === 'content-length') length = value;
     }
+    if (body === null && lengthFrames && status !== 204) head += 'content-length: 0\r\n';
     if (!hasDate) head += dateLine;
-    const body = noBody ? null : res.body;
     let chunked = false;
     if (body !== null && length === null) {
       // No length known: chunked for HTTP/1.1, the end of the connection for HTTP/1.0.
@@ -606,7 +613,7 @@ export async function listenBunNative(fetch: AppFetch, options: ListenOptions): 
           const before = head.lastByte;
           const whole = head.push(chunk);
           if (whole === null) {
-            if (head.size > maxHeadBytes) reject(conn, new BadRequest(431, 'request header fields too large'));
+            if (head.size > maxHeadBytes + 3) reject(conn, new BadRequest(431, 'request header fields too large'));
             else if (hasBareLf(chunk, before)) reject(conn, new BadRequest(400, 'bad request: line not ended by CRLF'));
             return;
           }

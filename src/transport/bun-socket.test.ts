@@ -4,6 +4,7 @@ import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import net from 'node:net';
 import { after, describe, test } from 'node:test';
+import { gzipSync } from 'node:zlib';
 import { createBunSocketTransport } from './bun-socket.ts';
 import type { UpstreamInit } from './types.ts';
 
@@ -95,6 +96,18 @@ async function trickle(socket: net.Socket, pieces: (string | Buffer)[], gap = 2)
     if (socket.destroyed) return;
     socket.write(piece);
     await sleep(gap);
+  }
+}
+
+/**
+ * Writes `text` one byte per write, pausing every 64 bytes and after each CR so the writes go
+ * out apart (every CRLF, and the CRLFCRLF ending a head, is split over reads).
+ */
+async function byteByByte(socket: net.Socket, text: string) {
+  for (let i = 0; i < text.length; i++) {
+    if (socket.destroyed) return;
+    socket.write(text[i] as string, 'latin1');
+    if (i % 64 === 63 || text[i] === '\r') await sleep(1);
   }
 }
 
@@ -294,6 +307,49 @@ describe('bun socket transport', { skip: !onBun }, () => {
     );
   });
 
+  test('205 with an empty chunked body or a Content-Length body: null body, and the next request gets its own answer', async () => {
+    // RFC 9112 §6.3 does not end a 205 at its empty line. node:http sends `transfer-encoding:
+    // chunked` and, in a later write, `0\r\n\r\n` (or `content-length: 13` and "Reset Content"):
+    // a connection pooled at the empty line would hand those bytes to the next request.
+    const bodies: Record<string, [string, string]> = {
+      '/chunked': ['HTTP/1.1 205 Reset Content\r\nTransfer-Encoding: chunked\r\n\r\n', '0\r\n\r\n'],
+      '/length': ['HTTP/1.1 205 Reset Content\r\nContent-Length: 13\r\n\r\n', 'Reset Content'],
+    };
+    const up = await listen((socket) => {
+      // A serial upstream: each answer goes out whole before the next request is looked at.
+      let queue = Promise.resolve();
+      onHeads(socket, (head) => {
+        queue = queue.then(async () => {
+          const target = head.split(' ')[1] as string;
+          const parts = bodies[target];
+          if (parts === undefined) return void socket.write(ok(`answer to ${target}`));
+          socket.write(parts[0]);
+          await sleep(30);
+          socket.write(parts[1]);
+        });
+      });
+    });
+    for (const target of ['/chunked', '/length']) {
+      const res = await within(fetchAt(`${up.url}${target}`), 2000, `205 ${target}`);
+      assert.equal(res.status, 205);
+      assert.equal(res.body, null, target);
+      // Sent while the 205's body is still on its way.
+      const next = await within(
+        fetchAt(`${up.url}/next`).then((r) => r.text()),
+        2000,
+        `request right after 205 ${target}`,
+      );
+      assert.equal(next, 'answer to /next', target);
+      await sleep(60); // the 205's body has come and gone: whatever connection is pooled is clean
+      const later = await within(
+        fetchAt(`${up.url}/later`).then((r) => r.text()),
+        2000,
+        `request after 205 ${target} ended`,
+      );
+      assert.equal(later, 'answer to /later', target);
+    }
+  });
+
   // RFC 9112 §6.3 ends these messages at the empty line: no reason to drop the connection.
   test('204, 304 and HEAD answers without Content-Length keep the connection', async () => {
     const up = await serve((head, socket) => {
@@ -390,6 +446,38 @@ describe('bun socket transport', { skip: !onBun }, () => {
     );
   });
 
+  test('a body-less POST or PATCH on a stale pooled connection is not retried; a GET is', async () => {
+    // The upstream reads the request, then closes without answering: it may have acted on it
+    // (charged a card), so only idempotent methods may go out again (RFC 9110 §9.2.2).
+    const seen: string[] = [];
+    const up = await serve((head, socket, n) => {
+      seen.push(head.split(' ', 2).join(' '));
+      if (n === 1)
+        socket.destroy(); // the second request on any connection: read, never answered
+      else socket.write(ok(`c${up.accepted.length}`));
+    });
+    for (const [i, method] of ['POST', 'PATCH'].entries()) {
+      assert.equal(await (await fetchAt(`${up.url}/warm`)).text(), `c${i + 1}`);
+      const headers = new Headers({ host: 'h', 'content-length': '0' });
+      await within(assert.rejects(fetchAt(`${up.url}/pay`, { method, headers }), code(/^(ECONNRESET|EPIPE)$/)), 2000, `${method} on a dead connection`);
+    }
+    await sleep(50); // a retry would have reached the upstream by now
+    assert.deepEqual(seen, ['GET /warm', 'POST /pay', 'GET /warm', 'PATCH /pay']);
+    assert.equal(up.accepted.length, 2);
+    // The same situation for a GET: tried once more, on a fresh connection.
+    assert.equal(await (await fetchAt(`${up.url}/warm`)).text(), 'c3');
+    assert.equal(
+      await within(
+        fetchAt(`${up.url}/again`).then((r) => r.text()),
+        2000,
+        'retried GET',
+      ),
+      'c4',
+    );
+    assert.deepEqual(seen.slice(4), ['GET /warm', 'GET /again', 'GET /again']);
+    assert.equal(up.accepted.length, 4);
+  });
+
   test('malformed response heads reject', async () => {
     const cases: [string, string, RegExp][] = [
       ['garbage status line', 'HTTX/1.1 200 OK\r\ncontent-length: 0\r\n\r\n', /^UPSTREAM_INVALID_RESPONSE$/],
@@ -409,9 +497,70 @@ describe('bun socket transport', { skip: !onBun }, () => {
     }
   });
 
+  test('a transfer coding other than chunked rejects (`gzip, chunked`, `gzip`, `chunked, gzip`)', async () => {
+    // Only chunked is decoded and Transfer-Encoding does not travel on: gzip bytes would reach
+    // the client unmarked.
+    const gz = gzipSync('hello');
+    const answers: Record<string, Buffer> = {
+      '/gzip-chunked': Buffer.concat([
+        Buffer.from(`HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n${gz.byteLength.toString(16)}\r\n`),
+        gz,
+        Buffer.from('\r\n0\r\n\r\n'),
+      ]),
+      '/gzip': Buffer.concat([Buffer.from('HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\n'), gz]),
+      '/chunked-gzip': Buffer.concat([Buffer.from('HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked, gzip\r\n\r\n'), gz]),
+    };
+    const up = await serve((head, socket) => socket.write(answers[head.split(' ')[1] as string] as Buffer));
+    for (const target of Object.keys(answers)) {
+      await within(assert.rejects(fetchAt(`${up.url}${target}`), code(/^UPSTREAM_INVALID_RESPONSE$/), target), 2000, target);
+    }
+  });
+
+  test('Transfer-Encoding beside Content-Length, or in HTTP/1.0: read as chunked, no Content-Length passed on, not reused', async () => {
+    // RFC 9112 §6.1, §6.3: chunked wins, but the framing is in doubt (a smuggling attempt, or
+    // an upstream that frames otherwise), so the connection ends with the answer.
+    const cases: [string, string][] = [
+      ['TE and CL', 'HTTP/1.1 200 OK\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nhi\r\n0\r\n\r\n'],
+      ['CL after TE', 'HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Length: 100\r\n\r\n2\r\nhi\r\n0\r\n\r\n'],
+      ['HTTP/1.0 with TE', 'HTTP/1.0 200 OK\r\nConnection: keep-alive\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nhi\r\n0\r\n\r\n'],
+    ];
+    for (const [name, answer] of cases) {
+      const up = await serve((head, socket) => socket.write(head.startsWith('GET /framing') ? answer : ok('next')));
+      const res = await within(fetchAt(`${up.url}/framing`), 2000, name);
+      assert.equal(res.status, 200, name);
+      assert.equal(res.headers.get('content-length'), null, name);
+      assert.equal(res.headers.get('transfer-encoding'), null, name);
+      assert.equal(await within(res.text(), 2000, `${name}: body`), 'hi', name);
+      await until(() => up.accepted[0]?.destroyed === true, 1000, `${name}: connection closed`);
+      assert.equal(await (await fetchAt(`${up.url}/next`)).text(), 'next', name);
+      assert.equal(up.accepted.length, 2, `${name}: the next request went on a fresh connection`);
+    }
+  });
+
   test('a head that never ends rejects once it passes 64 KiB', async () => {
     const up = await serve((_, socket) => trickle(socket, ['HTTP/1.1 200 OK\r\n', ...Array.from({ length: 40 }, () => `x-a: ${'b'.repeat(4000)}\r\n`)], 1));
     await within(assert.rejects(fetchAt(`${up.url}/`), code(/^UPSTREAM_INVALID_RESPONSE$/)), 2000, 'endless head');
+  });
+
+  test('a response head arriving one byte per write parses whole, and the connection is reused after', async () => {
+    // About 2 KiB of fields, after an interim 100, each byte its own write: the head is only
+    // looked at again for its new bytes (http1/head-buffer.ts), which must find the end wherever
+    // it falls.
+    const fields = Array.from({ length: 48 }, (_, i): [string, string] => [`x-h${i}`, `v${i}-${'abcdefghij'.repeat(3)}`]);
+    const answer = `HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 Fine\r\n${fields.map(([n, v]) => `${n}: ${v}\r\n`).join('')}content-length: 4\r\n\r\nbody`;
+    assert.ok(answer.length > 2048);
+    const up = await serve((_, socket, n) => {
+      if (n === 0) void byteByByte(socket, answer);
+      else socket.write(ok('next'));
+    });
+    const res = await within(fetchAt(`${up.url}/`), 3000, 'head sent byte by byte');
+    assert.equal(res.status, 200);
+    assert.equal(res.statusText, 'Fine');
+    for (const [name, value] of fields) assert.equal(res.headers.get(name), value, name);
+    assert.equal([...res.headers].length, fields.length + 1);
+    assert.equal(await within(res.text(), 2000, 'body'), 'body');
+    assert.equal(await (await fetchAt(`${up.url}/`)).text(), 'next');
+    assert.equal(up.accepted.length, 1);
   });
 
   test('an invalid chunk size fails the exchange (the promise or its body)', async () => {
@@ -633,6 +782,43 @@ describe('bun socket transport', { skip: !onBun }, () => {
     await within(wasCancelled, 1000, 'upload cancelled');
   });
 
+  test('a request head the socket could not take at once, answered early: not pooled, the next request goes out alone', async () => {
+    // The upstream answers after the first bytes of a 16 MiB head and stops reading, so head
+    // bytes stay queued on the connection: a next request written there would land among them.
+    const big = 'A'.repeat(16 * 1024 * 1024);
+    const received: Buffer[][] = [];
+    const up = await listen((socket) => {
+      const chunks: Buffer[] = [];
+      received.push(chunks);
+      if (received.length > 1) {
+        socket.on('data', (chunk: Buffer) => chunks.push(chunk));
+        onHeads(socket, () => socket.write(ok('fresh')));
+        return;
+      }
+      socket.once('data', (chunk: Buffer) => {
+        chunks.push(chunk);
+        socket.pause();
+        socket.on('data', (more: Buffer) => chunks.push(more));
+        socket.write('HTTP/1.1 400 Bad Request\r\ncontent-length: 3\r\n\r\nbig');
+      });
+    });
+    const first = await within(fetchAt(`${up.url}/first`, { headers: new Headers({ host: 'h', 'x-big': big }) }), 3000, 'early answer');
+    assert.equal(first.status, 400);
+    assert.equal(await first.text(), 'big');
+    const second = await within(fetchAt(`${up.url}/second`, { headers: new Headers({ host: 'h' }) }), 2000, 'next request');
+    assert.equal(await second.text(), 'fresh');
+    assert.equal(up.accepted.length, 2);
+    assert.equal(Buffer.concat(received[1] as Buffer[]).toString('latin1'), 'GET /second HTTP/1.1\r\nhost: h\r\n\r\n');
+    // The first connection is cut; what it got is a prefix of the first request, nothing else.
+    const firstSocket = up.accepted[0] as net.Socket;
+    firstSocket.resume();
+    await until(() => firstSocket.destroyed, 2000, 'first connection closed');
+    const got = Buffer.concat(received[0] as Buffer[]);
+    const sent = Buffer.from(`GET /first HTTP/1.1\r\nhost: h\r\nx-big: ${big}\r\n\r\n`, 'latin1');
+    assert.ok(got.byteLength > 0 && got.byteLength < sent.byteLength, `first connection got ${got.byteLength} of ${sent.byteLength} bytes`);
+    assert.ok(got.equals(sent.subarray(0, got.byteLength)), 'the first connection got bytes that are not the first request');
+  });
+
   test('close() ends pooled connections and exchanges in flight, and refuses new ones', async () => {
     const own = createBunSocketTransport();
     let hangArrived = false;
@@ -651,5 +837,20 @@ describe('bun socket transport', { skip: !onBun }, () => {
     await within(assert.rejects(hanging, code(/^ECONNRESET$/)), 1000, 'in-flight exchange');
     await until(() => up.accepted.every((socket) => socket.destroyed), 1000, 'all upstream sockets closed');
     await assert.rejects(own.fetch(`${up.url}/idle`, init()), code(/^ECONNRESET$/));
+  });
+
+  test('close() while the connection is still opening: the fetch rejects, no request goes out', async () => {
+    const own = createBunSocketTransport();
+    let seen = 0;
+    const up = await serve((_, socket) => {
+      seen++;
+      socket.write(ok('too late'));
+    });
+    const pending = own.fetch(`${up.url}/`, { method: 'GET', headers: new Headers(), body: null, signal: new AbortController().signal });
+    await own.close();
+    await within(assert.rejects(pending, code(/^ECONNRESET$/)), 1000, 'fetch cut by close()');
+    await sleep(50); // a request written on the connection once it opened would be here by now
+    assert.equal(seen, 0);
+    await until(() => up.accepted.every((socket) => socket.destroyed), 1000, 'the connection opened for it is closed');
   });
 });

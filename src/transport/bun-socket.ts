@@ -413,7 +413,8 @@ export function createBunSocketTransport(): ClosableTransport {
       if (ex.phase === HEAD) {
         const end = buf.indexOf(CRLFCRLF);
         if (end < 0) {
-          if (buf.byteLength > MAX_HEAD_BYTES) throw upstreamError('response head too large', 'UPSTREAM_INVALID_RESPONSE');
+          // (+3: a read may end inside the final CRLFCRLF of a head exactly at the limit)
+          if (buf.byteLength > MAX_HEAD_BYTES + 3) throw upstreamError('response head too large', 'UPSTREAM_INVALID_RESPONSE');
           conn.head.push(buf);
           return;
         }
@@ -525,7 +526,7 @@ export function createBunSocketTransport(): ClosableTransport {
           // The rest of a head: only the new bytes are looked at (see http1/head-buffer.ts).
           const whole = head.push(chunk);
           if (whole === null) {
-            if (head.size > MAX_HEAD_BYTES) throw upstreamError('response head too large', 'UPSTREAM_INVALID_RESPONSE');
+            if (head.size > MAX_HEAD_BYTES + 3) throw upstreamError('response head too large', 'UPSTREAM_INVALID_RESPONSE');
             return;
           }
           parse(conn, ex, whole);
