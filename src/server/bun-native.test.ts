@@ -8,29 +8,9 @@ import net from 'node:net';
 import { after, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import type { ConnInfo } from '../app-env.ts';
+import { onBun, sleep, until, within } from '../testing/wait.ts';
 import { listenBunNative } from './bun-native.ts';
 import type { AppFetch, Listener } from './types.ts';
-
-const onBun = typeof (globalThis as { Bun?: unknown }).Bun !== 'undefined';
-
-const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
-
-/** Fails instead of hanging. */
-function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const deadline = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms: ${what}`)), ms);
-  });
-  return Promise.race([promise, deadline]).finally(() => clearTimeout(timer));
-}
-
-async function until(check: () => boolean, ms: number, what: string | (() => string)): Promise<void> {
-  const end = Date.now() + ms;
-  while (!check()) {
-    if (Date.now() > end) throw new Error(`timed out after ${ms} ms: ${typeof what === 'string' ? what : what()}`);
-    await sleep(5);
-  }
-}
 
 // ---- server side ------------------------------------------------------------------------
 

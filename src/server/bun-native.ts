@@ -17,6 +17,7 @@ import { STATUS_CODES } from 'node:http';
 import { ChunkedDecoder } from '../http1/chunked.ts';
 import { FIELDS_OK, FIELDS_TOO_MANY, framingFields, hasToken, parseFields } from '../http1/fields.ts';
 import { HeadBuffer } from '../http1/head-buffer.ts';
+import { Outbox } from '../http1/outbox.ts';
 import { normalizePeer } from '../proxy/headers.ts';
 import type { AppFetch, Listener, ListenOptions } from './types.ts';
 
@@ -113,8 +114,7 @@ class Conn {
   closing = false;
   paused = false;
   dead = false;
-  unsent: Uint8Array | null = null;
-  onDrained: (() => void) | null = null;
+  readonly out = new Outbox();
   readonly peer: string;
   constructor(
     readonly socket: BunSocket,
@@ -161,7 +161,7 @@ export async function listenBunNative(fetch: AppFetch, options: ListenOptions): 
     for (const conn of conns) {
       if (conn.state === LINGER) {
         if (now - conn.lingerSince > LINGER_MS) close(conn);
-      } else if (conn.unsent !== null) {
+      } else if (conn.out.unsent !== null) {
         if (now - conn.lastIo > SEND_MS) close(conn);
       } else if (conn.state === BODY) {
         if (!conn.paused && now - conn.lastIo > BODY_MS) reject(conn, new BadRequest(408, 'request timeout: request body stalled'));
@@ -194,16 +194,13 @@ export async function listenBunNative(fetch: AppFetch, options: ListenOptions): 
     conn.socket.end();
   };
 
-  /** Writes `length` bytes; the rest is copied on a partial write (`bytes` may be `scratch`). */
+  /** Writes `length` bytes; the rest is kept by the Outbox (`bytes` may be `scratch`). */
   const write = (conn: Conn, bytes: Uint8Array, length = bytes.byteLength): Promise<void> | undefined => {
     if (conn.dead) return undefined;
-    const n = conn.socket.write(bytes, 0, length);
-    if (n === length || n < 0) return undefined; // n < 0: closed, the close handler runs
-    conn.unsent = Buffer.from(bytes.subarray(n, length));
-    conn.lastIo = now;
-    return new Promise<void>((resolve) => {
-      conn.onDrained = resolve;
-    });
+    const pending = conn.out.write(conn.socket, bytes, length);
+    if (pending === null) return undefined; // closed: the close handler runs
+    if (pending !== undefined) conn.lastIo = now;
+    return pending;
   };
 
   const writeText = (conn: Conn, text: string): Promise<void> | undefined =>
@@ -632,17 +629,7 @@ export async function listenBunNative(fetch: AppFetch, options: ListenOptions): 
     drain(socket) {
       const conn = socket.data;
       conn.lastIo = now;
-      const unsent = conn.unsent;
-      if (unsent === null) return;
-      const n = socket.write(unsent);
-      if (n >= 0 && n < unsent.byteLength) {
-        conn.unsent = unsent.subarray(n);
-        return;
-      }
-      conn.unsent = null;
-      const waiter = conn.onDrained;
-      conn.onDrained = null;
-      waiter?.();
+      conn.out.drain(socket);
     },
     close(socket) {
       const conn = socket.data;
@@ -660,12 +647,9 @@ export async function listenBunNative(fetch: AppFetch, options: ListenOptions): 
           ex.body = null;
         }
       }
-      const waiter = conn.onDrained;
-      conn.onDrained = null;
-      conn.unsent = null;
       conn.dead = true;
       if (conns.delete(conn) && conns.size === 0) onAllClosed?.();
-      waiter?.();
+      conn.out.release();
     },
     end(socket) {
       // The client closed its side: like nginx, a request still in flight counts as abandoned

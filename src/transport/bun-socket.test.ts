@@ -5,29 +5,9 @@ import { createHash, randomBytes } from 'node:crypto';
 import net from 'node:net';
 import { after, describe, test } from 'node:test';
 import { gzipSync } from 'node:zlib';
+import { onBun, sleep, until, within } from '../testing/wait.ts';
 import { createBunSocketTransport } from './bun-socket.ts';
 import type { UpstreamInit } from './types.ts';
-
-const onBun = typeof (globalThis as { Bun?: unknown }).Bun !== 'undefined';
-
-const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
-
-/** Fails instead of hanging: every "no hang" promise in here goes through this. */
-function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const deadline = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms: ${what}`)), ms);
-  });
-  return Promise.race([promise, deadline]).finally(() => clearTimeout(timer));
-}
-
-async function until(check: () => boolean, ms: number, what: string): Promise<void> {
-  const end = Date.now() + ms;
-  while (!check()) {
-    if (Date.now() > end) throw new Error(`timed out after ${ms} ms: ${what}`);
-    await sleep(5);
-  }
-}
 
 interface Upstream {
   readonly url: string;

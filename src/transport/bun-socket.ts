@@ -11,6 +11,7 @@
 // other transport does). https: upstreams go to undici until the TLS work (see ./index.ts).
 import { FIELDS_OK, framingFields, hasToken, parseFields } from '../http1/fields.ts';
 import { HeadBuffer } from '../http1/head-buffer.ts';
+import { Outbox } from '../http1/outbox.ts';
 import type { ClosableTransport, UpstreamInit } from './types.ts';
 
 // The parts of Bun's socket API used here, typed locally so Deno and Node type-check this file.
@@ -95,8 +96,7 @@ class Conn {
   /** A response head still arriving. */
   readonly head = new HeadBuffer();
   /** Request bytes the socket did not take yet, and who waits for them to drain. */
-  unsent: Uint8Array | null = null;
-  onDrained: (() => void) | null = null;
+  readonly out = new Outbox();
   dead = false;
   reused = false;
   /** When it went back to the pool (for the idle sweep). */
@@ -176,15 +176,12 @@ export function createBunSocketTransport(): ClosableTransport {
     if (at >= 0) conn.pool.idle.splice(at, 1);
     conn.socket?.terminate();
     // A request body writer waiting for the socket to drain must learn it never will.
-    const waiter = conn.onDrained;
-    conn.onDrained = null;
-    conn.unsent = null;
-    waiter?.();
+    conn.out.release();
   };
 
   const release = (conn: Conn) => {
     conn.ex = null;
-    if (conn.dead || closed || conn.unsent !== null) return kill(conn);
+    if (conn.dead || closed || conn.out.unsent !== null) return kill(conn);
     conn.reused = true;
     conn.idleSince = now;
     conn.pool.idle.push(conn);
@@ -540,29 +537,13 @@ export function createBunSocketTransport(): ClosableTransport {
       }
     },
     drain(socket) {
-      const conn = socket.data;
-      const unsent = conn.unsent;
-      if (unsent === null) return;
-      const n = socket.write(unsent);
-      if (n < 0) return; // closed: the close handler fails the exchange
-      if (n < unsent.byteLength) {
-        conn.unsent = unsent.subarray(n);
-        return;
-      }
-      conn.unsent = null;
-      const waiter = conn.onDrained;
-      conn.onDrained = null;
-      waiter?.();
+      socket.data.out.drain(socket);
     },
     close(socket, error) {
       const conn = socket.data;
       const ex = conn.ex;
-      const waiter = conn.onDrained;
-      conn.onDrained = null;
-      conn.unsent = null;
       if (ex !== null && !ex.finished) onEof(conn, ex, error);
-      kill(conn);
-      waiter?.();
+      kill(conn); // also wakes a writer waiting for a drain
     },
     end(socket) {
       // The upstream closed its side: treat as the end of the connection.
@@ -575,18 +556,12 @@ export function createBunSocketTransport(): ClosableTransport {
 
   /**
    * Writes `length` bytes of `bytes`; returns undefined when the socket took them all, else a
-   * promise for the drain. The rest is copied: `bytes` may be the shared scratch buffer.
+   * promise for the drain. The rest is kept by the Outbox: `bytes` may be the scratch buffer.
    */
   const write = (conn: Conn, bytes: Uint8Array, length = bytes.byteLength): Promise<void> | undefined => {
-    const socket = conn.socket as BunSocket;
-    if (conn.dead) throw upstreamError('upstream closed the connection', 'ECONNRESET');
-    const n = socket.write(bytes, 0, length);
-    if (n === length) return undefined;
-    if (n < 0) throw upstreamError('upstream closed the connection', 'ECONNRESET');
-    conn.unsent = Buffer.from(bytes.subarray(n, length));
-    return new Promise<void>((resolve) => {
-      conn.onDrained = resolve;
-    });
+    const pending = conn.dead ? null : conn.out.write(conn.socket as BunSocket, bytes, length);
+    if (pending === null) throw upstreamError('upstream closed the connection', 'ECONNRESET');
+    return pending;
   };
 
   /** Writes a request head (latin1: header values are byte strings) through the scratch buffer. */
