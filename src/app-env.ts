@@ -1,5 +1,7 @@
 // The Hono environment shared by every middleware: what the listener provides (Bindings) and
 // what the chain passes along (Variables).
+
+import type { Context } from 'hono';
 import type { CompiledRoute } from './config/compile.ts';
 import type { AccessRecord } from './log/access-log.ts';
 
@@ -34,4 +36,13 @@ export interface AppEnv {
     routeTarget: string;
     route: CompiledRoute;
   };
+}
+
+/**
+ * The request method exactly as the client sent it: ConnInfo.method where the listener knows
+ * better than its runtime's Request (see there), else the Request's. Middlewares read the method
+ * through this, never `c.req.method`.
+ */
+export function methodOf(c: Context<AppEnv>): string {
+  return c.env.method ?? c.req.raw.method;
 }

@@ -1,7 +1,7 @@
 // The access log: one JSON line per request, written when the response is complete as far as
 // the proxy can tell (see `AccessRecord.countBody`). Also owns the request id.
 import type { MiddlewareHandler } from 'hono';
-import type { AppEnv } from '../app-env.ts';
+import { type AppEnv, methodOf } from '../app-env.ts';
 import type { Logger } from './logger.ts';
 
 /** What the rest of the chain tells the access log about one request. */
@@ -39,7 +39,7 @@ export const accessLog = (logger: Logger, nextId = createRequestIds()): Middlewa
       }
       // Serialised by hand: one line per request is the hottest logging there is.
       const q = JSON.stringify;
-      let fields = `,"client":${q(c.env.remoteAddr)},"method":${q(c.env.method ?? raw.method)},"host":${q(raw.headers.get('host'))},"path":${q(path)}`;
+      let fields = `,"client":${q(c.env.remoteAddr)},"method":${q(methodOf(c))},"host":${q(raw.headers.get('host'))},"path":${q(path)}`;
       fields += `,"status":${rec.status ?? c.res.status},"bytes":${bytes},"duration_ms":${Math.round((performance.now() - start) * 100) / 100}`;
       fields += `,"upstream":${q(rec.upstream)},"request_id":${q(rec.id)}`;
       if (rec.error) fields += `,"error":${q(rec.error)}`;

@@ -2,7 +2,7 @@
 // streams the answer back. Owns the upstream URL, headers, body limit, timeout and the mapping
 // of failures to 413 / 431 / 499 / 502 / 504.
 import type { Handler } from 'hono';
-import type { AppEnv } from '../app-env.ts';
+import { type AppEnv, methodOf } from '../app-env.ts';
 import type { CompiledConfig } from '../config/compile.ts';
 import { countBody } from '../log/access-log.ts';
 import type { Transport } from '../transport/types.ts';
@@ -108,7 +108,7 @@ export const forward = ({ transport, config }: ForwardOptions): Handler<AppEnv> 
 
     let res: Response;
     try {
-      res = await transport(route.upstream.origin + target, { method: c.env.method ?? req.method, headers, body, signal: controller.signal });
+      res = await transport(route.upstream.origin + target, { method: methodOf(c), headers, body, signal: controller.signal });
     } catch (error) {
       const reason = controller.signal.reason;
       return fail(rec, reason instanceof ProxyError ? reason : classifyTransportError(error, route.upstream.origin));

@@ -8,7 +8,7 @@ import net from 'node:net';
 import { after, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import type { ConnInfo } from '../app-env.ts';
-import { onBun, sleep, until, within } from '../testing/wait.ts';
+import { gate, onBun, sleep, until, within } from '../testing/wait.ts';
 import { listenBunNative } from './bun-native.ts';
 import type { AppFetch, Listener } from './types.ts';
 
@@ -1137,12 +1137,9 @@ describe('bun native HTTP/1.1 server', { skip: !onBun }, () => {
   test('request body backpressure: 32 MiB not read by the app is not buffered; then 413 and close', async () => {
     // The app never touches request.body: the socket must pause at the queue's high-water mark,
     // and the answer must end the exchange (the rest of the body is dropped, then close).
-    let release = () => {};
-    const gate = new Promise<void>((resolve) => {
-      release = resolve;
-    });
+    const held = gate();
     const s = await serve(async () => {
-      await gate;
+      await held.wait;
       return new Response('too large\n', { status: 413, headers: { 'content-length': '10' } });
     });
     const c = await connect(s.port);
@@ -1163,7 +1160,7 @@ describe('bun native HTTP/1.1 server', { skip: !onBun }, () => {
     }
     assert.ok(queued < total, 'the client never stalled: the server buffers the whole body');
     assert.ok(handedOver < 8 * 1024 * 1024, `server side took ${handedOver} bytes`);
-    release();
+    held.open();
     const [res] = await c.responses(1, [], 3000);
     assert.equal(res?.status, 413);
     await c.closed(4000);
@@ -1175,12 +1172,9 @@ describe('bun native HTTP/1.1 server', { skip: !onBun }, () => {
 
   test('pipelined requests behind a slow answer are not buffered without bound', async () => {
     // While one answer is pending, what follows is held (up to 64 KiB) and the socket paused.
-    let release = () => {};
-    const gate = new Promise<void>((resolve) => {
-      release = resolve;
-    });
+    const held = gate();
     const s = await serve(async () => {
-      await gate;
+      await held.wait;
       return new Response('', { headers: { 'content-length': '0' } });
     });
     const c = await connect(s.port);
@@ -1200,19 +1194,16 @@ describe('bun native HTTP/1.1 server', { skip: !onBun }, () => {
     assert.ok(handedOver < 8 * 1024 * 1024, `server side took ${handedOver} bytes of pipelined requests`);
     assert.equal(s.calls.length, 1);
     c.socket.destroy();
-    release();
+    held.open();
     await s.stop(0);
   });
 
   // ---- stopping -------------------------------------------------------------------------
 
   test('graceful stop: idle closed at once, in-flight finishes with connection: close, new refused', async () => {
-    let release = () => {};
-    const gate = new Promise<void>((resolve) => {
-      release = resolve;
-    });
+    const held = gate();
     const s = await serve(async (_, info) => {
-      if (info.rawTarget === '/slow') await gate;
+      if (info.rawTarget === '/slow') await held.wait;
       return new Response('done', { headers: { 'content-length': '4' } });
     });
     const idle = await connect(s.port);
@@ -1236,7 +1227,7 @@ describe('bun native HTTP/1.1 server', { skip: !onBun }, () => {
       assert.equal(late.bytes().length, 0);
     }
     assert.equal(stoppedAfter, -1, 'stop resolved while a request was in flight');
-    release();
+    held.open();
     const [res] = await busy.responses(1);
     assert.equal(res?.body.toString(), 'done');
     assert.equal(field(res as Parsed, 'connection'), 'close');

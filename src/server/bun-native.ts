@@ -363,7 +363,7 @@ export async function listenBunNative(fetch: AppFetch, options: ListenOptions): 
       } else conn.closing = true;
     } else if (length !== null) {
       if (!DIGITS.test(length)) conn.closing = true;
-      else if (length !== '0' && !/^0+$/.test(length)) {
+      else if (!/^0+$/.test(length)) {
         ex.remaining = Number(length);
         hasBody = true;
       }

@@ -23,3 +23,12 @@ export async function until(check: () => boolean, ms: number, what: string | (()
     await sleep(5);
   }
 }
+
+/** A promise the test opens when it chooses: `await g.wait` holds until `g.open()`. */
+export function gate(): { wait: Promise<void>; open: () => void } {
+  let open = () => {};
+  const wait = new Promise<void>((resolve) => {
+    open = resolve;
+  });
+  return { wait, open };
+}

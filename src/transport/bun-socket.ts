@@ -9,6 +9,7 @@
 // Scope: one exchange per connection at a time (no pipelining), Content-Length, chunked and
 // close-delimited response bodies (RFC 9112 §6.3), 1xx answers skipped, trailers dropped (as the
 // other transport does). https: upstreams go to undici until the TLS work (see ./index.ts).
+import { ChunkedDecoder } from '../http1/chunked.ts';
 import { FIELDS_OK, framingFields, hasToken, parseFields } from '../http1/fields.ts';
 import { HeadBuffer } from '../http1/head-buffer.ts';
 import { Outbox } from '../http1/outbox.ts';
@@ -36,9 +37,6 @@ interface BunConnect {
 
 /** Longest response head (status line and fields) accepted from an upstream. */
 const MAX_HEAD_BYTES = 64 * 1024;
-/** Longest chunk-size line or trailer section accepted in a chunked body. */
-const MAX_CHUNK_LINE_BYTES = 4096;
-const MAX_TRAILER_BYTES = 64 * 1024;
 /** Bytes queued per response body before the socket is paused (backpressure). */
 const BODY_HIGH_WATER_BYTES = 64 * 1024;
 /** A declared body this small is awaited whole and handed over as bytes (like nginx's buffers). */
@@ -55,7 +53,6 @@ const LAST_CHUNK = Buffer.from('0\r\n\r\n');
 const PLAIN_REASON = /^[\t\x20-\x7e]*$/;
 const STATUS_DIGITS = /^\d{3}$/;
 const DIGITS = /^\d+$/;
-const HEX = /^[0-9A-Fa-f]{1,13}$/;
 // RFC 9110: these statuses never carry a body, and the Response constructor rejects one.
 const NULL_BODY_STATUS = new Set([101, 103, 204, 205, 304]);
 const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE', 'PUT', 'DELETE']);
@@ -68,11 +65,6 @@ const DONE = 2;
 const LENGTH = 0;
 const CHUNKED = 1;
 const UNTIL_CLOSE = 2;
-// Chunked decoder states.
-const SIZE_LINE = 0;
-const DATA = 1;
-const DATA_END = 2;
-const TRAILERS = 3;
 
 function upstreamError(message: string, code: string): Error {
   return Object.assign(new Error(message), { code });
@@ -107,10 +99,10 @@ class Conn {
 class Exchange {
   phase = HEAD;
   framing = LENGTH;
-  /** LENGTH: body bytes still due; CHUNKED: bytes left in the current chunk. */
+  /** LENGTH: body bytes still due. */
   remaining = 0;
-  chunkState = SIZE_LINE;
-  trailerBytes = 0;
+  /** CHUNKED: the body's decoder (http1/chunked.ts, limits on lines and trailers included). */
+  chunked: ChunkedDecoder | null = null;
   keepAlive = true;
   /** The request (head and body) is fully written. */
   requestDone = false;
@@ -377,6 +369,7 @@ export function createBunSocketTransport(): ClosableTransport {
       headers.delete('content-length');
       length = null;
       ex.framing = CHUNKED;
+      ex.chunked = new ChunkedDecoder();
     } else if (length !== null) {
       ex.framing = LENGTH;
       ex.remaining = Number(length);
@@ -435,50 +428,21 @@ export function createBunSocketTransport(): ClosableTransport {
         if (ex.remaining === 0) ex.phase = DONE;
         continue;
       }
-      // Chunked (RFC 9112 §7.1).
-      if (ex.chunkState === DATA) {
-        const take = Math.min(ex.remaining, buf.byteLength);
-        deliver(conn, ex, take === buf.byteLength ? buf : buf.subarray(0, take));
-        ex.remaining -= take;
-        buf = buf.subarray(take);
-        if (ex.remaining === 0) ex.chunkState = DATA_END;
-        continue;
+      // Chunked (RFC 9112 §7.1): the decoder the server uses for request bodies.
+      const decoder = ex.chunked as ChunkedDecoder;
+      let rest: Buffer;
+      try {
+        rest = decoder.decode(buf, (data) => deliver(conn, ex, data));
+      } catch (error) {
+        throw upstreamError(`invalid chunked body: ${(error as Error).message}`, 'UPSTREAM_INVALID_RESPONSE');
       }
-      if (ex.chunkState === DATA_END) {
-        if (buf.byteLength < 2) {
-          conn.rest = buf;
-          return;
-        }
-        if (buf[0] !== 13 || buf[1] !== 10) throw upstreamError('invalid chunked body', 'UPSTREAM_INVALID_RESPONSE');
-        buf = buf.subarray(2);
-        ex.chunkState = SIZE_LINE;
-        continue;
-      }
-      const eol = buf.indexOf(CRLF);
-      if (eol < 0) {
-        if (buf.byteLength > MAX_CHUNK_LINE_BYTES) throw upstreamError('invalid chunked body', 'UPSTREAM_INVALID_RESPONSE');
-        conn.rest = buf;
+      if (!decoder.done) {
+        conn.rest = rest.byteLength > 0 ? rest : null;
         return;
       }
-      const line = buf.toString('latin1', 0, eol);
-      buf = buf.subarray(eol + 2);
-      if (ex.chunkState === TRAILERS) {
-        // Trailer fields are read and dropped; an empty line ends the message.
-        ex.trailerBytes += eol + 2;
-        if (ex.trailerBytes > MAX_TRAILER_BYTES) throw upstreamError('trailer section too large', 'UPSTREAM_INVALID_RESPONSE');
-        if (eol === 0) ex.phase = DONE;
-        continue;
-      }
-      if (eol > MAX_CHUNK_LINE_BYTES) throw upstreamError('invalid chunked body', 'UPSTREAM_INVALID_RESPONSE');
-      const semi = line.indexOf(';');
-      const hex = (semi < 0 ? line : line.slice(0, semi)).trim();
-      if (!HEX.test(hex)) throw upstreamError('invalid chunk size', 'UPSTREAM_INVALID_RESPONSE');
-      const size = Number.parseInt(hex, 16);
-      if (size === 0) ex.chunkState = TRAILERS;
-      else {
-        ex.remaining = size;
-        ex.chunkState = DATA;
-      }
+      ex.phase = DONE;
+      buf = rest;
+      break;
     }
     if (ex.phase === DONE) {
       // Bytes after a complete response: we never pipeline, so the upstream is confused.
