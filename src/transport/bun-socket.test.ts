@@ -5,7 +5,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import net from 'node:net';
 import { after, describe, test } from 'node:test';
 import { gzipSync } from 'node:zlib';
-import { onBun, sleep, until, within } from '../testing/wait.ts';
+import { onBun, sleep, until, within } from '../../tests/support/wait.ts';
 import { createBunSocketTransport } from './bun-socket.ts';
 import type { UpstreamInit } from './types.ts';
 

@@ -1,0 +1,64 @@
+// Connection-specific header fields (RFC 9110 §7.6.1): the one list, read by the request and
+// response header rules, both transports and our HTTP/1.1 server and client. Nothing here
+// allocates unless a message actually carries such a field.
+
+/**
+ * Fields that describe one connection and never travel past it. Proxy-Connection is the old
+ * non-standard spelling of Connection; Keep-Alive is RFC 2068's.
+ * @see https://www.rfc-editor.org/rfc/rfc9110#section-7.6.1
+ */
+export const HOP_BY_HOP: ReadonlySet<string> = new Set(['connection', 'keep-alive', 'proxy-connection', 'te', 'trailer', 'transfer-encoding', 'upgrade']);
+
+/** Lowercased field names listed in a Connection header value (RFC 9110 §7.6.1). */
+export function connectionTokens(value: string): Set<string> {
+  const out = new Set<string>();
+  for (const token of value.split(',')) {
+    const name = token.trim().toLowerCase();
+    if (name) out.add(name);
+  }
+  return out;
+}
+
+/**
+ * `headers` without hop-by-hop fields and without the fields its Connection names. Returns
+ * `headers` itself when there is nothing to remove (the common case), otherwise a filtered
+ * copy; repeated fields (Set-Cookie) stay separate.
+ */
+export function withoutHopByHop(headers: Headers): Headers {
+  const connection = headers.get('connection');
+  if (connection === null) {
+    let dirty = false;
+    for (const name of HOP_BY_HOP) {
+      if (headers.has(name)) {
+        dirty = true;
+        break;
+      }
+    }
+    if (!dirty) return headers;
+  }
+  const named = connection === null ? null : connectionTokens(connection);
+  const out = new Headers();
+  for (const [name, value] of headers) {
+    if (HOP_BY_HOP.has(name) || named?.has(name)) continue;
+    out.append(name, value);
+  }
+  return out;
+}
+
+/**
+ * Headers from a field record (name -> value, repeated fields as arrays, as undici and
+ * node:http give them) without hop-by-hop fields: one pass that copies and filters.
+ */
+export function headersWithoutHopByHop(fields: Record<string, string | string[] | undefined>): Headers {
+  const out = new Headers();
+  const connection = fields.connection;
+  // Several Connection lines arrive as an array; every one of them names hop-by-hop fields.
+  const named = connection === undefined ? null : connectionTokens(Array.isArray(connection) ? connection.join(',') : connection);
+  for (const name in fields) {
+    if (HOP_BY_HOP.has(name) || named?.has(name)) continue;
+    const value = fields[name];
+    if (Array.isArray(value)) for (const v of value) out.append(name, v);
+    else if (value !== undefined) out.append(name, value);
+  }
+  return out;
+}
