@@ -50,6 +50,29 @@
 # table's single measurements): single 8 s runs moved nginx by 27k-39k req/s.
 # Exit status: 0 when every selected target was measured without errors.
 #
+# A/B mode: BENCH_BASELINE=/path/to/other/checkout make bench
+#   Compares two builds of switchyard instead of running the table above: for
+#   each of bun, deno, node (those BENCH_TARGETS names; default all three) the
+#   baseline's build and this checkout's build are started side by side, both
+#   pinned to core 1 (the idle one takes ~1% of it, shown per round), each
+#   sanity-checked and warmed (BENCH_WARMUP, default 20 s each), then
+#   BENCH_PAIR_ROUNDS (default 5 here) small-GET rounds of BENCH_DURATION
+#   alternate between them, the order
+#   flipping every round; a round during which other processes used over 15%
+#   of either core is measured again, both sides (at most BENCH_PAIR_ROUNDS
+#   re-runs per runtime). Per round: req/s, and CPU per request = utime+stime
+#   of the proxy process (/proc/PID/stat, before and after) / requests wrk
+#   completed. Reported: medians of both, the ratio current/baseline, and as
+#   the last lines, one per runtime,
+#     bench ab RUNTIME cpu-per-request current/baseline: R
+#   (below 1.00: the current build spends less CPU per request). Artifacts
+#   come from each checkout's own dist/ (dist/switchyard for Bun,
+#   dist/switchyard.mjs for Node) and, for Deno, its own src/main.ts,
+#   deno.json and node_modules/.bin/deno (a node_modules symlink is fine): run
+#   `make build` in the baseline first. A baseline of the last commit:
+#     git archive HEAD | tar -x -C /tmp/base && ln -s "$PWD/node_modules" /tmp/base/ &&
+#       make -C /tmp/base build && BENCH_BASELINE=/tmp/base make bench
+#
 # Knobs (environment):
 #   BENCH_TARGETS      targets to run (default "direct nginx bun deno node")
 #   BENCH_DURATION     seconds per measurement (default 8)
@@ -59,6 +82,9 @@
 #   BENCH_WARMUP_LARGE warm-up seconds before the 1 MiB GET and upload (default 1)
 #   BENCH_CONNECTIONS  wrk connections (default 32)
 #   BENCH_KEEP_TMP=1   keep the temp dir (configs, logs, raw wrk output)
+#   BENCH_PAIR_ROUNDS  paired rounds: nginx vs switchyard-bun (default 3; 0 = none), or
+#                      in A/B mode baseline vs current per runtime (default 5)
+#   BENCH_BASELINE     another checkout to compare with (A/B mode, above)
 #
 # Needs: bash, wrk, nginx, curl, taskset, 2+ cores. Installs wrk/nginx/curl
 # with apt-get when missing. Artifacts are not built here: run `make build`
@@ -85,6 +111,11 @@ WRK_LUA=$SCRIPT_DIR/wrk.lua
 
 say() { printf '[bench] %s\n' "$*" >&2; }
 die() { say "error: $*"; exit 2; }
+
+BASELINE=""
+if [[ -n ${BENCH_BASELINE:-} ]]; then
+  BASELINE=$(cd "$BENCH_BASELINE" 2>/dev/null && pwd) || die "BENCH_BASELINE=$BENCH_BASELINE is not a directory"
+fi
 
 # ---------------------------------------------------------------- tools ----
 need_install=()
@@ -309,13 +340,38 @@ start_nginx() {
 # ------------------------------------------------------- switchyard -------
 ROUTES=$TMP/routes.ts
 
-# start_switchyard NAME CMD...  (run from the repo root, pinned to PROXY_CPU)
+# switchyard_cmd RUNTIME DIR: sets CMD to the command that serves the build in
+# checkout DIR on RUNTIME, from DIR's own artifacts and node_modules: bun ->
+# dist/switchyard, deno -> node_modules/.bin/deno run src/main.ts, node ->
+# node dist/switchyard.mjs. Leaves CMD empty when something is missing; ART
+# names what it looked for.
+switchyard_cmd() {
+  local rt=$1 dir=$2
+  CMD=() ART=""
+  case $rt in
+    bun)
+      ART=$dir/dist/switchyard
+      [[ -x $ART ]] && CMD=("$ART" serve) ;;
+    deno)
+      ART=$dir/node_modules/.bin/deno
+      [[ -x $ART && -f $dir/deno.json && -f $dir/src/main.ts ]] &&
+        CMD=("$ART" run -A --config "$dir/deno.json" "$dir/src/main.ts" serve)
+      ART="$ART, $dir/deno.json, $dir/src/main.ts" ;;
+    node)
+      ART=$dir/dist/switchyard.mjs
+      command -v node >/dev/null 2>&1 && [[ -f $ART ]] && CMD=(node "$ART" serve)
+      ART="node + $ART" ;;
+  esac
+  return 0
+}
+
+# start_switchyard NAME DIR CMD...  (run from checkout DIR, pinned to PROXY_CPU)
 # Reads the port from the "listening" JSON line. stdout (the access log) goes
 # to a file, never a pipe. Sets STARTED_PID and STARTED_PORT.
 start_switchyard() {
-  local name=$1 out=$TMP/$1.stdout err=$TMP/$1.stderr pid port="" i line
-  shift
-  (cd "$ROOT" && exec taskset -c "$PROXY_CPU" "$@" --routes "$ROUTES" --listen 127.0.0.1:0) \
+  local name=$1 dir=$2 out=$TMP/$1.stdout err=$TMP/$1.stderr pid port="" i line
+  shift 2
+  (cd "$dir" && exec taskset -c "$PROXY_CPU" "$@" --routes "$ROUTES" --listen 127.0.0.1:0) \
     </dev/null >"$out" 2>"$err" &
   pid=$!
   PIDS+=("$pid")
@@ -414,7 +470,11 @@ run_wrk() {
   read -r W_cpu0 W_cpu1 W_other0 W_other1 < <(cpu_delta "$before" "$after")
   W_cpu="core$LOAD_CPU ${W_cpu0}% busy (${W_other0}% other), core$PROXY_CPU ${W_cpu1}% busy (${W_other1}% other)"
   W_worst=$((W_other0 > W_other1 ? W_other0 : W_other1))
+  # CPU ticks of the proxy under test during the run (utime+stime, threads included).
+  W_proxy_ticks=$(awk -v b="$before" -v a="$after" 'BEGIN { split(b, x, " "); split(a, y, " "); print y[8] - x[8] }')
 }
+
+median() { printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 
 note_noise() { # keep the worst "other" load seen in TARGET's measurements
   local w=$W_worst
@@ -534,6 +594,150 @@ say "upstream /upload verified: no answer to a half-sent body, 200 after all $UP
 
 printf "export default { routes: [{ host: '*', upstream: 'http://127.0.0.1:%s' }] }\n" "$UP_PORT" >"$ROUTES"
 
+# ------------------------------------------ A/B mode (BENCH_BASELINE) -----
+# Two builds of switchyard on one runtime, both up and warm, pinned to the same
+# core; small-GET rounds alternate between them (the order flips every round,
+# so neither always runs just after the other's GC or right after warm-up).
+declare -A AB # AB[runtime,side,rps|us] = space-separated values per round; AB[runtime,status]
+AB_ROUNDS=${BENCH_PAIR_ROUNDS:-5}
+AB_PIDS=() # the builds of the runtime being measured
+CLK_TCK=$(getconf CLK_TCK)
+
+# ab_start RUNTIME SIDE DIR: starts DIR's build; sets AB_PID and AB_PORT.
+ab_start() {
+  local rt=$1 side=$2 dir=$3
+  switchyard_cmd "$rt" "$dir"
+  if ((${#CMD[@]} == 0)); then
+    say "$rt $side: artifact missing ($ART) - run 'make build' in $dir first"
+    AB[$rt,status]="$side artifact missing"; return 1
+  fi
+  start_switchyard "$rt-$side" "$dir" "${CMD[@]}" || { AB[$rt,status]="$side failed to start"; return 1; }
+  AB_PIDS+=("$STARTED_PID")
+  check_target "$rt-$side" "http://127.0.0.1:$STARTED_PORT" || { AB[$rt,status]="$side failed its sanity check"; return 1; }
+  AB_PID=$STARTED_PID AB_PORT=$STARTED_PORT
+  say "$rt $side ($dir) on 127.0.0.1:$AB_PORT (pid $AB_PID, core $PROXY_CPU)"
+}
+
+# ab_runtime RUNTIME: warm both builds, then AB_ROUNDS alternating rounds; per
+# round, req/s and µs of proxy CPU (utime+stime) per request wrk completed.
+ab_runtime() {
+  local rt=$1 warm=${WARMUP:-20} r side peer peer0 idle loadbound=0 noisy=0 retries=$AB_ROUNDS
+  local -A pid port
+  AB[$rt,status]=ok
+  ab_start "$rt" baseline "$BASELINE" || return 1
+  pid[baseline]=$AB_PID port[baseline]=$AB_PORT
+  ab_start "$rt" current "$ROOT" || return 1
+  pid[current]=$AB_PID port[current]=$AB_PORT
+  for side in baseline current; do
+    say "$rt $side: warm-up ${warm}s"
+    CUR_PROXY_PID=${pid[$side]}
+    run_wrk "ab-$rt-$side-warm" "http://127.0.0.1:${port[$side]}/small" 0 "$warm" || { AB[$rt,status]="warm-up failed"; return 1; }
+  done
+  # A round is a pair (one measurement per build). Other processes on either core (a shared
+  # machine) starve wrk or the proxy and change the batching, so CPU per request moves with
+  # them: a round in which either side saw that is measured again, both sides, so neither
+  # build gets more warm-up or more quiet than the other.
+  local -A got
+  for ((r = 1; r <= AB_ROUNDS; r++)); do
+    local order=(baseline current) worst=0 ok=1
+    ((r % 2)) || order=(current baseline)
+    for side in "${order[@]}"; do
+      CUR_PROXY_PID=${pid[$side]}
+      [[ $side == baseline ]] && peer=${pid[current]} || peer=${pid[baseline]}
+      peer0=$(proc_ticks "$peer")
+      run_wrk "ab-$rt-$side-$r" "http://127.0.0.1:${port[$side]}/small" 0 "$DURATION" || { ok=0; break; }
+      ((W_errors == 0)) || { say "$rt $side round $r: $W_errors errors, round ignored"; ok=0; break; }
+      ((W_requests > 0)) || { say "$rt $side round $r: no requests, round ignored"; ok=0; break; }
+      ((W_worst <= worst)) || worst=$W_worst
+      got[$side,rps]=$(awk -v q="$W_requests" -v d="$W_duration_us" 'BEGIN { print q * 1e6 / d }')
+      got[$side,us]=$(awk -v t="$W_proxy_ticks" -v q="$W_requests" -v hz="$CLK_TCK" 'BEGIN { print t * 1e6 / hz / q }')
+      got[$side,loadbound]=$((W_cpu1 < 90))
+      # The idle build shares the proxy core: its CPU (timers, GC) is shown, so a skew would be seen.
+      idle=$(awk -v a="$(proc_ticks "$peer")" -v b="$peer0" -v d="$W_duration_us" -v hz="$CLK_TCK" 'BEGIN { printf "%.0f", (a - b) / hz * 1e8 / d }')
+      say "$rt round $r: $side $(fmt "${got[$side,rps]}") req/s, $(fmt "${got[$side,us]}" 1) µs CPU/request ($W_cpu; idle build ${idle}%)"
+    done
+    ((ok)) || continue
+    if ((worst > NOISE_LIMIT && retries > 0)); then
+      retries=$((retries - 1)) r=$((r - 1))
+      say "$rt: round noisy (${worst}% of a core used by others), measured again ($retries re-runs left)"
+      continue
+    fi
+    ((worst <= NOISE_LIMIT)) || noisy=$((noisy + 1))
+    for side in baseline current; do
+      AB[$rt,$side,rps]+="${got[$side,rps]} " AB[$rt,$side,us]+="${got[$side,us]} "
+      loadbound=$((loadbound + got[$side,loadbound]))
+    done
+  done
+  CUR_PROXY_PID=""
+  ((loadbound == 0)) || AB[$rt,status]+=", $loadbound measurement(s) with the proxy core under 90% busy (load-bound)"
+  ((noisy == 0)) || AB[$rt,status]+=", $noisy of $AB_ROUNDS rounds noisy (over $NOISE_LIMIT% of a core used by others)"
+  [[ -n ${AB[$rt,baseline,us]:-} && -n ${AB[$rt,current,us]:-} ]] || { AB[$rt,status]="no clean rounds"; return 1; }
+}
+
+ab_ratio() { # ab_ratio RUNTIME KEY -> median(current) / median(baseline), 2 decimals, or n/a
+  local c=${AB[$1,current,$2]:-} b=${AB[$1,baseline,$2]:-}
+  [[ -n $c && -n $b ]] || { printf 'n/a'; return 0; }
+  # shellcheck disable=SC2086 # the values are space-separated on purpose
+  awk -v a="$(median $c)" -v b="$(median $b)" 'BEGIN { if (b > 0) printf "%.2f", a / b; else printf "n/a" }'
+}
+
+ab_cell() { # ab_cell RUNTIME SIDE KEY DECIMALS -> median, or -
+  local v=${AB[$1,$2,$3]:-}
+  # shellcheck disable=SC2086
+  if [[ -n $v ]]; then fmt "$(median $v)" "$4"; else printf -- '-'; fi
+}
+
+run_ab() {
+  local rt pid
+  local rts=()
+  for rt in bun deno node; do
+    if [[ " $TARGETS " == *" $rt "* ]]; then rts+=("$rt"); fi
+  done
+  ((${#rts[@]})) || die "BENCH_TARGETS selects none of bun, deno, node"
+  for rt in "${rts[@]}"; do
+    say "---- A/B $rt: baseline $BASELINE vs current $ROOT, $AB_ROUNDS alternating rounds of ${DURATION}s"
+    ab_runtime "$rt" || FAILED=1
+    for pid in "${AB_PIDS[@]}"; do stop_pid "$pid"; forget_pid "$pid"; done
+    AB_PIDS=()
+    rm -f "$TMP/$rt-baseline.stdout" "$TMP/$rt-current.stdout" # access logs can be large
+  done
+
+  echo
+  echo "switchyard A/B small GET: wrk -t1 -c$CONNS, $AB_ROUNDS alternating rounds of ${DURATION}s after ${WARMUP:-20}s of warm-up each;"
+  echo "both builds on core $PROXY_CPU, wrk + upstream nginx on core $LOAD_CPU; medians over rounds; CPU = utime+stime of the proxy / requests"
+  echo "baseline: $BASELINE"
+  echo "current:  $ROOT"
+  echo "(background load before the run: core$LOAD_CPU ${BG0}%, core$PROXY_CPU ${BG1}%)"
+  echo
+  echo "| runtime | baseline req/s | current req/s | req/s current/baseline | baseline µs CPU/req | current µs CPU/req | CPU current/baseline | status |"
+  echo "|---|---:|---:|---:|---:|---:|---:|---|"
+  for rt in "${rts[@]}"; do
+    printf '| %s | %s | %s | %s | %s | %s | %s | %s |\n' "$rt" \
+      "$(ab_cell "$rt" baseline rps 0)" "$(ab_cell "$rt" current rps 0)" "$(ab_ratio "$rt" rps)" \
+      "$(ab_cell "$rt" baseline us 1)" "$(ab_cell "$rt" current us 1)" "$(ab_ratio "$rt" us)" "${AB[$rt,status]}"
+  done
+  echo
+  local side v line
+  for rt in "${rts[@]}"; do
+    for side in baseline current; do
+      line=""
+      for v in ${AB[$rt,$side,us]:-}; do line+="$(fmt "$v" 1) "; done
+      echo "$rt $side µs CPU/request per round: ${line:--}"
+    done
+  done
+  echo
+
+  for pid in "${PIDS[@]}"; do stop_pid "$pid"; done
+  PIDS=()
+  [[ -z ${BENCH_KEEP_TMP:-} ]] || say "kept temp dir $TMP"
+  # The last lines, one per runtime: CPU per request, current over baseline
+  # (below 1.00 is better; within a few % is run-to-run noise here).
+  for rt in "${rts[@]}"; do echo "bench ab $rt cpu-per-request current/baseline: $(ab_ratio "$rt" us)"; done
+  exit "$FAILED"
+}
+
+[[ -z $BASELINE ]] || run_ab
+
 ROWS=(direct nginx bun deno node)
 declare -A LABEL=([direct]=direct [nginx]=nginx [bun]=switchyard-bun [deno]=switchyard-deno [node]=switchyard-node)
 declare -A STATUS
@@ -554,26 +758,12 @@ for t in "${ROWS[@]}"; do
         STATUS[$t]="failed to start"; FAILED=1; continue
       fi ;;
     bun | deno | node)
-      cmd=()
-      case $t in
-        bun)
-          art=$ROOT/dist/switchyard
-          [[ -x $art ]] && cmd=("$art" serve) ;;
-        deno)
-          art=$ROOT/node_modules/.bin/deno
-          [[ -x $art && -f $ROOT/deno.json && -f $ROOT/src/main.ts ]] &&
-            cmd=("$art" run -A --config "$ROOT/deno.json" "$ROOT/src/main.ts" serve)
-          art="$art, deno.json, src/main.ts" ;;
-        node)
-          art=$ROOT/dist/switchyard.mjs
-          command -v node >/dev/null 2>&1 && [[ -f $art ]] && cmd=(node "$art" serve)
-          art="node + $art" ;;
-      esac
-      if ((${#cmd[@]} == 0)); then
-        say "${LABEL[$t]}: artifact missing ($art) - run 'make build' first; row skipped"
+      switchyard_cmd "$t" "$ROOT"
+      if ((${#CMD[@]} == 0)); then
+        say "${LABEL[$t]}: artifact missing ($ART) - run 'make build' first; row skipped"
         STATUS[$t]="artifact missing"; FAILED=1; continue
       fi
-      if start_switchyard "$t" "${cmd[@]}"; then
+      if start_switchyard "$t" "$ROOT" "${CMD[@]}"; then
         pid=$STARTED_PID port=$STARTED_PORT
       else
         STATUS[$t]="failed to start"; FAILED=1; continue
@@ -610,12 +800,11 @@ done
 PAIR_ROUNDS=${BENCH_PAIR_ROUNDS:-3}
 declare -a PAIR_N=() PAIR_B=()
 PAIR_LOADBOUND=0 # nginx rounds where nginx's core was under 90% busy (the load side was the limit)
-median() { printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 if ((PAIR_ROUNDS > 0)) && [[ ${STATUS[nginx]:-} == ok* && ${STATUS[bun]:-} == ok* ]]; then
   say "---- paired small GET: nginx and switchyard-bun alternating, $PAIR_ROUNDS rounds of ${DURATION}s"
   if start_nginx reference "$PROXY_CPU" write_reference_conf "$UP_PORT"; then
     npid=$STARTED_PID nport=$STARTED_PORT
-    if start_switchyard bun "$ROOT/dist/switchyard" serve; then
+    if start_switchyard bun "$ROOT" "$ROOT/dist/switchyard" serve; then
       bpid=$STARTED_PID bport=$STARTED_PORT
       run_wrk pair-bun-warm "http://127.0.0.1:$bport/small" 0 20 &&
         run_wrk pair-nginx-warm "http://127.0.0.1:$nport/small" 0 3 || PAIR_ROUNDS=0
