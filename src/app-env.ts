@@ -1,48 +1,68 @@
-// The Hono environment shared by every middleware: what the listener provides (Bindings) and
-// what the chain passes along (Variables).
-
-import type { Context } from 'hono';
-import type { CompiledRoute } from './config/compile.ts';
+// The Hono environment shared by every middleware: what a listener provides (Bindings: facts
+// about the connection, plus the request line where the listener has it) and what the chain
+// passes along (Variables, each set once by the middleware that owns it).
+import type { CompiledConfig, CompiledRoute } from './config/compile.ts';
 import type { AccessRecord } from './log/access-log.ts';
+import type { ClientUpgrade } from './tunnel/types.ts';
 
-/** Connection facts each server adapter supplies; the only runtime-specific input to the app. */
+/** Facts about the connection a request came on. The same object for every request on it. */
 export interface ConnInfo {
   /** Peer address, IPv4-mapped prefix removed. */
   readonly remoteAddr: string;
-  /** The request target exactly as received, when the runtime exposes it (Node, Bun). */
-  readonly rawTarget?: string;
-  /** Scheme of the listener. */
+  /** The scheme of the listener. */
   readonly proto: 'http' | 'https';
-  /** HTTP version of the request (`"1.1"`), when the runtime exposes it (Node, Bun). */
-  readonly httpVersion?: string;
-  /**
-   * The request method exactly as received (methods are case-sensitive, RFC 9110 §9.1), when the
-   * runtime's Request may change it: Bun's turns unknown methods into GET, Node's uppercases
-   * `post`. Forwarding and logging use this when set.
-   */
-  readonly method?: string;
+  /** Which listener accepted it (`ListenerSpec.name`). */
+  readonly listener: string;
+  // Next (issue 7): TLS server name (SNI), the ALPN protocol, the client certificate.
+}
+
+/**
+ * The request line exactly as received, from listeners that parse it themselves (Bun) or
+ * expose it (Node). The runtimes' `Request` may change all three: Bun's turns unknown methods
+ * into GET, Node's uppercases `post`, neither says the version, and URL parsing resolves dot
+ * segments. Deno.serve exposes none of it.
+ */
+export interface RequestLine {
+  readonly method: string;
+  /** origin-form, absolute-form or `*`, as sent. */
+  readonly target: string;
+  /** `"1.1"`, `"1.0"` (`"2.0"` once h2 listeners exist). */
+  readonly version: string;
+}
+
+/** What a listener passes with each request (Hono's Bindings, `c.env`). */
+export interface Bindings {
+  readonly conn: ConnInfo;
+  readonly line?: RequestLine;
+  /** Set only on requests asking to switch protocols, where the listener can hand over (tunnel/types.ts). */
+  readonly upgrade?: ClientUpgrade;
+}
+
+/** The request's own facts, decided once by `requestFacts` (src/proxy/facts.ts) and read by every later middleware. */
+export interface RequestFacts {
+  /** The method exactly as the client sent it. */
+  readonly method: string;
+  /** The request target exactly as sent when the listener knows it, else rebuilt from the URL. */
+  readonly rawTarget: string;
+  /** `"1.1"`, `"1.0"`, `"2.0"`, or null where the listener cannot tell (Deno). */
+  readonly httpVersion: string | null;
+  readonly conn: ConnInfo;
 }
 
 export interface AppEnv {
-  Bindings: ConnInfo;
+  Bindings: Bindings;
   Variables: {
+    /** The configuration snapshot this request is served with, start to end (a reload swaps the next one). */
+    config: CompiledConfig;
+    facts: RequestFacts;
     access: AccessRecord;
     logDone: (bytes: number) => void;
     /** Normalised host: lowercase, no port, no trailing dot. */
     host: string;
-    /** Raw request target (path and query) as it will be forwarded. */
+    /** Origin-form request target (path and query) as it will be forwarded. */
     target: string;
     /** The target routing compared with path prefixes (see router/path.ts). */
     routeTarget: string;
     route: CompiledRoute;
   };
-}
-
-/**
- * The request method exactly as the client sent it: ConnInfo.method where the listener knows
- * better than its runtime's Request (see there), else the Request's. Middlewares read the method
- * through this, never `c.req.method`.
- */
-export function methodOf(c: Context<AppEnv>): string {
-  return c.env.method ?? c.req.raw.method;
 }

@@ -1,39 +1,47 @@
 // The switchyard Hono app. The middleware order lives here and only here:
-//   1. accessLog     request id, timing, one JSON line per request (outermost: sees every answer)
-//   2. guardRequest  HTTP/1.x, Host present and sane, target authority agrees with Host -> else
+//   1. requestFacts  the request's config snapshot; exact method, raw target, version, connection
+//   2. accessLog     request id, timing, one AccessEntry per request to its subscribers (the log
+//                    line is one); outermost of the answering middlewares, so it sees every answer
+//   3. guardRequest  HTTP/1.x, Host present and sane, target authority agrees with Host -> else
 //                    400; target length -> 414
-//   3. routeByHost   compiled host table + path prefixes -> else 421
-//   4. forward       headers, limits, timeout, transport, streaming -> 413/431/499/502/504
-// Later capabilities (auth, rate limits, cache) slot in between 3 and 4.
+//   4. routeByHost   the snapshot's host table + path prefixes -> else 421
+//   5. forward       headers, limits, timeout, attempts under the retry policy, streaming ->
+//                    400/413/431/499/501/502/504
+// Later capabilities (access control, rate limits, cache) slot in between 4 and 5. Every
+// answer the proxy makes itself is a ProxyError (proxy/errors.ts) through `refuse`.
 import { Hono } from 'hono';
 import type { AppEnv } from './app-env.ts';
-import type { CompiledConfig } from './config/compile.ts';
-import { accessLog } from './log/access-log.ts';
+import type { ConfigSource } from './config/source.ts';
+import { type AccessEntry, accessLog } from './log/access-log.ts';
 import type { Logger } from './log/logger.ts';
+import { ProxyError } from './proxy/errors.ts';
+import { requestFacts } from './proxy/facts.ts';
 import { forward } from './proxy/forward.ts';
 import { guardRequest } from './proxy/guard.ts';
-import { plain } from './proxy/respond.ts';
+import { refuse } from './proxy/respond.ts';
 import { routeByHost } from './router/middleware.ts';
 import type { Transport } from './transport/types.ts';
 
 export interface AppDeps {
-  readonly config: CompiledConfig;
+  /** Read once per request; swapping it changes the config of the requests that start after. */
+  readonly config: ConfigSource;
   readonly transport: Transport;
   readonly logger: Logger;
+  /** Receives every request's access entry (metrics, the dashboard). */
+  readonly onAccess?: (entry: AccessEntry) => void;
 }
 
-export function createApp({ config, transport, logger }: AppDeps): Hono<AppEnv> {
+export function createApp({ config, transport, logger, onAccess }: AppDeps): Hono<AppEnv> {
   const app = new Hono<AppEnv>();
-  app.use(accessLog(logger));
-  app.use(guardRequest({ maxUrlBytes: config.maxUrlBytes }));
-  app.use(routeByHost(config.table));
-  app.all('*', forward({ transport, config }));
-  app.onError((error, c) => {
+  app.use(requestFacts(config));
+  app.use(accessLog({ logger, onAccess }));
+  app.use(guardRequest());
+  app.use(routeByHost());
+  app.all('*', forward({ transport }));
+  app.onError(function internalError(error, c) {
     // A bug, never a client's fault: answer 500, log it, keep serving.
-    const access = c.get('access');
-    logger.error('internal error', { error: error instanceof Error ? (error.stack ?? error.message) : String(error), request_id: access?.id });
-    if (access) access.error = 'internal error';
-    return plain(500, 'internal error');
+    logger.error('internal error', { error: error instanceof Error ? (error.stack ?? error.message) : String(error), request_id: c.get('access')?.id });
+    return refuse(c, new ProxyError('internal', 'internal', false, 'internal error', { cause: error }));
   });
   return app;
 }

@@ -1,9 +1,11 @@
-// `switchyard serve`: the lifecycle in order: load, validate, compile, listen, serve, stop.
+// `switchyard serve`: the lifecycle in order: load, validate, compile, publish, listen, serve,
+// stop (every listener with one grace period, then the transport).
 import { createApp } from '../app.ts';
 import { compileConfig, parseListen } from '../config/compile.ts';
 import { loadConfig } from '../config/load.ts';
+import { createConfigSource } from '../config/source.ts';
 import { createLogger, stdoutWriter } from '../log/logger.ts';
-import { listen } from '../server/index.ts';
+import { type ListenerGroup, listenAll } from '../server/index.ts';
 import type { Runtime } from '../server/runtime.ts';
 import { createTransport } from '../transport/index.ts';
 import { VERSION } from '../version.ts';
@@ -32,28 +34,39 @@ export async function serve(options: ServeOptions): Promise<number> {
   process.on('unhandledRejection', (reason) => logger.error('unhandled rejection', { error: (reason as Error)?.stack ?? String(reason) }));
 
   const transport = await createTransport(options.runtime);
-  const app = createApp({ config, transport: transport.fetch, logger });
-  let listener: Awaited<ReturnType<typeof listen>>;
+  const app = createApp({ config: createConfigSource(config), transport, logger });
+  let group: ListenerGroup;
   try {
-    listener = await listen(options.runtime, (request, conn) => app.fetch(request, conn), {
-      hostname: address.hostname,
-      port: address.port,
-      maxHeaderBytes: config.maxHeaderBytes,
-      onBadRequest: (info) => logger.warn('bad request', info),
-    });
+    group = await listenAll(options.runtime, (request, env) => app.fetch(request, env), [
+      {
+        name: 'http',
+        hostname: address.hostname,
+        port: address.port,
+        proto: 'http',
+        maxHeaderBytes: config.maxHeaderBytes,
+        onBadRequest: (info) => logger.warn('bad request', info),
+      },
+    ]);
   } catch (error) {
-    options.stderr(`switchyard: cannot listen on ${address.hostname}:${address.port}: ${(error as Error).message}\n`);
+    // listenAll names the listener and its address; a bare runtime error gets ours.
+    const message = error instanceof Error ? error.message : String(error);
+    options.stderr(`switchyard: ${message.startsWith('cannot listen') ? message : `cannot listen on ${address.hostname}:${address.port}: ${message}`}\n`);
+    await transport.close().catch(() => {}); // nothing was pooled yet; exiting anyway
     return 1;
   }
-  logger.info('listening', {
-    address: listener.hostname,
-    port: listener.port,
-    runtime: options.runtime,
-    transport: transport.name,
-    routes: config.routes.length,
-    file: loaded.file,
-    version: VERSION,
-  });
+  for (const listener of group.listeners) {
+    logger.info('listening', {
+      address: listener.hostname,
+      port: listener.port,
+      runtime: options.runtime,
+      transport: transport.name,
+      routes: config.routes.length,
+      file: loaded.file,
+      version: VERSION,
+      listener: listener.name,
+      tls: listener.proto === 'https',
+    });
+  }
   logger.flush();
 
   return new Promise<number>((resolve) => {
@@ -63,7 +76,7 @@ export async function serve(options: ServeOptions): Promise<number> {
       stopping = true;
       logger.info('stopping', { signal, grace_ms: config.shutdownGraceMs });
       logger.flush();
-      await listener.stop(config.shutdownGraceMs);
+      await group.stop(config.shutdownGraceMs);
       await transport.close().catch(() => {}); // closing idle sockets at exit cannot fail usefully
       logger.info('stopped');
       logger.flush();

@@ -23,8 +23,15 @@ export interface CompiledUpstream {
 
 /** A route with every default applied. */
 export interface CompiledRoute {
-  /** `routes[3]`, for logs and `explain`. */
+  /** `routes[3]`, for messages: where the route is written. */
   readonly id: string;
+  /**
+   * What the route matches, stable across reloads and insertions: its hosts lowercased as
+   * written, sorted, joined by `,`, then its normalised path prefix (`"sub1.xyz.com/"`,
+   * `"*.xyz.com/api"`). Unique, since validation refuses two routes with one host and path.
+   * Per-route state (health, limits, cache) is kept by this, never by position.
+   */
+  readonly key: string;
   readonly hosts: readonly string[];
   readonly prefix: string;
   /** Characters to cut from the start of the target; 0 when the prefix is kept. */
@@ -64,14 +71,22 @@ export function compileUpstream(value: string): CompiledUpstream {
   return { origin: url.origin, hostPort: url.host };
 }
 
+/** A route's `key` from its hosts and normalised prefix. */
+export function routeKey(hosts: readonly string[], prefix: string): string {
+  const names = hosts.map((host) => host.toLowerCase()).sort();
+  return names.join(',') + prefix;
+}
+
 export function compileConfig(config: Config): CompiledConfig {
   const globalMaxBody = config.limits?.maxBodyBytes ?? null;
   const upstreamMs = config.timeouts?.upstreamMs ?? DEFAULTS.upstreamMs;
   const routes = config.routes.map((route, i): CompiledRoute => {
     const prefix = normalizePath(route.path);
+    const hosts = Array.isArray(route.host) ? route.host : [route.host];
     return {
       id: `routes[${i}]`,
-      hosts: Array.isArray(route.host) ? route.host : [route.host],
+      key: routeKey(hosts, prefix),
+      hosts,
       prefix,
       stripLength: route.stripPrefix && prefix !== '/' ? prefix.length : 0,
       upstream: compileUpstream(route.upstream),

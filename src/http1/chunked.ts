@@ -1,5 +1,5 @@
-// Chunked transfer coding (RFC 9112 §7.1), decoded incrementally from socket reads. Used by
-// our own HTTP/1.1 server on Bun for request bodies.
+// Chunked transfer coding (RFC 9112 §7.1), decoded incrementally from socket reads: request
+// bodies on our Bun server, response bodies on our Bun client (both through body-decoder.ts).
 
 const CRLF = Buffer.from('\r\n');
 const HEX = /^[0-9A-Fa-f]{1,13}$/;
@@ -22,6 +22,13 @@ export class ChunkedDecoder {
   private state = SIZE_LINE;
   private remaining = 0;
   private trailerBytes = 0;
+
+  /** Starts a new body (decoders are kept per connection, not made per message). */
+  reset(): void {
+    this.state = SIZE_LINE;
+    this.remaining = 0;
+    this.trailerBytes = 0;
+  }
 
   /** True once the last chunk and the trailer section have been read. */
   get done(): boolean {

@@ -1,6 +1,7 @@
 // Field lines of an HTTP/1.1 head (RFC 9112 §5), parsed straight into a Headers object. Shared
 // by our server (request heads) and client (response heads) on Bun. The head is a latin1 string:
 // one char per byte, so values keep their bytes.
+import { HOP_BY_HOP } from '../http/hop-by-hop.ts';
 
 const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 // No control characters but HTAB (RFC 9110 §5.5): no NUL, no bare CR or LF either.
@@ -20,6 +21,11 @@ export function framingFields(): FramingFields {
   return { host: null, contentLength: null, transferEncoding: null, connection: null, expect: null };
 }
 
+// The lengths of the hop-by-hop names (http/hop-by-hop.ts owns the list): only names of these
+// lengths are lowercased and looked up.
+const HOP_LENGTHS = new Uint8Array(32);
+for (const name of HOP_BY_HOP) HOP_LENGTHS[name.length] = 1;
+
 const join = (prev: string | null, value: string) => (prev === null ? value : `${prev}, ${value}`);
 
 /** parseFields results. */
@@ -31,9 +37,9 @@ export const MAX_FIELDS = 256;
 
 /**
  * Appends the field lines of `head` from `pos` (the first char after the start line's CRLF) to
- * `headers`, and notes the framing fields in `out`. With `dropHopByHop`, Connection, Keep-Alive,
- * Proxy-Connection, TE, Trailer, Transfer-Encoding and Upgrade are noted but not appended, and
- * the fields Connection names are removed (RFC 9110 §7.6.1). Returns FIELDS_MALFORMED on a bad
+ * `headers`, and notes the framing fields in `out`. With `dropHopByHop`, the hop-by-hop fields
+ * (http/hop-by-hop.ts) are not appended (the framing ones still noted), and the fields
+ * Connection names are removed (RFC 9110 §7.6.1). Returns FIELDS_MALFORMED on a bad
  * line (whitespace before the colon, obsolete folding, no colon, a control character in a value)
  * and FIELDS_TOO_MANY past MAX_FIELDS lines (each append costs more as a Headers object grows).
  */
@@ -56,44 +62,25 @@ export function parseFields(head: string, pos: number, headers: Headers, dropHop
     if (BAD_VALUE.test(value)) return FIELDS_MALFORMED;
     pos = eol + 2;
     // Only names of these lengths matter below: compare lowercased copies of those alone.
-    let hop = false;
     switch (name.length) {
-      case 2:
-        hop = name.toLowerCase() === 'te';
-        break;
       case 4:
         if (name.toLowerCase() === 'host') out.host = join(out.host, value);
         break;
       case 6:
         if (name.toLowerCase() === 'expect') out.expect = join(out.expect, value);
         break;
-      case 7: {
-        const lower = name.toLowerCase();
-        hop = lower === 'trailer' || lower === 'upgrade';
+      case 10:
+        if (name.toLowerCase() === 'connection') out.connection = join(out.connection, value);
         break;
-      }
-      case 10: {
-        const lower = name.toLowerCase();
-        if (lower === 'connection') {
-          out.connection = join(out.connection, value);
-          hop = true;
-        } else hop = lower === 'keep-alive';
-        break;
-      }
       case 14:
         if (name.toLowerCase() === 'content-length') out.contentLength = join(out.contentLength, value);
         break;
-      case 16:
-        hop = name.toLowerCase() === 'proxy-connection';
-        break;
       case 17:
-        if (name.toLowerCase() === 'transfer-encoding') {
-          out.transferEncoding = join(out.transferEncoding, value);
-          hop = true;
-        }
+        if (name.toLowerCase() === 'transfer-encoding') out.transferEncoding = join(out.transferEncoding, value);
         break;
     }
-    if (!(hop && dropHopByHop)) headers.append(name, value);
+    if (dropHopByHop && HOP_LENGTHS[name.length] === 1 && HOP_BY_HOP.has(name.toLowerCase())) continue;
+    headers.append(name, value);
   }
   if (dropHopByHop && out.connection !== null) {
     for (const token of out.connection.split(',')) {

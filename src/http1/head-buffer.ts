@@ -18,6 +18,11 @@ export class HeadBuffer {
     return this.tail.byteLength === 0 ? -1 : (this.tail[this.tail.byteLength - 1] as number);
   }
 
+  /** Everything buffered so far as one Buffer, leaving it buffered (a copy when in pieces). */
+  peek(): Buffer {
+    return this.parts.length === 1 ? (this.parts[0] as Buffer) : Buffer.concat(this.parts, this.size);
+  }
+
   /**
    * Adds `chunk`. Returns everything buffered as one Buffer (and empties itself) once the end of
    * the head has arrived, else null.

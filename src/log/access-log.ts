@@ -1,18 +1,63 @@
-// The access log: one JSON line per request, written when the response is complete as far as
-// the proxy can tell (see `AccessRecord.countBody`). Also owns the request id.
+// The access records: when a response is complete as far as the proxy can tell, one typed
+// `AccessEntry` goes to every subscriber; the JSON log line is one of them, metrics and the
+// dashboard will be others. Also owns the request id.
 import type { MiddlewareHandler } from 'hono';
-import { type AppEnv, methodOf } from '../app-env.ts';
+import type { AppEnv } from '../app-env.ts';
 import type { Logger } from './logger.ts';
 
-/** What the rest of the chain tells the access log about one request. */
+/** What the rest of the chain tells the access log about one request while it is served. */
 export interface AccessRecord {
   id: string;
   upstream: string | null;
   /** Overrides the response status in the log (499 when the client left first). */
   status: number | null;
   error: string | null;
-  /** Set when the body is being counted; the line is written when it ends. */
+  /** Set when the body is being counted; the entry is made when it ends. */
   streaming: boolean;
+}
+
+/**
+ * One served request, as subscribers receive it. Field names are the access line's (README
+ * "Logs"), so a subscriber and the log agree on what each means.
+ */
+export interface AccessEntry {
+  /** Epoch milliseconds when the entry was made. */
+  readonly time: number;
+  readonly request_id: string;
+  /** The peer's address. */
+  readonly client: string;
+  /** The method exactly as sent. */
+  readonly method: string;
+  /** The Host header as sent, or null. */
+  readonly host: string | null;
+  /** The request target's path and query (as sent; before any prefix strip). */
+  readonly path: string;
+  readonly status: number;
+  /**
+   * The Content-Length, or the counted bytes of a streamed body.
+   */
+  readonly bytes: number;
+  /**
+   * To the response head for a response with a Content-Length, to its last byte for a
+   * streamed one (counting every body would cost a stream wrapper per request).
+   */
+  readonly duration_ms: number;
+  /** The upstream origin the request was sent to, or null when none was. */
+  readonly upstream: string | null;
+  /** The matched route's `key` (config/compile.ts), or null when no route matched. */
+  readonly route: string | null;
+  /** What went wrong, for every answer the proxy made itself (proxy/errors.ts), else null. */
+  readonly error: string | null;
+}
+
+export interface AccessLogOptions {
+  readonly logger: Logger;
+  /** Receives every entry after the log line is queued. Must not throw (a throw is logged and dropped). */
+  readonly onAccess?: (entry: AccessEntry) => void;
+  /** Request ids; see `createRequestIds`. */
+  readonly nextId?: () => string;
+  /** Epoch milliseconds, for entries and their log lines. */
+  readonly now?: () => number;
 }
 
 /**
@@ -25,25 +70,53 @@ export function createRequestIds(): () => string {
   return () => `${prefix}-${(++n).toString(36)}`;
 }
 
-export const accessLog = (logger: Logger, nextId = createRequestIds()): MiddlewareHandler<AppEnv> =>
+/** The access line subscriber: the entry serialised by hand, fields in README order. */
+export function writeAccessLine(logger: Logger, e: AccessEntry): void {
+  // Serialised by hand: one line per request is the hottest logging there is.
+  const q = JSON.stringify;
+  let fields = `,"client":${q(e.client)},"method":${q(e.method)},"host":${q(e.host)},"path":${q(e.path)}`;
+  fields += `,"status":${e.status},"bytes":${e.bytes},"duration_ms":${e.duration_ms}`;
+  fields += `,"upstream":${q(e.upstream)},"request_id":${q(e.request_id)}`;
+  if (e.error !== null) fields += `,"error":${q(e.error)}`;
+  logger.logSerialized('info', 'access', fields);
+}
+
+export const accessLog = ({ logger, onAccess, nextId = createRequestIds(), now = Date.now }: AccessLogOptions): MiddlewareHandler<AppEnv> =>
   async function accessLog(c, next) {
     const start = performance.now();
     const rec: AccessRecord = { id: nextId(), upstream: null, status: null, error: null, streaming: false };
-    const raw = c.req.raw;
     const write = (bytes: number) => {
+      const raw = c.req.raw;
       let path = c.get('target');
       if (path === undefined) {
         const url = raw.url;
         const pathStart = url.indexOf('/', url.indexOf('//') + 2);
         path = pathStart < 0 ? url : url.slice(pathStart);
       }
-      // Serialised by hand: one line per request is the hottest logging there is.
-      const q = JSON.stringify;
-      let fields = `,"client":${q(c.env.remoteAddr)},"method":${q(methodOf(c))},"host":${q(raw.headers.get('host'))},"path":${q(path)}`;
-      fields += `,"status":${rec.status ?? c.res.status},"bytes":${bytes},"duration_ms":${Math.round((performance.now() - start) * 100) / 100}`;
-      fields += `,"upstream":${q(rec.upstream)},"request_id":${q(rec.id)}`;
-      if (rec.error) fields += `,"error":${q(rec.error)}`;
-      logger.logSerialized('info', 'access', fields);
+      const facts = c.get('facts');
+      const entry: AccessEntry = {
+        time: now(),
+        request_id: rec.id,
+        client: facts.conn.remoteAddr,
+        method: facts.method,
+        host: raw.headers.get('host'),
+        path,
+        status: rec.status ?? c.res.status,
+        bytes,
+        duration_ms: Math.round((performance.now() - start) * 100) / 100,
+        upstream: rec.upstream,
+        route: c.get('route')?.key ?? null,
+        error: rec.error || null,
+      };
+      writeAccessLine(logger, entry);
+      if (onAccess !== undefined) {
+        try {
+          onAccess(entry);
+        } catch (error) {
+          // A subscriber's bug must not break the response it describes.
+          logger.error('access subscriber failed', { error: error instanceof Error ? (error.stack ?? error.message) : String(error), request_id: rec.id });
+        }
+      }
     };
     c.set('access', rec);
     c.set('logDone', write);
@@ -53,7 +126,7 @@ export const accessLog = (logger: Logger, nextId = createRequestIds()): Middlewa
     write(length === null ? 0 : Number(length));
   };
 
-/** Wraps a body so the access line is written with the byte count once it ends or breaks. */
+/** Wraps a body so the access entry is made with the byte count once it ends or breaks. */
 export function countBody(body: ReadableStream<Uint8Array>, done: (bytes: number) => void): ReadableStream<Uint8Array> {
   let bytes = 0;
   let finished = false;

@@ -1,11 +1,25 @@
-// Proxy failures carry who failed and whether a retry would be safe; one function maps them to
-// the status the client sees (Pingora's model). Retries themselves arrive with load balancing.
+// Proxy failures carry who failed, whether another attempt is safe, and the short text the
+// client may see; one function maps them to the status (Pingora's model). Every answer the proxy
+// makes itself is one of these, so each such access line names its error.
+import { UpstreamError } from '../transport/types.ts';
 
 /** Who a failure belongs to. */
 export type ErrorSource = 'upstream' | 'client' | 'internal';
 
 /** What went wrong, as far as the status code is concerned. */
 export type ErrorKind =
+  /** The request is malformed or ambiguous (Host, target authority, version, framing). */
+  | 'bad-request'
+  /** The request target is longer than `limits.maxUrlBytes`. */
+  | 'target-too-long'
+  /** No route takes the request's host and path. */
+  | 'no-route'
+  /** The request's header fields exceed `limits.maxHeaderBytes`. */
+  | 'headers-too-large'
+  /** A transfer coding we cannot undo, so must not forward (RFC 9112 §6.1). */
+  | 'unsupported-coding'
+  /** The request body crossed the body limit (declared or while streaming). */
+  | 'body-too-large'
   /** The upstream refused the connection or it could not be opened (DNS, no route). */
   | 'connect'
   /** The connection broke before a full response head arrived. */
@@ -14,28 +28,64 @@ export type ErrorKind =
   | 'timeout'
   /** The client went away before the response head was sent. */
   | 'client-closed'
-  /** The request body crossed the body limit while streaming. */
-  | 'body-too-large'
   /** A bug or an unexpected runtime error. */
   | 'internal';
 
+export interface ProxyErrorOptions {
+  readonly cause?: unknown;
+  /**
+   * The short text the client gets, when it names nothing internal (the client's own
+   * mistakes). Without it the client gets the status's generic text (`bad gateway`).
+   */
+  readonly reply?: string;
+  /**
+   * The attempt went out on a reused pooled connection and no byte of the response came back:
+   * the connection was likely stale, and an idempotent request may be sent again (proxy/retry.ts).
+   * @default false
+   */
+  readonly staleConnection?: boolean;
+}
+
 export class ProxyError extends Error {
   override readonly name = 'ProxyError';
+  readonly reply: string | undefined;
+  readonly staleConnection: boolean;
   constructor(
     readonly kind: ErrorKind,
     readonly source: ErrorSource,
-    /** True when nothing reached the upstream, so another attempt cannot duplicate work. */
+    /** True when the upstream cannot have acted on the request, so another attempt cannot duplicate work. */
     readonly retryable: boolean,
+    /** For the log: lowercase, names the upstream or host involved. */
     message: string,
-    options?: { cause?: unknown },
+    options?: ProxyErrorOptions,
   ) {
-    super(message, options);
+    super(message, options?.cause === undefined ? undefined : { cause: options.cause });
+    this.reply = options?.reply;
+    this.staleConnection = options?.staleConnection ?? false;
   }
 }
 
-/** The status and short body for a failure. 499 is nginx's "client closed request", log-only. */
+/** A refusal of the client's own request: the log line and the client's body say the same. */
+export function clientError(kind: ErrorKind, text: string): ProxyError {
+  return new ProxyError(kind, 'client', false, text, { reply: text });
+}
+
+/** The status for a failure. 499 is nginx's "client closed request", log-only in practice. */
 export function statusFor(kind: ErrorKind): number {
   switch (kind) {
+    case 'bad-request':
+      return 400;
+    case 'target-too-long':
+      return 414;
+    case 'no-route':
+      // RFC 9110 §15.5.20: this server is not authoritative for the host.
+      return 421;
+    case 'headers-too-large':
+      return 431;
+    case 'unsupported-coding':
+      return 501;
+    case 'body-too-large':
+      return 413;
     case 'connect':
     case 'reset':
       return 502;
@@ -43,8 +93,6 @@ export function statusFor(kind: ErrorKind): number {
       return 504;
     case 'client-closed':
       return 499;
-    case 'body-too-large':
-      return 413;
     default:
       return 500;
   }
@@ -52,15 +100,21 @@ export function statusFor(kind: ErrorKind): number {
 
 const CONNECT_CODES = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH', 'EADDRNOTAVAIL', 'UND_ERR_CONNECT_TIMEOUT']);
 
-/** Classifies an error thrown by a transport into a ProxyError naming `upstream`. */
+/**
+ * Classifies an error a transport rejected with into a ProxyError naming `upstream`. An
+ * `UpstreamError` says itself what happened on the connection; other errors (undici's) are
+ * classified by their code.
+ */
 export function classifyTransportError(error: unknown, upstream: string): ProxyError {
   if (error instanceof ProxyError) return error;
   const code = errorCode(error);
-  if (code && CONNECT_CODES.has(code)) {
-    return new ProxyError('connect', 'upstream', true, `upstream ${upstream} refused or unreachable (${code})`, { cause: error });
+  const facts = error instanceof UpstreamError ? error.facts : null;
+  if (facts?.connectFailed || (code !== undefined && CONNECT_CODES.has(code))) {
+    return new ProxyError('connect', 'upstream', true, `upstream ${upstream} refused or unreachable (${code ?? 'connect failed'})`, { cause: error });
   }
   const detail = code ?? (error instanceof Error ? error.message : String(error));
-  return new ProxyError('reset', 'upstream', false, `upstream ${upstream} failed before responding (${detail})`, { cause: error });
+  const staleConnection = facts?.reusedConnection === true && !facts.responseStarted;
+  return new ProxyError('reset', 'upstream', false, `upstream ${upstream} failed before responding (${detail})`, { cause: error, staleConnection });
 }
 
 /** The most specific error code in an error or its causes (runtimes nest them differently). */

@@ -1,22 +1,16 @@
-// The last handler of the chain: sends the routed request upstream through the transport and
-// streams the answer back. Owns the upstream URL, headers, body limit, timeout and the mapping
-// of failures to 413 / 431 / 499 / 502 / 504.
+// The last handler of the chain: prepares the upstream request once (target, headers, body
+// limit, timeout, client abort), sends it through `sendAttempt` as often as the retry policy
+// allows, and streams the answer back. Response headers and 204/205 framing come from the
+// transport already clean (transport/types.ts); nothing here filters them again.
 import type { Handler } from 'hono';
-import { type AppEnv, methodOf } from '../app-env.ts';
-import type { CompiledConfig } from '../config/compile.ts';
+import type { AppEnv } from '../app-env.ts';
 import { countBody } from '../log/access-log.ts';
-import type { Transport } from '../transport/types.ts';
-import { classifyTransportError, ProxyError, statusFor } from './errors.ts';
-import { clientResponseHeaders, upstreamRequestHeaders } from './headers.ts';
-import { plain } from './respond.ts';
-
-const MESSAGES: Record<number, string> = {
-  413: 'payload too large',
-  499: 'client closed request',
-  502: 'bad gateway',
-  504: 'gateway timeout',
-  500: 'internal error',
-};
+import type { Transport, UpstreamInit } from '../transport/types.ts';
+import { sendAttempt } from './attempt.ts';
+import { clientError, ProxyError } from './errors.ts';
+import { upstreamRequestHeaders } from './headers.ts';
+import { refuse } from './respond.ts';
+import { mayRetry } from './retry.ts';
 
 const DIGITS = /^\d+$/;
 
@@ -25,15 +19,17 @@ const SAFE_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 
 export interface ForwardOptions {
   readonly transport: Transport;
-  readonly config: Pick<CompiledConfig, 'isTrustedPeer' | 'forwarded' | 'maxHeaderBytes'>;
 }
 
-export const forward = ({ transport, config }: ForwardOptions): Handler<AppEnv> =>
+export const forward = ({ transport }: ForwardOptions): Handler<AppEnv> =>
   async function forward(c) {
     const req = c.req.raw;
+    const config = c.get('config');
+    const facts = c.get('facts');
     const route = c.get('route');
+    const upstream = route.upstream;
     const rec = c.get('access');
-    rec.upstream = route.upstream.origin;
+    rec.upstream = upstream.origin;
 
     let target = c.get('target');
     if (route.stripLength) {
@@ -42,7 +38,7 @@ export const forward = ({ transport, config }: ForwardOptions): Handler<AppEnv> 
       if (target.charCodeAt(0) !== 47 /* / */) target = `/${target}`;
     }
 
-    const peer = c.env.remoteAddr;
+    const peer = facts.conn.remoteAddr;
     const trusted = config.isTrustedPeer(peer);
     if (trusted) {
       const id = req.headers.get('x-request-id');
@@ -54,17 +50,16 @@ export const forward = ({ transport, config }: ForwardOptions): Handler<AppEnv> 
       {
         peer,
         trusted,
-        proto: c.env.proto,
+        proto: facts.conn.proto,
         clientHost,
-        upstreamHost: route.sendUpstreamHost ? route.upstream.hostPort : clientHost,
+        upstreamHost: route.sendUpstreamHost ? upstream.hostPort : clientHost,
         forwarded: config.forwarded,
         requestId: rec.id,
       },
       config.maxHeaderBytes,
     );
-    if (headers === null) return plain(431, 'request header fields too large');
+    if (headers === null) return refuse(c, clientError('headers-too-large', 'request header fields too large'));
 
-    const controller = new AbortController();
     // RFC 9112 §6.3: a request has a body only if it declares Content-Length or
     // Transfer-Encoding. Not touching `req.body` otherwise spares @hono/node-server from
     // building a full Request per GET.
@@ -73,78 +68,61 @@ export const forward = ({ transport, config }: ForwardOptions): Handler<AppEnv> 
     if (declared !== null) {
       // RFC 9112 §6.3: Content-Length with Transfer-Encoding, or a list ("5, 5" from two
       // fields), is a framing ambiguity a proxy must refuse, never pass on.
-      if (coding !== null || !DIGITS.test(declared)) return plain(400, 'bad request: invalid Content-Length');
+      if (coding !== null || !DIGITS.test(declared)) return refuse(c, clientError('bad-request', 'bad request: invalid Content-Length'));
     } else if (coding !== null && coding.trim().toLowerCase() !== 'chunked') {
       // RFC 9112 §6.1: we cannot undo other transfer codings, so we must not forward them.
-      return plain(501, 'not implemented: transfer coding');
+      return refuse(c, clientError('unsupported-coding', 'not implemented: transfer coding'));
     }
     let body: ReadableStream<Uint8Array> | null = (declared !== null && declared !== '0') || coding !== null ? req.body : null;
     const limit = route.maxBodyBytes;
     if (body !== null && limit !== null && declared !== null && Number(declared) > limit) {
-      return fail(rec, new ProxyError('body-too-large', 'client', true, `request body of ${declared} bytes exceeds ${limit}`));
+      return refuse(c, new ProxyError('body-too-large', 'client', true, `request body of ${declared} bytes exceeds ${limit}`));
     }
 
+    const controller = new AbortController();
+    const signal = controller.signal;
     // Client gone: cancel the upstream exchange at once, before or during the response.
     const clientSignal = req.signal;
     const onClientAbort = () => controller.abort(new ProxyError('client-closed', 'client', false, 'client closed the connection'));
     if (clientSignal.aborted) onClientAbort();
     else clientSignal.addEventListener('abort', onClientAbort, { once: true });
     // The wait for the response head starts once the body is passed on: a slow upload is the
-    // client's time, not the upstream's.
+    // client's time, not the upstream's. One deadline covers every attempt.
     let timer: ReturnType<typeof setTimeout> | undefined;
     let answered = false;
     const startTimer = () => {
       if (answered) return;
       timer = setTimeout(
-        () =>
-          controller.abort(
-            new ProxyError('timeout', 'upstream', false, `upstream ${route.upstream.origin} sent no response head within ${route.timeoutMs} ms`),
-          ),
+        () => controller.abort(new ProxyError('timeout', 'upstream', false, `upstream ${upstream.origin} sent no response head within ${route.timeoutMs} ms`)),
         route.timeoutMs,
       );
     };
     if (body === null) startTimer();
     else body = watchBody(body, declared === null ? limit : null, controller, startTimer);
 
-    let res: Response;
-    try {
-      res = await transport(route.upstream.origin + target, { method: methodOf(c), headers, body, signal: controller.signal });
-    } catch (error) {
-      const reason = controller.signal.reason;
-      return fail(rec, reason instanceof ProxyError ? reason : classifyTransportError(error, route.upstream.origin));
-    } finally {
-      answered = true;
-      clearTimeout(timer);
+    const method = facts.method;
+    const hasBody = body !== null;
+    const init: UpstreamInit = { method, headers, body, signal };
+    let outcome = await sendAttempt(transport, upstream, target, init);
+    // A retry only ever follows a bodiless request, so the same headers go again as they are.
+    for (let attempts = 1; outcome instanceof ProxyError && !signal.aborted && mayRetry(outcome, method, hasBody, attempts); attempts++) {
+      outcome = await sendAttempt(transport, upstream, target, { method, headers, body: null, signal, fresh: true });
     }
+    answered = true;
+    clearTimeout(timer);
+    if (outcome instanceof ProxyError) return refuse(c, outcome);
 
-    let outHeaders = clientResponseHeaders(res.headers);
-    // 204 and 205 carry no content (RFC 9110 §15.3.5-6), but an upstream may still send a
-    // Content-Length for the body it dropped (node:http does for 205): passed on, it would frame
-    // bytes that never come and desync the client's connection.
-    if ((res.status === 204 || res.status === 205) && outHeaders.has('content-length')) {
-      if (outHeaders === res.headers) outHeaders = new Headers(res.headers);
-      if (res.status === 204) outHeaders.delete('content-length');
-      else outHeaders.set('content-length', '0');
-    }
     // `res.body` is only read when needed: on Node it turns @hono/node-server's light Response
     // into a full one.
-    if (!outHeaders.has('content-length')) {
-      const resBody = res.body;
+    if (!outcome.headers.has('content-length')) {
+      const resBody = outcome.body;
       if (resBody !== null) {
         rec.streaming = true;
-        return new Response(countBody(resBody, c.get('logDone')), { status: res.status, statusText: res.statusText, headers: outHeaders });
+        return new Response(countBody(resBody, c.get('logDone')), { status: outcome.status, statusText: outcome.statusText, headers: outcome.headers });
       }
     }
-    if (outHeaders === res.headers) return res;
-    return new Response(res.body, { status: res.status, statusText: res.statusText, headers: outHeaders });
+    return outcome;
   };
-
-function fail(rec: { status: number | null; error: string | null }, error: ProxyError): Response {
-  const status = statusFor(error.kind);
-  rec.status = status;
-  rec.error = error.message;
-  return plain(status, MESSAGES[status] ?? 'error');
-}
 
 /**
  * Passes a request body through, calls `onEnd` once it has all been handed on, and when

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { clientResponseHeaders, type ForwardingFacts, normalizePeer, responseHeadersFromFields, upstreamRequestHeaders } from './headers.ts';
+import { type ForwardingFacts, normalizePeer, upstreamRequestHeaders } from './headers.ts';
 
 const facts = (over: Partial<ForwardingFacts> = {}): ForwardingFacts => ({
   peer: '203.0.113.9',
@@ -62,39 +62,6 @@ test('Host is the chosen upstream host; size limit returns null', () => {
   const out = upstreamRequestHeaders(new Headers({ host: 'sub1.xyz.com' }), facts({ upstreamHost: 'localhost:8080' }), 16384)!;
   assert.equal(out.get('host'), 'localhost:8080');
   assert.equal(upstreamRequestHeaders(new Headers({ big: 'x'.repeat(5000) }), facts(), 4096), null);
-});
-
-test('clientResponseHeaders: untouched when clean, filtered copy otherwise, cookies separate', () => {
-  const clean = new Headers({ 'content-type': 'text/plain' });
-  assert.equal(clientResponseHeaders(clean), clean);
-  const dirty = new Headers([
-    ['connection', 'x-private'],
-    ['x-private', '1'],
-    ['keep-alive', 'timeout=5'],
-    ['set-cookie', 'a=1'],
-    ['set-cookie', 'b=2'],
-    ['content-length', '3'],
-  ]);
-  const out = clientResponseHeaders(dirty);
-  assert.deepEqual(out.getSetCookie(), ['a=1', 'b=2']);
-  assert.equal(out.get('x-private'), null);
-  assert.equal(out.get('keep-alive'), null);
-  assert.equal(out.get('content-length'), '3');
-});
-
-test('responseHeadersFromFields: filters while copying, honours every Connection line', () => {
-  const out = responseHeadersFromFields({
-    connection: ['keep-alive, x-a', 'x-b'],
-    'x-a': '1',
-    'x-b': '2',
-    'keep-alive': 'timeout=5',
-    'transfer-encoding': 'chunked',
-    'set-cookie': ['a=1', 'b=2'],
-    'x-keep': 'k',
-  });
-  assert.deepEqual([...new Set(out.keys())].sort(), ['set-cookie', 'x-keep']);
-  assert.deepEqual(out.getSetCookie(), ['a=1', 'b=2']);
-  assert.equal(clientResponseHeaders(out), out);
 });
 
 test('normalizePeer strips the IPv4-mapped prefix only', () => {

@@ -1,11 +1,11 @@
-// Header rules of a forwarding proxy: hop-by-hop removal both ways (RFC 9110 §7.6.1), and the
-// X-Forwarded-* / Forwarded headers. Runs on every request, so it touches each header once.
+// Request header rules of a forwarding proxy: hop-by-hop removal (RFC 9110 §7.6.1, the list in
+// http/hop-by-hop.ts) and the X-Forwarded-* / Forwarded headers. Runs on every request, so it
+// touches each header once. Response headers come from the transport already clean.
+import { connectionTokens, HOP_BY_HOP } from '../http/hop-by-hop.ts';
 
-// RFC 9110 §7.6.1 and RFC 9112 §9.6: connection-specific fields, never forwarded. Proxy-Connection
-// is the old non-standard spelling. Expect is answered by our own listener (100-continue), so it
-// must not reach the upstream a second time.
-const HOP_BY_HOP_REQUEST = new Set(['connection', 'keep-alive', 'proxy-connection', 'te', 'trailer', 'transfer-encoding', 'upgrade', 'expect', 'host']);
-const HOP_BY_HOP_RESPONSE = new Set(['connection', 'keep-alive', 'proxy-connection', 'te', 'trailer', 'transfer-encoding', 'upgrade']);
+// HOP_BY_HOP plus two of the request side's own. Expect is answered by our own listener
+// (100-continue), so it must not reach the upstream a second time; Host is set from the route.
+const HOP_BY_HOP_REQUEST: ReadonlySet<string> = new Set([...HOP_BY_HOP, 'expect', 'host']);
 // Rebuilt by the proxy from what it saw; a client's copies are dropped or extended below.
 const FORWARDING = new Set(['x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host', 'forwarded', 'x-request-id']);
 
@@ -25,16 +25,6 @@ export interface ForwardingFacts {
   readonly forwarded: boolean;
   /** Request id to send as X-Request-Id. */
   readonly requestId: string;
-}
-
-/** Lowercased field names listed in a Connection header value (RFC 9110 §7.6.1). */
-function connectionTokens(value: string): Set<string> {
-  const out = new Set<string>();
-  for (const token of value.split(',')) {
-    const name = token.trim().toLowerCase();
-    if (name) out.add(name);
-  }
-  return out;
 }
 
 /**
@@ -92,49 +82,6 @@ function forwardedElement(facts: ForwardingFacts): string {
   const node = facts.peer.includes(':') ? `"[${facts.peer}]"` : facts.peer;
   const host = /^[A-Za-z0-9.-]+$/.test(facts.clientHost) ? facts.clientHost : `"${facts.clientHost.replace(/["\\]/g, '\\$&')}"`;
   return `for=${node};host=${host};proto=${facts.proto}`;
-}
-
-/**
- * Response headers without hop-by-hop fields. Returns `src` itself when there is nothing to
- * remove (the common case), otherwise a filtered copy; Set-Cookie fields stay separate.
- */
-export function clientResponseHeaders(src: Headers): Headers {
-  const connection = src.get('connection');
-  let dirty = connection !== null;
-  if (!dirty) {
-    for (const name of HOP_BY_HOP_RESPONSE) {
-      if (src.has(name)) {
-        dirty = true;
-        break;
-      }
-    }
-    if (!dirty) return src;
-  }
-  const named = connection ? connectionTokens(connection) : null;
-  const out = new Headers();
-  for (const [name, value] of src) {
-    if (HOP_BY_HOP_RESPONSE.has(name) || named?.has(name)) continue;
-    out.append(name, value);
-  }
-  return out;
-}
-
-/**
- * Response headers from a field record (name -> value, repeated fields as arrays, as undici
- * and node:http give them) without hop-by-hop fields: one pass that copies and filters.
- */
-export function responseHeadersFromFields(fields: Record<string, string | string[] | undefined>): Headers {
-  const out = new Headers();
-  const connection = fields.connection;
-  // Several Connection lines arrive as an array; every one of them names hop-by-hop fields.
-  const named = connection === undefined ? null : connectionTokens(Array.isArray(connection) ? connection.join(',') : connection);
-  for (const name in fields) {
-    if (HOP_BY_HOP_RESPONSE.has(name) || named?.has(name)) continue;
-    const value = fields[name];
-    if (Array.isArray(value)) for (const v of value) out.append(name, v);
-    else if (value !== undefined) out.append(name, value);
-  }
-  return out;
 }
 
 /** Strips the `::ffff:` prefix dual-stack listeners put on IPv4 peers. */

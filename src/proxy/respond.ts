@@ -1,8 +1,33 @@
-// Short plain-text answers the proxy gives itself (errors, misses). Bodies say what happened
-// without naming internal addresses; the log line names them.
+// Short plain-text answers the proxy gives itself: every one comes from a ProxyError (`refuse`),
+// so its access line names the error. Bodies say what happened without naming internal
+// addresses; the log line names them.
+import type { Context } from 'hono';
+import type { AppEnv } from '../app-env.ts';
+import { type ProxyError, statusFor } from './errors.ts';
 
 const TEXT = { 'content-type': 'text/plain; charset=utf-8' };
 
-export function plain(status: number, message: string): Response {
+/** What the client reads for a status when the error has no `reply` of its own. */
+const GENERIC: Record<number, string> = {
+  413: 'payload too large',
+  499: 'client closed request',
+  502: 'bad gateway',
+  503: 'service unavailable',
+  504: 'gateway timeout',
+  500: 'internal error',
+};
+
+function plain(status: number, message: string): Response {
   return new Response(`${message}\n`, { status, headers: TEXT });
+}
+
+/** The answer for `error`, recorded for the access line (status and error). */
+export function refuse(c: Context<AppEnv>, error: ProxyError): Response {
+  const status = statusFor(error.kind);
+  const access = c.get('access');
+  if (access !== undefined) {
+    access.status = status;
+    access.error = error.message;
+  }
+  return plain(status, error.reply ?? GENERIC[status] ?? 'error');
 }

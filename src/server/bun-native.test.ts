@@ -8,7 +8,7 @@ import { after, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { type Client, clients, connect, field, fieldValues, get, type Parsed, parseResponses } from '../../tests/support/raw-http.ts';
 import { gate, onBun, sleep, until, within } from '../../tests/support/wait.ts';
-import type { ConnInfo } from '../app-env.ts';
+import type { Bindings } from '../app-env.ts';
 import { listenBunNative } from './bun-native.ts';
 import type { AppFetch, Listener } from './types.ts';
 
@@ -17,9 +17,9 @@ import type { AppFetch, Listener } from './types.ts';
 interface Server {
   readonly port: number;
   /** Every app call, in order. */
-  readonly calls: { request: Request; info: ConnInfo }[];
+  readonly calls: { request: Request; env: Bindings }[];
   /** Every onBadRequest report. */
-  readonly bad: { client: string; status: number; reason: string }[];
+  readonly bad: { listener: string; client: string; status: number; reason: string }[];
   stop(graceMs: number): Promise<void>;
 }
 
@@ -29,11 +29,11 @@ async function serve(app: AppFetch, maxHeaderBytes = 8192): Promise<Server> {
   const calls: Server['calls'] = [];
   const bad: Server['bad'] = [];
   const listener = await listenBunNative(
-    (request, info) => {
-      calls.push({ request, info });
-      return app(request, info);
+    (request, env) => {
+      calls.push({ request, env });
+      return app(request, env);
     },
-    { hostname: '127.0.0.1', port: 0, maxHeaderBytes, onBadRequest: (info) => bad.push(info) },
+    { name: 'test', hostname: '127.0.0.1', port: 0, proto: 'http', maxHeaderBytes, onBadRequest: (info) => bad.push(info) },
   );
   running.add(listener);
   return {
@@ -49,16 +49,16 @@ async function serve(app: AppFetch, maxHeaderBytes = 8192): Promise<Server> {
 
 /**
  * Echoes what the app saw as JSON, with a Content-Length so the answer is easy to frame. The
- * method is read as the proxy reads it: Bun's Request may rewrite it, ConnInfo carries it exact.
+ * method is read as the proxy reads it: Bun's Request may rewrite it, `env.line` carries it exact.
  */
-const echo: AppFetch = async (request, info) => {
+const echo: AppFetch = async (request, env) => {
   const body = request.body === null ? null : Buffer.from(await request.arrayBuffer()).toString('latin1');
   const json = JSON.stringify({
-    method: info.method ?? request.method,
+    method: env.line?.method ?? request.method,
     url: request.url,
-    rawTarget: info.rawTarget,
-    httpVersion: info.httpVersion,
-    remoteAddr: info.remoteAddr,
+    rawTarget: env.line?.target,
+    httpVersion: env.line?.version,
+    remoteAddr: env.conn.remoteAddr,
     headers: [...request.headers],
     body,
   });
@@ -151,6 +151,9 @@ describe('bun native HTTP/1.1 server', { skip: !onBun }, () => {
     ['garbage', 'hello there, this is not http\r\n\r\n', 400],
     ['binary garbage', Buffer.concat([Buffer.from([0x16, 0x03, 0x01, 0x00, 0xa5, 0x01, 0x00]), Buffer.from('\r\n\r\n')]), 400],
     ['no version', 'GET /\r\nHost: h\r\n\r\n', 400],
+    // Refused as soon as the request line has ended, not at the head timeout.
+    ['an HTTP/0.9 request line alone', 'GET /\r\n', 400],
+    ['a bad version, the head unfinished', 'GET / HTTP/2.0\r\nHost: h\r\n', 400],
     ['HTTP/2.0', 'GET / HTTP/2.0\r\nHost: h\r\n\r\n', 400],
     ['HTTP/1.2', 'GET / HTTP/1.2\r\nHost: h\r\n\r\n', 400],
     ['lowercase version', 'GET / http/1.1\r\nHost: h\r\n\r\n', 400],
@@ -536,11 +539,11 @@ describe('bun native HTTP/1.1 server', { skip: !onBun }, () => {
 
   test('pipelining: two requests in one write, answered in order, the second app call after the first answer', async () => {
     const events: string[] = [];
-    const s = await serve(async (request, info) => {
-      events.push(`start ${info.rawTarget}`);
-      if (info.rawTarget === '/slow') await sleep(200);
-      events.push(`end ${info.rawTarget}`);
-      const body = request.body === null ? (info.rawTarget ?? '') : `${info.rawTarget}:${await request.text()}`;
+    const s = await serve(async (request, env) => {
+      events.push(`start ${env.line?.target}`);
+      if (env.line?.target === '/slow') await sleep(200);
+      events.push(`end ${env.line?.target}`);
+      const body = request.body === null ? (env.line?.target ?? '') : `${env.line?.target}:${await request.text()}`;
       return new Response(body, { headers: { 'content-length': String(body.length) } });
     });
     const c = await connect(s.port);
@@ -558,9 +561,9 @@ describe('bun native HTTP/1.1 server', { skip: !onBun }, () => {
     // The first is Connection-less HTTP/1.1 with a body the app never reads; the second must
     // still see its own method, target, headers and body, and the first's 100-continue must not
     // leak into the second.
-    const s = await serve(async (request, info) => {
-      const body = info.rawTarget === '/second' ? await request.text() : '';
-      const text = `${request.method} ${info.rawTarget} ${request.headers.get('x-n')} ${body}`;
+    const s = await serve(async (request, env) => {
+      const body = env.line?.target === '/second' ? await request.text() : '';
+      const text = `${request.method} ${env.line?.target} ${request.headers.get('x-n')} ${body}`;
       return new Response(text, { headers: { 'content-length': String(text.length) } });
     });
     const c = await connect(s.port);
@@ -637,8 +640,8 @@ describe('bun native HTTP/1.1 server', { skip: !onBun }, () => {
   // ---- responses -------------------------------------------------------------------------
 
   test('status and reason: the app reason, else the standard one', async () => {
-    const s = await serve(async (_, info) => {
-      if (info.rawTarget === '/made') return new Response('', { status: 201, statusText: 'Made It' });
+    const s = await serve(async (_, env) => {
+      if (env.line?.target === '/made') return new Response('', { status: 201, statusText: 'Made It' });
       return new Response('', { status: 418 });
     });
     const c = await connect(s.port);
@@ -772,9 +775,9 @@ describe('bun native HTTP/1.1 server', { skip: !onBun }, () => {
   });
 
   test('204 and 304: no body bytes, no framing invented, connection reused', async () => {
-    const s = await serve(async (_, info) => {
-      if (info.rawTarget === '/204') return new Response(null, { status: 204 });
-      if (info.rawTarget === '/304') return new Response(null, { status: 304, headers: { etag: '"x"' } });
+    const s = await serve(async (_, env) => {
+      if (env.line?.target === '/204') return new Response(null, { status: 204 });
+      if (env.line?.target === '/304') return new Response(null, { status: 304, headers: { etag: '"x"' } });
       return new Response('after', { headers: { 'content-length': '5' } });
     });
     const c = await connect(s.port);
@@ -796,8 +799,8 @@ describe('bun native HTTP/1.1 server', { skip: !onBun }, () => {
 
   test('Date is added when the app gives none and kept (alone) when it gives one', async () => {
     const fixed = 'Tue, 01 Jan 2030 00:00:00 GMT';
-    const s = await serve(async (_, info) =>
-      info.rawTarget === '/dated'
+    const s = await serve(async (_, env) =>
+      env.line?.target === '/dated'
         ? new Response('', { headers: { date: fixed, 'content-length': '0' } })
         : new Response('', { headers: { 'content-length': '0' } }),
     );
@@ -884,8 +887,8 @@ describe('bun native HTTP/1.1 server', { skip: !onBun }, () => {
     // wire and the keep-alive client read " world" as the start of the next response; a large
     // streamed body was checked only after every byte went out. Allowed: a clean 5xx instead, or
     // a cut before the declared end. Never bytes beyond the declared body.
-    const s = await serve(async (_, info) => {
-      if (info.rawTarget === '/big') return new Response(new Uint8Array(70_010).fill(97), { headers: { 'content-length': '70000' } });
+    const s = await serve(async (_, env) => {
+      if (env.line?.target === '/big') return new Response(new Uint8Array(70_010).fill(97), { headers: { 'content-length': '70000' } });
       return new Response('hello world', { headers: { 'content-length': '5' } });
     });
     for (const target of ['/small', '/big']) {
@@ -1047,8 +1050,8 @@ describe('bun native HTTP/1.1 server', { skip: !onBun }, () => {
 
   test('graceful stop: idle closed at once, in-flight finishes with connection: close, new refused', async () => {
     const held = gate();
-    const s = await serve(async (_, info) => {
-      if (info.rawTarget === '/slow') await held.wait;
+    const s = await serve(async (_, env) => {
+      if (env.line?.target === '/slow') await held.wait;
       return new Response('done', { headers: { 'content-length': '4' } });
     });
     const idle = await connect(s.port);
@@ -1107,9 +1110,9 @@ describe('bun native HTTP/1.1 server', { skip: !onBun }, () => {
   // ---- app failures ---------------------------------------------------------------------
 
   test('the app throwing or rejecting → 500, and the server keeps serving on the same connection', async () => {
-    const s = await serve((_, info) => {
-      if (info.rawTarget === '/throw') throw new Error('sync failure (expected in this test)');
-      if (info.rawTarget === '/reject') return Promise.reject(new Error('async failure (expected in this test)'));
+    const s = await serve((_, env) => {
+      if (env.line?.target === '/throw') throw new Error('sync failure (expected in this test)');
+      if (env.line?.target === '/reject') return Promise.reject(new Error('async failure (expected in this test)'));
       return new Response('fine', { headers: { 'content-length': '4' } });
     });
     const c = await connect(s.port);
@@ -1127,9 +1130,9 @@ describe('bun native HTTP/1.1 server', { skip: !onBun }, () => {
 
   test('the app returning undefined → 500, and the server keeps serving on a new connection', async () => {
     // A bug in the app, not a reason to stop: the listener answers 500 in its place.
-    const s = await serve(((_: Request, info: ConnInfo) => {
-      if (info.rawTarget === '/sync') return undefined;
-      if (info.rawTarget === '/async') return Promise.resolve(undefined);
+    const s = await serve(((_: Request, env: Bindings) => {
+      if (env.line?.target === '/sync') return undefined;
+      if (env.line?.target === '/async') return Promise.resolve(undefined);
       return new Response('fine', { headers: { 'content-length': '4' } });
     }) as unknown as AppFetch);
     for (const target of ['/sync', '/async']) {
@@ -1199,7 +1202,7 @@ describe('bun native HTTP/1.1 server', { skip: !onBun }, () => {
   test('a method Bun does not know is not silently turned into GET', async () => {
     // Bun's Request turns every method it does not know, and every mixed-case one, into GET
     // (and uppercases lowercase known ones). Methods are case-sensitive (RFC 9110 §9.1): the app,
-    // reading `info.method ?? request.method` as the proxy does, must see the method as sent.
+    // reading `env.line?.method ?? request.method` as the proxy does, must see the method as sent.
     const s = await serve(echo);
     for (const method of ['BREW', 'FOO', 'Post', 'hEAD', 'purge']) {
       const c = await connect(s.port);
@@ -1221,8 +1224,8 @@ describe('bun native HTTP/1.1 server', { skip: !onBun }, () => {
     const [res] = await c.responses(1);
     assert.equal(res?.status, 200);
     assert.equal(res?.body.toString(), 'tea');
-    assert.equal(s.calls[0]?.info.method, 'BREW');
-    assert.equal(s.calls[0]?.info.rawTarget, '/pot');
+    assert.equal(s.calls[0]?.env.line?.method, 'BREW');
+    assert.equal(s.calls[0]?.env.line?.target, '/pot');
     await s.stop(0);
   });
 
@@ -1233,7 +1236,7 @@ describe('bun native HTTP/1.1 server', { skip: !onBun }, () => {
     // `content-length: 5`), a client would read the next answer's first bytes as this body
     // (response desync across users behind a shared front-end connection).
     const s = await serve(
-      async (request, info) => new Response((info.method ?? request.method) === 'HEAD' ? null : 'hello', { headers: { 'content-length': '5' } }),
+      async (request, env) => new Response((env.line?.method ?? request.method) === 'HEAD' ? null : 'hello', { headers: { 'content-length': '5' } }),
     );
     const c = await connect(s.port);
     c.write(`head / HTTP/1.1\r\nHost: h\r\n\r\n${get('/next')}`);
@@ -1244,7 +1247,7 @@ describe('bun native HTTP/1.1 server', { skip: !onBun }, () => {
     assert.equal(second?.body.toString('latin1'), 'hello');
     await sleep(50);
     assert.equal(parseResponses(c.bytes(), ['head', 'GET'], false).rest.length, 0);
-    assert.equal(s.calls[0]?.info.method, 'head');
+    assert.equal(s.calls[0]?.env.line?.method, 'head');
     await s.stop(0);
   });
 
@@ -1256,9 +1259,10 @@ describe('bun native HTTP/1.1 server', { skip: !onBun }, () => {
     // beside the listener's `connection: close`. The proxy's transports drop these hop-by-hop
     // fields already: this is defence in depth for any other app.
     const smuggle = '0\r\n\r\nHTTP/1.1 200 OK\r\nx-smuggled: 1\r\ncontent-length: 0\r\n\r\n';
-    const s = await serve(async (_, info) => {
-      if (info.rawTarget === '/te-cl') return new Response(smuggle, { headers: { 'content-length': String(smuggle.length), 'transfer-encoding': 'chunked' } });
-      if (info.rawTarget === '/te') return new Response('hello', { headers: { 'transfer-encoding': 'chunked' } });
+    const s = await serve(async (_, env) => {
+      if (env.line?.target === '/te-cl')
+        return new Response(smuggle, { headers: { 'content-length': String(smuggle.length), 'transfer-encoding': 'chunked' } });
+      if (env.line?.target === '/te') return new Response('hello', { headers: { 'transfer-encoding': 'chunked' } });
       return new Response('x', { headers: { connection: 'keep-alive', 'content-length': '1' } });
     });
     for (const [target, extra, body] of [
@@ -1289,7 +1293,7 @@ describe('bun native HTTP/1.1 server', { skip: !onBun }, () => {
     const script = `
       import net from 'node:net';
       import { listenBunNative } from ${JSON.stringify(fileURLToPath(new URL('./bun-native.ts', import.meta.url)))};
-      const listener = await listenBunNative(${app}, { hostname: '127.0.0.1', port: 0, maxHeaderBytes: 8192 });
+      const listener = await listenBunNative(${app}, { name: 'test', hostname: '127.0.0.1', port: 0, proto: 'http', maxHeaderBytes: 8192 });
       const socket = net.connect(listener.port, '127.0.0.1');
       let got = '';
       socket.on('data', (d) => { got += d.toString('latin1'); });
@@ -1317,7 +1321,7 @@ describe('bun native HTTP/1.1 server', { skip: !onBun }, () => {
     // 500, and no unhandled rejection may take the process down. Run in a child process so a
     // crash shows as an exit code.
     const ok = `new Response('ok', { headers: { 'content-length': '2' } })`;
-    const r = await survives(`async (req, info) => (info.rawTarget === '/bad' ? undefined : ${ok})`, 'GET /bad HTTP/1.1\r\nHost: h\r\n\r\n');
+    const r = await survives(`async (req, env) => (env.line?.target === '/bad' ? undefined : ${ok})`, 'GET /bad HTTP/1.1\r\nHost: h\r\n\r\n');
     assert.equal(r.code, 0, `the process died: ${r.err.slice(-600)}`);
     assert.match(r.out, /^"HTTP\/1\.1 500 /);
   });
@@ -1328,7 +1332,7 @@ describe('bun native HTTP/1.1 server', { skip: !onBun }, () => {
     // must not become an unhandled rejection that ends the process.
     const ok = `new Response('ok', { headers: { 'content-length': '2' } })`;
     const r = await survives(
-      `(req, info) => (info.rawTarget === '/bad' ? undefined : ${ok})`,
+      `(req, env) => (env.line?.target === '/bad' ? undefined : ${ok})`,
       'GET /ok HTTP/1.1\r\nHost: h\r\n\r\nGET /bad HTTP/1.1\r\nHost: h\r\n\r\n',
     );
     assert.equal(r.code, 0, `the process died: ${r.err.slice(-600)}`);
@@ -1338,8 +1342,8 @@ describe('bun native HTTP/1.1 server', { skip: !onBun }, () => {
   test('many small answers written under backpressure to several connections stay intact, in order', async () => {
     // Small answers go out through one buffer shared by every connection; a partial write must
     // copy what is left before the next answer reuses it.
-    const s = await serve(async (_, info) => {
-      const n = Number((info.rawTarget ?? '/0').slice(1));
+    const s = await serve(async (_, env) => {
+      const n = Number((env.line?.target ?? '/0').slice(1));
       return new Response(new Uint8Array(60_000).fill(n % 251), { headers: { 'content-length': '60000', 'x-n': String(n) } });
     });
     const per = 30;
@@ -1390,5 +1394,97 @@ describe('bun native HTTP/1.1 server', { skip: !onBun }, () => {
     for (const c of all) c.socket.destroy();
     await s.stop(0);
     assert.ok(grown < 20 * 1024 * 1024, `8 connections with unread bodies hold ${(grown / 1048576).toFixed(1)} MiB of heap`);
+  });
+  // ---- upgrade ----------------------------------------------------------------------------
+
+  /** Accepts every upgrade and echoes the tunnel uppercased; once the client ends its side, says bye and closes. */
+  const upgrader: AppFetch = (request, env) => {
+    const upgrade = env.upgrade;
+    if (upgrade?.kind !== 'bytes') return new Response('no upgrade', { headers: { 'content-length': '10' } });
+    const stream = upgrade.accept(new Headers({ connection: 'upgrade', upgrade: request.headers.get('upgrade') ?? '' }));
+    void (async () => {
+      const writer = stream.writable.getWriter();
+      const reader = stream.readable.getReader();
+      for (;;) {
+        const { value, done } = await reader.read();
+        if (done) break;
+        await writer.write(new TextEncoder().encode(Buffer.from(value).toString('latin1').toUpperCase()));
+      }
+      await writer.write(new TextEncoder().encode('bye'));
+      await writer.close();
+    })();
+    return new Response('ignored after a 101');
+  };
+
+  test('upgrade accepted: 101 with the given fields, bytes both ways (early ones first), client half-close', async () => {
+    const s = await serve(upgrader);
+    const c = await connect(s.port);
+    c.write('GET /ws HTTP/1.1\r\nHost: h\r\nConnection: Upgrade\r\nUpgrade: echo\r\n\r\nearly');
+    await until(
+      () => c.text().includes('EARLY'),
+      2000,
+      () => `101 and the early bytes; got ${JSON.stringify(c.text())}`,
+    );
+    assert.equal(c.text(), 'HTTP/1.1 101 Switching Protocols\r\nconnection: upgrade\r\nupgrade: echo\r\n\r\nEARLY');
+    const env = s.calls[0]?.env;
+    assert.equal(env?.upgrade?.kind, 'bytes');
+    assert.deepEqual(env?.line, { method: 'GET', target: '/ws', version: '1.1' });
+    c.write('abc');
+    await until(() => c.text().endsWith('ABC'), 2000, 'echo');
+    c.socket.end(); // half-close: the app still writes, then ends
+    await c.closed();
+    assert.ok(c.text().endsWith('EARLYABCbye'), JSON.stringify(c.text()));
+    assert.ok(!c.text().includes('ignored'), 'the Response after a 101 is never written');
+    await s.stop(0);
+  });
+
+  test('upgrade not accepted: the app answer goes out as usual and the connection stays HTTP', async () => {
+    const s = await serve(() => new Response('plain', { headers: { 'content-length': '5' } }));
+    const c = await connect(s.port);
+    c.write(`GET /ws HTTP/1.1\r\nHost: h\r\nConnection: upgrade\r\nUpgrade: echo\r\n\r\n${get('/next')}`);
+    const [first, second] = await c.responses(2);
+    assert.equal(first?.body.toString(), 'plain');
+    assert.equal(second?.body.toString(), 'plain');
+    assert.equal(s.calls[0]?.env.upgrade?.kind, 'bytes');
+    assert.equal(s.calls[1]?.env.upgrade, undefined, 'only requests asking to switch get an upgrade');
+    await s.stop(0);
+  });
+
+  test('upgrade: Upgrade without Connection: upgrade gets none; a request with a body cannot be switched', async () => {
+    let thrown: unknown = null;
+    const s = await serve((request, env) => {
+      if (env.upgrade?.kind === 'bytes' && request.body !== null) {
+        try {
+          env.upgrade.accept(new Headers({ upgrade: 'echo' }));
+        } catch (error) {
+          thrown = error;
+        }
+      }
+      return new Response('ok', { headers: { 'content-length': '2' } });
+    });
+    const c = await connect(s.port);
+    c.write('GET /a HTTP/1.1\r\nHost: h\r\nUpgrade: echo\r\n\r\n');
+    c.write('POST /b HTTP/1.1\r\nHost: h\r\nConnection: upgrade\r\nUpgrade: echo\r\nContent-Length: 2\r\n\r\nhi');
+    const responses = await c.responses(2);
+    assert.deepEqual(
+      responses.map((r) => r.status),
+      [200, 200],
+    );
+    assert.equal(s.calls[0]?.env.upgrade, undefined);
+    assert.ok(thrown instanceof Error, 'accept throws on a request with a body');
+    await s.stop(0);
+  });
+
+  test('conn is one object per connection; onBadRequest names the listener', async () => {
+    const s = await serve(echo);
+    const c = await connect(s.port);
+    c.write(get('/1') + get('/2'));
+    await c.responses(2);
+    assert.equal(s.calls[0]?.env.conn, s.calls[1]?.env.conn);
+    assert.deepEqual(s.calls[0]?.env.conn, { remoteAddr: '127.0.0.1', proto: 'http', listener: 'test' });
+    c.write('BAD\r\n\r\n');
+    await c.closed();
+    assert.equal(s.bad[0]?.listener, 'test');
+    await s.stop(0);
   });
 });

@@ -1,51 +1,32 @@
-// Bun listener: HTTP/1.1 parsed and written by us on Bun.listen sockets.
+// Bun listener: HTTP/1.1 on Bun.listen sockets, the message-level work done by src/http1/.
 //
 // Why not the alternatives (docs/runtimes.md has the numbers):
 // - Bun.serve is fast but drops a Content-Length set on a streamed body (oven-sh/bun#10507) and
 //   rewrites the request target (dot segments, absolute-form) before the app sees it.
 // - Bun's node:http is exact but its Node stream emulation cost ~30% of the CPU per request.
-// Owning the parser gives the exact target and field bytes, strict framing (RFC 9112), and a
+// Owning the bytes gives the exact target and field bytes, strict framing (RFC 9112), and a
 // Content-Length that passes through untouched.
 //
-// What this server does: request heads up to the configured size (431 beyond), strict request
-// line and field syntax (400), Content-Length and chunked request bodies streamed with
-// backpressure, keep-alive and pipelining (one request at a time, in order), `Expect:
-// 100-continue`, HTTP/1.0 clients, chunked or close-delimited responses when no length is
-// known, Date on every response, idle and slow-head timeouts, lingering close after an unread
-// body, and a graceful stop. No TLS, no HTTP/2, no Upgrade (later issues).
-import { STATUS_CODES } from 'node:http';
-import { ChunkedDecoder } from '../http1/chunked.ts';
+// This file is the socket glue and the connection's policy: one request at a time, in order
+// (keep-alive and pipelining), request bodies streamed with backpressure, `Expect:
+// 100-continue`, idle / slow-head / stalled-body / send timeouts, lingering close after an
+// unread body, Upgrade handed over as a byte stream after a 101, and a graceful stop. Heads,
+// framing, body decoding, chunk encoding and response heads are src/http1/'s. No TLS, no HTTP/2.
+import type { Bindings, ConnInfo, RequestLine } from '../app-env.ts';
+import { BODY_QUEUE, BodyDecoder, SMALL_BODY_BYTES } from '../http1/body-decoder.ts';
+import { type BunSocket, bunSockets, type SocketHandlers } from '../http1/bun-socket-types.ts';
+import { encodeChunk, LAST_CHUNK } from '../http1/chunk-encoder.ts';
+import { clock } from '../http1/clock.ts';
 import { FIELDS_OK, FIELDS_TOO_MANY, framingFields, hasToken, parseFields } from '../http1/fields.ts';
-import { HeadBuffer } from '../http1/head-buffer.ts';
+import { BODY_NONE, requestFraming } from '../http1/framing.ts';
+import { HEAD_BARE_LF, HEAD_COMPLETE, HEAD_INCOMPLETE, HEAD_TOO_LARGE, HeadReader } from '../http1/head-reader.ts';
 import { Outbox } from '../http1/outbox.ts';
+import { BAD_GATEWAY_BODY, badGatewayHead, closingAnswer, endOfHead, type ResponseHead, responseHead, switchingHead } from '../http1/response-head.ts';
+import { SocketByteStream } from '../http1/socket-stream.ts';
+import { parseRequestLine } from '../http1/start-line.ts';
 import { normalizePeer } from '../proxy/headers.ts';
-import type { AppFetch, Listener, ListenOptions } from './types.ts';
-
-// The parts of Bun's socket API used here, typed locally so Deno and Node type-check this file.
-interface BunSocket {
-  data: Conn;
-  readonly remoteAddress: string;
-  write(data: Uint8Array, byteOffset?: number, byteLength?: number): number;
-  end(): void;
-  terminate(): void;
-  pause(): void;
-  resume(): void;
-}
-interface Handlers {
-  open(socket: BunSocket): void;
-  data(socket: BunSocket, chunk: Buffer): void;
-  drain(socket: BunSocket): void;
-  close(socket: BunSocket, error?: Error): void;
-  end(socket: BunSocket): void;
-  error(socket: BunSocket, error: Error): void;
-}
-interface BunTcpListener {
-  readonly port: number;
-  stop(closeActiveConnections?: boolean): void;
-}
-interface BunListen {
-  listen(options: { hostname: string; port: number; allowHalfOpen: boolean; socket: Handlers }): BunTcpListener;
-}
+import type { ByteStream, ClientUpgrade } from '../tunnel/types.ts';
+import type { AppFetch, Listener, ListenerSpec } from './types.ts';
 
 /** A keep-alive connection with no request for this long is closed (Node's default). */
 const IDLE_MS = 5_000;
@@ -57,43 +38,32 @@ const BODY_MS = 60_000;
 const SEND_MS = 60_000;
 /** After answering a request whose body we did not read, keep reading (and dropping) this long. */
 const LINGER_MS = 2_000;
-/** A small response with a declared length goes out in one write with its head. */
-const SMALL_BODY_BYTES = 64 * 1024;
-/** Request body bytes queued before the socket is paused; also the cap on pipelined bytes. */
+/** Pipelined bytes held while a response goes out before the socket is paused. */
 const HIGH_WATER_BYTES = 64 * 1024;
 
-const CRLF = Buffer.from('\r\n');
-const EMPTY = Buffer.alloc(0);
-const CRLFCRLF = Buffer.from('\r\n\r\n');
-const LAST_CHUNK = Buffer.from('0\r\n\r\n');
 const CONTINUE = Buffer.from('HTTP/1.1 100 Continue\r\n\r\n');
-const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
-// RFC 9112 §3.2: visible ASCII only; anything else in a target is an error, not ours to fix.
-const TARGET = /^[\x21-\x7e]+$/;
-const DIGITS = /^\d+$/;
-const PLAIN_REASON = /^[\t\x20-\x7e]*$/;
-const BAD_GATEWAY_BODY = new TextEncoder().encode('bad gateway\n');
 const INTERNAL_ERROR = () => new Response('internal error\n', { status: 500, headers: { 'content-type': 'text/plain; charset=utf-8' } });
 
-// Request parser states per connection.
+// Connection states.
 const HEAD = 0; // waiting for (more of) a request head
 const BODY = 1; // reading the request body into its stream
 const WAIT = 2; // request read; its response is still going out (later bytes are held)
 const LINGER = 3; // answered, closing: input is read and dropped until the client closes
+const TUNNEL = 4; // switched protocols: bytes go to `tunnel`, HTTP is over
 
 class Exchange {
   readonly abort = new AbortController();
   body: ReadableStreamDefaultController<Uint8Array> | null = null;
-  /** Content-Length bytes still due, when the body has a declared length. */
-  remaining = 0;
-  chunked: ChunkedDecoder | null = null;
   bodyDone = true;
   /** The response head is being (or has been) written. */
   started = false;
   responded = false;
+  /** Upgrade accepted: the app's Response is ignored. */
+  switched = false;
   constructor(
     readonly method: string,
     readonly http10: boolean,
+    readonly hasBody: boolean,
   ) {}
 }
 
@@ -102,8 +72,13 @@ class Conn {
   ex: Exchange | null = null;
   /** Input not parsed yet: bytes of the next (pipelined) request, or a partial chunk line. */
   rest: Buffer | null = null;
-  /** A request head still arriving. */
-  readonly head = new HeadBuffer();
+  readonly reader: HeadReader;
+  /** The start line of the head now arriving was checked already (see readHead). */
+  lineChecked = false;
+  readonly decoder = new BodyDecoder();
+  /** Body pieces of one read, pushed into the body as one buffer (see `readBody`). */
+  readonly pieces: Buffer[] = [];
+  readonly onPiece = (data: Buffer) => void this.pieces.push(data);
   /** When the current head started arriving (0: none pending), or when the socket went idle. */
   headSince = 0;
   idleSince: number;
@@ -115,23 +90,18 @@ class Conn {
   paused = false;
   dead = false;
   readonly out = new Outbox();
-  readonly peer: string;
+  /** The connection's facts, one object for every request on it. */
+  readonly info: ConnInfo;
+  tunnel: SocketByteStream | null = null;
   constructor(
-    readonly socket: BunSocket,
-    now: number,
+    readonly socket: BunSocket<Conn>,
+    spec: ListenerSpec,
+    maxHeadBytes: number,
   ) {
-    this.idleSince = now;
-    this.peer = normalizePeer(socket.remoteAddress ?? '');
+    this.idleSince = clock.now;
+    this.info = { remoteAddr: normalizePeer(socket.remoteAddress ?? ''), proto: spec.proto, listener: spec.name };
+    this.reader = new HeadReader({ maxBytes: maxHeadBytes, server: true });
   }
-}
-
-/** Queue cost of a body chunk: its bytes plus a per-chunk overhead. */
-const chunkCost = (chunk?: Uint8Array): number => (chunk?.byteLength ?? 0) + 256;
-
-/** True when `buf` has an LF not preceded by CR; `before` is the byte before `buf` (-1: none). */
-function hasBareLf(buf: Buffer, before: number): boolean {
-  for (let at = buf.indexOf(10); at >= 0; at = buf.indexOf(10, at + 1)) if ((at === 0 ? before : buf[at - 1]) !== 13) return true;
-  return false;
 }
 
 class BadRequest extends Error {
@@ -143,22 +113,44 @@ class BadRequest extends Error {
   }
 }
 
-export async function listenBunNative(fetch: AppFetch, options: ListenOptions): Promise<Listener> {
-  const bun = (globalThis as unknown as { Bun: BunListen }).Bun;
-  const maxHeadBytes = options.maxHeaderBytes + 16384 + 1024; // our own 431/414 answer below this
+const TOO_LARGE = 'request header fields too large';
+const BARE_LF = 'bad request: line not ended by CRLF';
+
+/** Cancels a body nobody will send; a failure to cancel changes nothing. */
+const discard = (res: Response) => res.body?.cancel().catch(() => {});
+
+/** The app's answer if it is one this server can send, else a 500 (a bug upstream of here: never crash over it). */
+function finalResponse(answer: unknown): Response {
+  if (answer instanceof Response && answer.status >= 200) return answer;
+  console.error('switchyard: request handler returned no final Response', answer instanceof Response ? answer.status : typeof answer);
+  return INTERNAL_ERROR();
+}
+
+/** A small declared body read whole, or null when it broke or does not match its length. */
+async function readWhole(res: Response, length: string | null): Promise<Uint8Array | null> {
+  try {
+    const bytes = new Uint8Array(await res.arrayBuffer());
+    return bytes.byteLength === Number(length) ? bytes : null;
+  } catch {
+    return null; // becomes a clean 502, never a truncated answer
+  }
+}
+
+/** Capabilities the conformance cases read (listener.cases.ts): our parser has the request line, one Conn per socket, and the byte hand-over. */
+export const bunNativeListenerFeatures = { line: true, connPerSocket: true, upgradeBody: true, upgrade: 'bytes' } as const;
+
+export async function listenBunNative(fetch: AppFetch, spec: ListenerSpec): Promise<Listener> {
+  const maxHeadBytes = spec.maxHeaderBytes + 16384 + 1024; // our own 431/414 answer below this
   const conns = new Set<Conn>();
   // Small responses are assembled here and written at once; never held across an await.
   const scratch = Buffer.allocUnsafe(SMALL_BODY_BYTES + 16 * 1024);
   let stopping = false;
-  let now = Date.now();
-  let dateLine = `date: ${new Date(now).toUTCString()}\r\n`;
   let onAllClosed: (() => void) | null = null;
 
-  // One timer for every connection: the Date line, idle keep-alive, slow heads, lingering.
-  const sweep = setInterval(() => {
-    now = Date.now();
-    dateLine = `date: ${new Date(now).toUTCString()}\r\n`;
+  /** Idle keep-alive, slow heads, stalled bodies and sends, lingering; tunnels are their owner's. */
+  const sweep = (now: number) => {
     for (const conn of conns) {
+      if (conn.state === TUNNEL) continue;
       if (conn.state === LINGER) {
         if (now - conn.lingerSince > LINGER_MS) close(conn);
       } else if (conn.out.unsent !== null) {
@@ -170,8 +162,8 @@ export async function listenBunNative(fetch: AppFetch, options: ListenOptions): 
         else if (conn.headSince === 0 && now - conn.idleSince > IDLE_MS) close(conn);
       }
     }
-  }, 1_000);
-  (sweep as { unref?: () => void }).unref?.();
+  };
+  const unregister = clock.add(sweep);
 
   const close = (conn: Conn) => {
     if (conn.dead) return;
@@ -181,16 +173,19 @@ export async function listenBunNative(fetch: AppFetch, options: ListenOptions): 
     if (conns.size === 0) onAllClosed?.();
   };
 
+  const resume = (conn: Conn) => {
+    if (!conn.paused) return;
+    conn.paused = false;
+    conn.socket.resume();
+  };
+
   /** Ends the connection after what is written, reading and dropping input for a while. */
   const linger = (conn: Conn) => {
     if (conn.dead) return;
     conn.state = LINGER;
-    conn.lingerSince = now;
+    conn.lingerSince = clock.now;
     conn.rest = null;
-    if (conn.paused) {
-      conn.paused = false;
-      conn.socket.resume();
-    }
+    resume(conn);
     conn.socket.end();
   };
 
@@ -199,7 +194,7 @@ export async function listenBunNative(fetch: AppFetch, options: ListenOptions): 
     if (conn.dead) return undefined;
     const pending = conn.out.write(conn.socket, bytes, length);
     if (pending === null) return undefined; // closed: the close handler runs
-    if (pending !== undefined) conn.lastIo = now;
+    if (pending !== undefined) conn.lastIo = clock.now;
     return pending;
   };
 
@@ -208,18 +203,15 @@ export async function listenBunNative(fetch: AppFetch, options: ListenOptions): 
 
   /** Refuses what cannot be parsed: a short plain answer, then the connection closes. */
   const reject = (conn: Conn, error: BadRequest) => {
-    options.onBadRequest?.({ client: conn.peer, status: error.status, reason: error.message });
+    spec.onBadRequest?.({ listener: spec.name, client: conn.info.remoteAddr, status: error.status, reason: error.message });
+    // An exchange in flight (its chunked body broke) is cancelled; its answer is this one.
+    conn.ex?.abort.abort(new Error(error.message));
     if (conn.ex?.started) {
       // An answer is already on the wire: another one would land inside it. Cut instead.
-      conn.ex.abort.abort(new Error(error.message));
       close(conn);
       return;
     }
-    const body = `${error.message}\n`;
-    const head = `HTTP/1.1 ${error.status} ${STATUS_CODES[error.status] ?? ''}\r\n${dateLine}content-type: text/plain; charset=utf-8\r\ncontent-length: ${body.length}\r\nconnection: close\r\n\r\n`;
-    // An exchange in flight (its chunked body broke) is cancelled; its answer is this one.
-    conn.ex?.abort.abort(new Error(error.message));
-    const pending = write(conn, Buffer.from(head + body, 'latin1'));
+    const pending = write(conn, Buffer.from(closingAnswer(error.status, error.message, clock.dateLine), 'latin1'));
     conn.state = LINGER; // from here on, input is dropped
     if (pending === undefined) linger(conn);
     else void pending.then(() => linger(conn));
@@ -227,76 +219,87 @@ export async function listenBunNative(fetch: AppFetch, options: ListenOptions): 
 
   // ---- reading requests ------------------------------------------------------------------
 
+  /** Parses `input` as far as the connection's state allows. */
   const feed = (conn: Conn, input: Buffer) => {
     let buf = input;
     while (buf.byteLength > 0 && !conn.dead) {
-      if (conn.state === LINGER) return;
-      if (conn.state === BODY) {
-        buf = readBody(conn, conn.ex as Exchange, buf);
-        if (conn.state === BODY) return; // all consumed, body not finished
-        continue;
+      switch (conn.state) {
+        case LINGER:
+          return;
+        case TUNNEL:
+          conn.tunnel?.data(buf);
+          return;
+        case BODY:
+          buf = readBody(conn, conn.ex as Exchange, buf);
+          if (conn.state === BODY) return; // all consumed, body not finished
+          continue;
+        case WAIT:
+          // Pipelined bytes wait for the response in flight; too many and the client waits too.
+          conn.rest = buf;
+          if (buf.byteLength > HIGH_WATER_BYTES && !conn.paused) {
+            conn.paused = true;
+            conn.socket.pause();
+          }
+          return;
       }
-      if (conn.state === WAIT) {
-        // Pipelined bytes wait for the response in flight; too many and the client waits too.
-        conn.rest = buf;
-        if (buf.byteLength > HIGH_WATER_BYTES && !conn.paused) {
-          conn.paused = true;
-          conn.socket.pause();
-        }
-        return;
-      }
-      // RFC 9112 §2.2: empty lines before a request line are ignored.
-      let start = 0;
-      while (start + 1 < buf.byteLength && buf[start] === 13 && buf[start + 1] === 10) start += 2;
-      if (start > 0) buf = buf.subarray(start);
-      if (conn.headSince === 0) conn.headSince = now;
-      const end = buf.indexOf(CRLFCRLF);
-      if (end < 0 || end > maxHeadBytes) {
-        // (+3: a read may end inside the final CRLFCRLF of a head exactly at the limit)
-        if (buf.byteLength > maxHeadBytes + 3) return reject(conn, new BadRequest(431, 'request header fields too large'));
-        // Lines end in CRLF (RFC 9112 §2.2); a bare LF would otherwise wait for the head timeout.
-        if (hasBareLf(buf, -1)) return reject(conn, new BadRequest(400, 'bad request: line not ended by CRLF'));
-        conn.head.push(buf);
-        return;
-      }
-      const text = buf.toString('latin1', 0, end);
-      buf = end + 4 === buf.byteLength ? EMPTY : buf.subarray(end + 4);
-      try {
-        startRequest(conn, text);
-      } catch (error) {
-        if (error instanceof BadRequest) return reject(conn, error);
-        throw error;
-      }
+      if (conn.headSince === 0) conn.headSince = clock.now;
+      if (!readHead(conn, buf)) return;
+      buf = conn.reader.rest;
     }
   };
 
+  /** Feeds a read to the head reader; true when a request started (its rest is `reader.rest`). */
+  const readHead = (conn: Conn, buf: Buffer): boolean => {
+    const reader = conn.reader;
+    const result = reader.read(buf);
+    if (result === HEAD_INCOMPLETE) {
+      // A request line that has ended but can start no request (HTTP/0.9's `GET /`, a bad
+      // version) is refused now: waiting for an empty line that may never come helps nobody.
+      const line = reader.startLine;
+      if (line !== null && !conn.lineChecked) {
+        conn.lineChecked = true;
+        const parsed = parseRequestLine(line, line.length);
+        if (typeof parsed === 'string') reject(conn, new BadRequest(400, parsed));
+      }
+      return false;
+    }
+    conn.lineChecked = false;
+    if (result === HEAD_TOO_LARGE) reject(conn, new BadRequest(431, TOO_LARGE));
+    else if (result === HEAD_BARE_LF) reject(conn, new BadRequest(400, BARE_LF));
+    if (result !== HEAD_COMPLETE) return false;
+    try {
+      startRequest(conn, conn.reader.head);
+    } catch (error) {
+      if (!(error instanceof BadRequest)) throw error;
+      reject(conn, error);
+      return false;
+    }
+    return true;
+  };
+
+  /** Passes body bytes to the request's stream; returns what follows the body. */
   const readBody = (conn: Conn, ex: Exchange, buf: Buffer): Buffer => {
+    const decoder = conn.decoder;
+    const pieces = conn.pieces;
     let rest: Buffer;
-    if (ex.chunked !== null) {
-      try {
-        // Pieces of one read go into the body as one buffer: a body of 1-byte chunks must not
-        // become a queue of tiny Buffers (their overhead dwarfs the bytes the queue counts).
-        const pieces: Buffer[] = [];
-        rest = ex.chunked.decode(buf, (data) => pieces.push(data));
-        if (pieces.length === 1) push(conn, ex, pieces[0] as Buffer);
-        else if (pieces.length > 1) push(conn, ex, Buffer.concat(pieces));
-      } catch (error) {
-        ex.body?.error(error);
-        ex.body = null;
-        ex.bodyDone = true;
-        reject(conn, new BadRequest(400, 'bad request: invalid chunked body'));
-        return Buffer.alloc(0);
-      }
-      if (!ex.chunked.done) {
-        conn.rest = rest.byteLength > 0 ? rest : null;
-        return Buffer.alloc(0);
-      }
-    } else {
-      const take = Math.min(ex.remaining, buf.byteLength);
-      push(conn, ex, take === buf.byteLength ? buf : buf.subarray(0, take));
-      ex.remaining -= take;
-      rest = buf.subarray(take);
-      if (ex.remaining > 0) return rest;
+    try {
+      rest = decoder.decode(buf, conn.onPiece);
+    } catch (error) {
+      pieces.length = 0;
+      ex.body?.error(error);
+      ex.body = null;
+      ex.bodyDone = true;
+      reject(conn, new BadRequest(400, 'bad request: invalid chunked body'));
+      return Buffer.alloc(0);
+    }
+    // Pieces of one read go into the body as one buffer: a body of 1-byte chunks must not
+    // become a queue of tiny Buffers (their overhead dwarfs the bytes the queue counts).
+    if (pieces.length === 1) push(conn, ex, pieces[0] as Buffer);
+    else if (pieces.length > 1) push(conn, ex, Buffer.concat(pieces));
+    pieces.length = 0;
+    if (!decoder.done) {
+      conn.rest = rest.byteLength > 0 ? rest : null; // a partial chunk line
+      return Buffer.alloc(0);
     }
     ex.bodyDone = true;
     try {
@@ -320,103 +323,67 @@ export async function listenBunNative(fetch: AppFetch, options: ListenOptions): 
     }
   };
 
+  const requestBody = (conn: Conn, ex: Exchange) =>
+    new ReadableStream<Uint8Array>(
+      {
+        start(controller) {
+          ex.body = controller;
+        },
+        pull() {
+          if (conn.paused && conn.state === BODY) {
+            conn.lastIo = clock.now; // the stall clock restarts when we ask for bytes again
+            resume(conn);
+          }
+        },
+        cancel() {
+          // The app will not read the rest: drop it, and do not reuse this connection.
+          ex.body = null;
+          conn.closing = true;
+          resume(conn);
+        },
+      },
+      BODY_QUEUE,
+    );
+
+  /** Parses a complete head and hands the request to the app. Throws BadRequest. */
   const startRequest = (conn: Conn, text: string) => {
     let eol = text.indexOf('\r\n');
     if (eol < 0) eol = text.length;
-    const sp1 = text.indexOf(' ');
-    const sp2 = text.indexOf(' ', sp1 + 1);
-    // method SP target SP version: a stray space lands in the target or version and fails there.
-    if (sp1 <= 0 || sp2 < 0 || sp2 >= eol) throw new BadRequest(400, 'bad request: malformed request line');
-    const method = text.slice(0, sp1);
-    const target = text.slice(sp1 + 1, sp2);
-    const version = text.slice(sp2 + 1, eol);
-    if (!TOKEN.test(method) || !TARGET.test(target)) throw new BadRequest(400, 'bad request: malformed request line');
-    if (version !== 'HTTP/1.1' && version !== 'HTTP/1.0') throw new BadRequest(400, 'bad request: unsupported HTTP version');
-    const http10 = version === 'HTTP/1.0';
-
+    const line = parseRequestLine(text, eol);
+    if (typeof line === 'string') throw new BadRequest(400, line);
+    const http10 = line.version === '1.0';
     const headers = new Headers();
     const fields = framingFields();
     // RFC 9112 §5: no whitespace before a colon, no obsolete line folding, no control characters.
     const parsed = parseFields(text, eol + 2, headers, false, fields);
-    if (parsed === FIELDS_TOO_MANY) throw new BadRequest(431, 'request header fields too large');
+    if (parsed === FIELDS_TOO_MANY) throw new BadRequest(431, TOO_LARGE);
     if (parsed !== FIELDS_OK) throw new BadRequest(400, 'bad request: malformed header field');
-    const host = fields.host;
-    const length = fields.contentLength;
-    const coding = fields.transferEncoding;
     const connection = fields.connection;
-    const expect = fields.expect !== null && fields.expect.toLowerCase() === '100-continue';
+    // What we cannot frame goes to the app without a body (it answers 400 or 501 from the same
+    // headers) and the connection closes after the answer.
+    const framing = requestFraming(fields, http10);
+    const hasBody = framing.kind !== BODY_NONE;
+    if (framing.close || hasToken(connection, 'close') || (http10 && !hasToken(connection, 'keep-alive')) || stopping) conn.closing = true;
 
-    const ex = new Exchange(method, http10);
+    const ex = new Exchange(line.method, http10, hasBody);
     conn.ex = ex;
     conn.headSince = 0;
-    if (hasToken(connection, 'close') || (http10 && !hasToken(connection, 'keep-alive')) || stopping) conn.closing = true;
-
-    // Body framing (RFC 9112 §6.3). What we cannot frame goes to the app without a body (it
-    // answers 400 or 501 from the same headers) and the connection closes after the answer.
-    let hasBody = false;
-    // RFC 9112 §6.1: Transfer-Encoding in an HTTP/1.0 message is suspect; close after it.
-    if (coding !== null && http10) conn.closing = true;
-    if (coding !== null) {
-      if (length === null && coding.trim().toLowerCase() === 'chunked') {
-        ex.chunked = new ChunkedDecoder();
-        hasBody = true;
-      } else conn.closing = true;
-    } else if (length !== null) {
-      if (!DIGITS.test(length)) conn.closing = true;
-      else if (!/^0+$/.test(length)) {
-        ex.remaining = Number(length);
-        hasBody = true;
-      }
-    }
-
     let body: ReadableStream<Uint8Array> | null = null;
     if (hasBody) {
       ex.bodyDone = false;
-      body = new ReadableStream<Uint8Array>(
-        {
-          start(controller) {
-            ex.body = controller;
-          },
-          pull() {
-            if (conn.paused && conn.state === BODY) {
-              conn.paused = false;
-              conn.lastIo = now; // the stall clock restarts when we ask for bytes again
-              conn.socket.resume();
-            }
-          },
-          cancel() {
-            // The app will not read the rest: drop it, and do not reuse this connection.
-            ex.body = null;
-            conn.closing = true;
-            if (conn.paused) {
-              conn.paused = false;
-              conn.socket.resume();
-            }
-          },
-        },
-        // Counts a per-chunk overhead too, so many small chunks cannot pile up under the mark.
-        { highWaterMark: HIGH_WATER_BYTES, size: chunkCost },
-      );
+      conn.decoder.start(framing.kind, framing.length);
+      body = requestBody(conn, ex);
       conn.state = BODY;
-      if (expect && !http10) void write(conn, CONTINUE);
+      if (!http10 && fields.expect !== null && fields.expect.toLowerCase() === '100-continue') void write(conn, CONTINUE);
     } else conn.state = WAIT;
 
-    // Absolute-form stays as sent so the guard can compare it with Host; asterisk-form
-    // (`OPTIONS *`) reaches the app through `rawTarget`.
-    const first = target.charCodeAt(0);
-    const url = first === 47 /* / */ ? `http://${host ?? 'localhost'}${target}` : first === 42 /* * */ ? `http://${host ?? 'localhost'}/*` : target;
-    let request: Request;
-    try {
-      // Bun's Request turns a method it does not know into GET (and uppercases those it knows):
-      // the exact method travels in ConnInfo.method.
-      request = new Request(url, { method, headers, body, signal: ex.abort.signal, duplex: 'half' } as RequestInit);
-    } catch {
-      // Not a URL (a Host no URL parser accepts, an odd target), or a method fetch forbids.
-      throw new BadRequest(400, 'bad request: invalid Host header or request target');
-    }
+    const request = toRequest(line, fields.host, headers, body, ex.abort.signal);
+    // RFC 9110 §7.8: an Upgrade the client asks for in Connection may be taken over by the app.
+    const env: Bindings =
+      hasToken(connection, 'upgrade') && headers.has('upgrade') ? { conn: conn.info, line, upgrade: clientUpgrade(conn, ex) } : { conn: conn.info, line };
     let response: Response | Promise<Response>;
     try {
-      response = fetch(request, { remoteAddr: conn.peer, rawTarget: target, proto: 'http', httpVersion: http10 ? '1.0' : '1.1', method });
+      response = fetch(request, env);
     } catch (error) {
       response = Promise.reject(error);
     }
@@ -432,98 +399,64 @@ export async function listenBunNative(fetch: AppFetch, options: ListenOptions): 
       );
   };
 
+  /**
+   * The Request the app gets. Bun's turns a method it does not know into GET (and uppercases
+   * those it knows): the exact method travels in `line`. Absolute-form stays as sent so the
+   * guard can compare it with Host; asterisk-form (`OPTIONS *`) reaches the app through `line`.
+   */
+  const toRequest = (line: RequestLine, host: string | null, headers: Headers, body: ReadableStream<Uint8Array> | null, signal: AbortSignal) => {
+    const target = line.target;
+    const first = target.charCodeAt(0);
+    const url = first === 47 /* / */ ? `http://${host ?? 'localhost'}${target}` : first === 42 /* * */ ? `http://${host ?? 'localhost'}/*` : target;
+    try {
+      return new Request(url, { method: line.method, headers, body, signal, duplex: 'half' } as RequestInit);
+    } catch {
+      // Not a URL (a Host no URL parser accepts, an odd target), or a method fetch forbids.
+      throw new BadRequest(400, 'bad request: invalid Host header or request target');
+    }
+  };
+
+  // ---- switching protocols ---------------------------------------------------------------
+
+  const clientUpgrade = (conn: Conn, ex: Exchange): ClientUpgrade => ({ kind: 'bytes', accept: (headers) => acceptUpgrade(conn, ex, headers) });
+
+  /** Writes the 101 and turns the connection into a byte stream (RFC 9110 §15.2.2). */
+  const acceptUpgrade = (conn: Conn, ex: Exchange, headers: Headers): ByteStream => {
+    // Bytes after a request body would be ambiguous (body or new protocol?): refuse.
+    if (ex.hasBody) throw new Error('an upgrade request with a body cannot be switched');
+    if (ex.started || ex.switched || conn.dead || conn.ex !== ex) throw new Error('the request was answered or its connection is gone');
+    ex.switched = true;
+    ex.started = true;
+    ex.responded = true;
+    conn.ex = null;
+    conn.state = TUNNEL;
+    void writeText(conn, switchingHead(headers));
+    const first = conn.rest;
+    conn.rest = null;
+    resume(conn); // pipelined bytes may have paused it: they are the new protocol's now
+    conn.tunnel = new SocketByteStream(conn.socket, conn.out, first);
+    return conn.tunnel;
+  };
+
   // ---- writing responses -----------------------------------------------------------------
 
-  /**
-   * Writes the app's answer. Never rejects: the writes are in a try that cuts the connection,
-   * the rest cannot throw, and exchangeDone guards the parser it re-enters.
-   */
-  const respond = async (conn: Conn, ex: Exchange, answer: unknown): Promise<void> => {
-    let res = answer as Response;
-    if (!(answer instanceof Response) || answer.status < 200) {
-      // Not an answer this server can send (a bug upstream of here): never crash over it.
-      console.error('switchyard: request handler returned no final Response', answer instanceof Response ? answer.status : typeof answer);
-      res = INTERNAL_ERROR();
-    }
-    if (conn.dead || conn.state === LINGER) {
-      // Client gone, or the connection was already answered with an error.
-      await res.body?.cancel().catch(() => {});
-      return;
-    }
-    ex.started = true;
-    const status = res.status;
-    const noBody = ex.method === 'HEAD' || status === 204 || status === 304;
-    // A reason phrase goes on the wire as is: only visible ASCII, or it could end the line.
-    const reason = res.statusText;
-    let head = `HTTP/1.1 ${status} ${reason && PLAIN_REASON.test(reason) ? reason : (STATUS_CODES[status] ?? '')}\r\n`;
-    let hasDate = false;
-    let length: string | null = null;
-    const body = noBody ? null : res.body;
-    // A Content-Length frames the bytes that follow, except on HEAD and 304 where it describes
-    // the representation. Without a body it must say 0 (and a 204 carries none, RFC 9110 §8.6).
-    const lengthFrames = !(ex.method === 'HEAD' || status === 304);
-    for (const [name, value] of res.headers) {
-      // Framing and connection fields are this server's to write, whatever the app set.
-      if (name === 'transfer-encoding' || name === 'connection' || name === 'keep-alive') continue;
-      if (name === 'content-length') {
-        if (body === null && lengthFrames) continue;
-        length = value;
-      } else if (name === 'date') hasDate = true;
-      head += `${name}: ${value}\r\n`;
-    }
-    if (body === null && lengthFrames && status !== 204) head += 'content-length: 0\r\n';
-    if (!hasDate) head += dateLine;
-    let chunked = false;
-    if (body !== null && length === null) {
-      // No length known: chunked for HTTP/1.1, the end of the connection for HTTP/1.0.
-      if (ex.http10) conn.closing = true;
-      else {
-        chunked = true;
-        head += 'transfer-encoding: chunked\r\n';
-      }
-    }
+  /** The connection can still take this exchange's answer. */
+  const answering = (conn: Conn, ex: Exchange) => !conn.dead && conn.state !== LINGER && !ex.switched;
 
-    try {
-      if (body === null || (length !== null && Number(length) <= SMALL_BODY_BYTES)) {
-        let bytes: Uint8Array | null = null;
-        if (body !== null) {
-          try {
-            bytes = new Uint8Array(await res.arrayBuffer());
-            if (bytes.byteLength !== Number(length)) throw new Error('body does not match its Content-Length');
-          } catch {
-            // A small body that broke on its way becomes a clean 502, never a truncated answer.
-            const text = 'bad gateway\n';
-            head = `HTTP/1.1 502 Bad Gateway\r\n${dateLine}content-type: text/plain; charset=utf-8\r\ncontent-length: ${text.length}\r\n`;
-            bytes = BAD_GATEWAY_BODY;
-          }
-        } else if (noBody) await res.body?.cancel().catch(() => {});
-        if (conn.dead || conn.state === LINGER) return;
-        // The whole answer is in hand: if the request body is not, this connection ends after it.
-        if (!ex.bodyDone || stopping) conn.closing = true;
-        head += conn.closing ? 'connection: close\r\n\r\n' : ex.http10 ? 'connection: keep-alive\r\n\r\n' : '\r\n';
-        if (bytes === null) await writeText(conn, head);
-        else {
-          // Head and body in one write, through a buffer reused by every response.
-          const total = head.length + bytes.byteLength;
-          const out = total <= scratch.byteLength ? scratch : Buffer.allocUnsafe(total);
-          out.write(head, 0, 'latin1');
-          out.set(bytes, head.length);
-          await write(conn, out, total);
-        }
-      } else {
-        if (stopping) conn.closing = true;
-        head += conn.closing ? 'connection: close\r\n\r\n' : ex.http10 ? 'connection: keep-alive\r\n\r\n' : '\r\n';
-        await writeText(conn, head);
-        await streamBody(conn, body, chunked, length === null ? -1 : Number(length));
-      }
-    } catch {
-      // The body broke mid-way: cut the connection so the client sees a truncated response,
-      // never a clean end (RFC 9112 §6.3).
-      ex.responded = true;
-      close(conn);
-      return;
-    }
+  /** Writes the app's answer. Never rejects. */
+  const respond = async (conn: Conn, ex: Exchange, answer: unknown): Promise<void> => {
+    const res = finalResponse(answer);
+    // Client gone, the connection already answered with an error, or switched protocols.
+    if (!answering(conn, ex)) return void (await discard(res));
+    ex.started = true;
+    const head = responseHead(ex.method, ex.http10, res, clock.dateLine);
+    if (head.untilClose) conn.closing = true;
+    const small = head.body === null || (head.length !== null && Number(head.length) <= SMALL_BODY_BYTES);
+    const sent = small ? await sendWhole(conn, ex, res, head) : await sendStreamed(conn, ex, head);
     ex.responded = true;
+    // The body broke mid-way: cut the connection so the client sees a truncated response,
+    // never a clean end (RFC 9112 §6.3).
+    if (!sent) return close(conn);
     if (conn.dead || conn.state === LINGER) return;
     if (!ex.bodyDone) {
       // Answered before the request body was read whole (a 413, a 421): nobody will read the
@@ -541,6 +474,45 @@ export async function listenBunNative(fetch: AppFetch, options: ListenOptions): 
     exchangeDone(conn, ex);
   };
 
+  /** Head and whole body in one write, through a buffer reused by every response. Always true. */
+  const sendWhole = async (conn: Conn, ex: Exchange, res: Response, head: ResponseHead): Promise<boolean> => {
+    let text = head.text;
+    let bytes: Uint8Array | null = null;
+    if (head.body !== null) {
+      bytes = await readWhole(res, head.length);
+      if (bytes === null) {
+        text = badGatewayHead(clock.dateLine);
+        bytes = BAD_GATEWAY_BODY;
+      }
+    } else await discard(res); // HEAD, 204, 304: whatever body the app made is not sent
+    if (!answering(conn, ex)) return true;
+    // The whole answer is in hand: if the request body is not, this connection ends after it.
+    if (!ex.bodyDone || stopping) conn.closing = true;
+    text += endOfHead(conn.closing, ex.http10);
+    if (bytes === null) {
+      await writeText(conn, text);
+      return true;
+    }
+    const total = text.length + bytes.byteLength;
+    const out = total <= scratch.byteLength ? scratch : Buffer.allocUnsafe(total);
+    out.write(text, 0, 'latin1');
+    out.set(bytes, text.length);
+    await write(conn, out, total);
+    return true;
+  };
+
+  /** The head, then the body as it comes. False when the body broke or broke its length. */
+  const sendStreamed = async (conn: Conn, ex: Exchange, head: ResponseHead): Promise<boolean> => {
+    if (stopping) conn.closing = true;
+    await writeText(conn, head.text + endOfHead(conn.closing, ex.http10));
+    try {
+      await streamBody(conn, head.body as ReadableStream<Uint8Array>, head.chunked, head.length === null ? -1 : Number(head.length));
+      return true;
+    } catch {
+      return false;
+    }
+  };
+
   const streamBody = async (conn: Conn, body: ReadableStream<Uint8Array>, chunked: boolean, declared: number) => {
     const reader = body.getReader();
     let sent = 0;
@@ -554,9 +526,7 @@ export async function listenBunNative(fetch: AppFetch, options: ListenOptions): 
       if (value.byteLength === 0) continue;
       sent += value.byteLength;
       if (declared >= 0 && sent > declared) throw new Error('response body longer than its Content-Length');
-      let pending: Promise<void> | undefined;
-      if (chunked) pending = write(conn, Buffer.concat([Buffer.from(`${value.byteLength.toString(16)}\r\n`, 'latin1'), value, CRLF]));
-      else pending = write(conn, value);
+      const pending = write(conn, chunked ? encodeChunk(value) : value);
       if (pending !== undefined) await pending;
     }
     if (chunked) await write(conn, LAST_CHUNK);
@@ -573,13 +543,10 @@ export async function listenBunNative(fetch: AppFetch, options: ListenOptions): 
       return;
     }
     conn.state = HEAD;
-    conn.idleSince = now;
+    conn.idleSince = clock.now;
     const rest = conn.rest;
     conn.rest = null;
-    if (conn.paused) {
-      conn.paused = false;
-      conn.socket.resume();
-    }
+    resume(conn);
     if (rest === null) return;
     try {
       feed(conn, rest); // the next pipelined request
@@ -589,9 +556,9 @@ export async function listenBunNative(fetch: AppFetch, options: ListenOptions): 
     }
   };
 
-  const handlers: Handlers = {
+  const handlers: SocketHandlers<Conn> = {
     open(socket) {
-      const conn = new Conn(socket, now);
+      const conn = new Conn(socket, spec, maxHeadBytes);
       socket.data = conn;
       if (stopping) {
         close(conn);
@@ -602,24 +569,17 @@ export async function listenBunNative(fetch: AppFetch, options: ListenOptions): 
     data(socket, chunk) {
       const conn = socket.data;
       if (conn.dead || conn.state === LINGER) return;
-      conn.lastIo = now;
+      conn.lastIo = clock.now;
       try {
-        const head = conn.head;
-        if (head.size > 0) {
-          // The rest of a head: only the new bytes are looked at (see http1/head-buffer.ts).
-          const before = head.lastByte;
-          const whole = head.push(chunk);
-          if (whole === null) {
-            if (head.size > maxHeadBytes + 3) reject(conn, new BadRequest(431, 'request header fields too large'));
-            else if (hasBareLf(chunk, before)) reject(conn, new BadRequest(400, 'bad request: line not ended by CRLF'));
-            return;
-          }
-          feed(conn, whole);
-          return;
+        if (conn.state === TUNNEL) conn.tunnel?.data(chunk);
+        else if (conn.reader.pending) {
+          // The rest of a head (http1/head-reader.ts looks at the new bytes only).
+          if (readHead(conn, chunk)) feed(conn, conn.reader.rest);
+        } else {
+          const rest = conn.rest;
+          conn.rest = null;
+          feed(conn, rest === null ? chunk : Buffer.concat([rest, chunk]));
         }
-        const rest = conn.rest;
-        conn.rest = null;
-        feed(conn, rest === null ? chunk : Buffer.concat([rest, chunk]));
       } catch (error) {
         // A bug in this parser; never crash the process over one connection.
         console.error('switchyard: connection handler failed', error);
@@ -628,10 +588,10 @@ export async function listenBunNative(fetch: AppFetch, options: ListenOptions): 
     },
     drain(socket) {
       const conn = socket.data;
-      conn.lastIo = now;
+      conn.lastIo = clock.now;
       conn.out.drain(socket);
     },
-    close(socket) {
+    close(socket, error) {
       const conn = socket.data;
       if (conn === undefined) return;
       const ex = conn.ex;
@@ -647,15 +607,21 @@ export async function listenBunNative(fetch: AppFetch, options: ListenOptions): 
           ex.body = null;
         }
       }
+      conn.tunnel?.closed(error);
       conn.dead = true;
       if (conns.delete(conn) && conns.size === 0) onAllClosed?.();
       conn.out.release();
     },
     end(socket) {
-      // The client closed its side: like nginx, a request still in flight counts as abandoned
-      // (499), so the upstream exchange is cancelled at once.
       const conn = socket.data;
       if (conn.dead) return;
+      if (conn.tunnel !== null) {
+        // A tunnel is half-closed: the peer is done sending, our side may still write.
+        conn.tunnel.end();
+        return;
+      }
+      // The client closed its side: like nginx, a request still in flight counts as abandoned
+      // (499), so the upstream exchange is cancelled at once.
       handlers.close(socket);
       socket.terminate();
     },
@@ -665,10 +631,14 @@ export async function listenBunNative(fetch: AppFetch, options: ListenOptions): 
     },
   };
 
-  const server = bun.listen({ hostname: options.hostname, port: options.port, allowHalfOpen: false, socket: handlers });
+  // allowHalfOpen: a tunnel's peer may end its side and still read ours; HTTP connections are
+  // closed on the client's FIN by `end` above.
+  const server = bunSockets().listen({ hostname: spec.hostname, port: spec.port, allowHalfOpen: true, socket: handlers });
 
   return {
-    hostname: options.hostname,
+    name: spec.name,
+    proto: spec.proto,
+    hostname: spec.hostname,
     port: server.port,
     async stop(graceMs) {
       stopping = true;
@@ -676,8 +646,9 @@ export async function listenBunNative(fetch: AppFetch, options: ListenOptions): 
       const allClosed = new Promise<void>((resolve) => {
         onAllClosed = resolve;
       });
-      // Idle connections go now; busy ones after their response (Connection: close).
-      for (const conn of conns) if (conn.ex === null) close(conn);
+      // Idle connections go now; busy ones after their response (Connection: close), tunnels
+      // at the end of the grace period.
+      for (const conn of conns) if (conn.ex === null && conn.state !== TUNNEL) close(conn);
       if (conns.size > 0) {
         const timer = setTimeout(() => {
           for (const conn of [...conns]) close(conn);
@@ -685,7 +656,7 @@ export async function listenBunNative(fetch: AppFetch, options: ListenOptions): 
         await allClosed;
         clearTimeout(timer);
       }
-      clearInterval(sweep);
+      unregister();
     },
   };
 }

@@ -1,10 +1,36 @@
-// node:http listener through @hono/node-server. Also hands the raw request target to the app,
-// which Node is the only runtime to expose.
-import type { Server } from 'node:http';
-import { createAdaptorServer, type Http2Bindings, type HttpBindings } from '@hono/node-server';
+// node:http listener through @hono/node-server's request listener: connection facts once per
+// socket, the request line as node:http parsed it, the hand-over of a connection after a 101
+// ('upgrade' event, kind 'bytes'), binding and graceful stop. No TLS, no HTTP/2 (issue 7).
+import { createServer, type IncomingMessage, type Server, type ServerOptions, ServerResponse } from 'node:http';
+import type { AddressInfo, Socket } from 'node:net';
+import { getRequestListener, type Http2Bindings, type HttpBindings } from '@hono/node-server';
+import type { Bindings, ConnInfo } from '../app-env.ts';
 import { normalizePeer } from '../proxy/headers.ts';
-import { nodeServerOptions, startNodeServer } from './node-listen.ts';
-import type { AppFetch, Listener, ListenOptions } from './types.ts';
+import { duplexByteStream } from '../tunnel/node-socket.ts';
+import type { ByteStream, ClientUpgrade } from '../tunnel/types.ts';
+import type { AppFetch, Listener, ListenerSpec } from './types.ts';
+
+/** Capabilities the conformance cases read (listener.cases.ts). */
+export const nodeListenerFeatures = { line: true, connPerSocket: true, upgradeBody: true, upgrade: 'bytes' } as const;
+
+// Per-socket and per-upgrade state, kept on node's own objects: no lookup table per request.
+const CONN = Symbol('switchyard.conn');
+const UPGRADE = Symbol('switchyard.upgrade');
+type TaggedSocket = Socket & { [CONN]?: ConnInfo };
+type UpgradeRequest = IncomingMessage & { [UPGRADE]?: BytesUpgrade };
+
+/** node:http options: limits left to the proxy, no deadline for a whole request, 60 s for its head. */
+function serverOptions(spec: ListenerSpec): ServerOptions {
+  return {
+    // Let our own limits answer (431 for fields, 414 for the target, each <= 16 KiB).
+    maxHeaderSize: spec.maxHeaderBytes + 16384 + 1024,
+    // Node's 300 s default would cut a slow 1 GiB upload; the proxy bounds waits per route.
+    requestTimeout: 0,
+    // With requestTimeout 0 Node 20 sets no head deadline at all (headersTimeout follows it):
+    // a slowloris client could hold a connection for ever. 60 s, like Bun's listener (408).
+    headersTimeout: 60_000,
+  };
+}
 
 /**
  * @hono/node-server writes `content-type: text/plain` on any body without one; a proxy must not
@@ -18,20 +44,155 @@ function keepContentTypeAbsent(outgoing: { writeHead: (...args: never[]) => unkn
   } as never;
 }
 
-export async function listenNode(fetch: AppFetch, options: ListenOptions): Promise<Listener> {
-  const server = createAdaptorServer({
-    fetch: async (request: Request, env: HttpBindings | Http2Bindings) => {
-      const response = await fetch(request, {
-        remoteAddr: normalizePeer(env.incoming.socket.remoteAddress ?? ''),
-        rawTarget: env.incoming.url,
-        proto: 'http',
-        httpVersion: env.incoming.httpVersion,
-        method: env.incoming.method,
-      });
-      if (response.body !== null && !response.headers.has('content-type')) keepContentTypeAbsent(env.outgoing);
-      return response;
+/**
+ * The 'bytes' hand-over for one upgrade request. node:http has already given the socket up
+ * (no parser on it); until `accept`, a ServerResponse on it answers the request the normal
+ * way, with `Connection: close` since nothing parses what follows.
+ */
+class BytesUpgrade {
+  readonly kind = 'bytes';
+  accepted = false;
+  constructor(
+    private readonly socket: Socket,
+    private readonly res: ServerResponse,
+    private readonly head: Buffer,
+  ) {}
+
+  accept(headers: Headers): ByteStream {
+    if (this.accepted) throw new Error('upgrade already accepted');
+    if (this.res.headersSent) throw new Error('cannot accept an upgrade after the response started');
+    this.accepted = true;
+    this.res.detachSocket(this.socket);
+    // RFC 9110 §15.2.2: the 101 names the protocol(s) switched to in Upgrade.
+    let out = 'HTTP/1.1 101 Switching Protocols\r\n';
+    for (const [name, value] of headers) out += `${name}: ${value}\r\n`;
+    this.socket.write(`${out}\r\n`);
+    // Bytes the client sent right behind its head belong to the new protocol.
+    if (this.head.byteLength > 0) this.socket.unshift(this.head);
+    return duplexByteStream(this.socket);
+  }
+}
+
+/** True when the request declares a body (RFC 9112 §6.3): node:http leaves it unparsed on upgrade requests. */
+function declaresBody(req: IncomingMessage): boolean {
+  const length = req.headers['content-length'];
+  return req.headers['transfer-encoding'] !== undefined || (length !== undefined && length !== '0');
+}
+
+/** The request head as node:http parsed it, for a second parse by a server without an 'upgrade' listener. */
+function headBytes(req: IncomingMessage): Buffer {
+  let out = `${req.method} ${req.url} HTTP/${req.httpVersion}\r\n`;
+  const raw = req.rawHeaders;
+  for (let i = 0; i < raw.length; i += 2) out += `${raw[i]}: ${raw[i + 1]}\r\n`;
+  return Buffer.from(`${out}\r\n`, 'latin1');
+}
+
+export async function listenNode(fetch: AppFetch, spec: ListenerSpec): Promise<Listener> {
+  const proto = spec.proto;
+  const listener = spec.name;
+  const connOf = (socket: TaggedSocket): ConnInfo => {
+    let conn = socket[CONN];
+    if (conn === undefined) {
+      conn = { remoteAddr: normalizePeer(socket.remoteAddress ?? ''), proto, listener };
+      socket[CONN] = conn;
+    }
+    return conn;
+  };
+
+  const onRequest = getRequestListener(async function nodeRequest(request: Request, env: HttpBindings | Http2Bindings) {
+    const incoming = env.incoming as IncomingMessage;
+    const bindings: Bindings = {
+      conn: connOf(incoming.socket),
+      line: { method: incoming.method as string, target: incoming.url as string, version: incoming.httpVersion },
+    };
+    const response = await fetch(request, bindings);
+    if (response.body !== null && !response.headers.has('content-type')) keepContentTypeAbsent(env.outgoing);
+    return response;
+  });
+
+  // Requests that ask to switch protocols: the same path, plus `upgrade` in the bindings.
+  const onUpgradeRequest = getRequestListener(async function nodeUpgradeRequest(request: Request, env: HttpBindings | Http2Bindings) {
+    const incoming = env.incoming as UpgradeRequest;
+    const upgrade = incoming[UPGRADE] as BytesUpgrade;
+    const bindings: Bindings = {
+      conn: connOf(incoming.socket),
+      line: { method: incoming.method as string, target: incoming.url as string, version: incoming.httpVersion },
+      upgrade: upgrade as ClientUpgrade,
+    };
+    const response = await fetch(request, bindings);
+    if (upgrade.accepted) {
+      // The connection is no longer HTTP: whatever the app answered goes nowhere.
+      await response.body?.cancel().catch(() => {}); // nothing left to tell
+      return new Response(null, { headers: { 'x-hono-already-sent': '1' } });
+    }
+    if (response.body !== null && !response.headers.has('content-type')) keepContentTypeAbsent(env.outgoing);
+    return response;
+  });
+
+  const options = serverOptions(spec);
+  const server = createServer(options, onRequest);
+  // Sockets node:http handed over on 'upgrade': it no longer tracks them, stop() must.
+  const detached = new Set<Socket>();
+  // Upgrade requests with a body are parsed again by a server that takes no upgrades.
+  let replay: Server | null = null;
+
+  server.on('upgrade', function nodeUpgrade(req: UpgradeRequest, socket: Socket, head: Buffer) {
+    // node:http removed its own listeners; a reset must not become an uncaught 'error'.
+    socket.on('error', () => socket.destroy());
+    if (declaresBody(req)) {
+      // node:http skipped the body of an upgrade request (it sits in `head`). Upgrades happen
+      // after a complete request (RFC 9110 §7.8), and no client of ours sends one with a
+      // body; such a request is answered as an ordinary one, as before listeners took upgrades.
+      replay ??= createServer(options, onRequest);
+      socket.unshift(Buffer.concat([headBytes(req), head]));
+      replay.emit('connection', socket);
+      return;
+    }
+    detached.add(socket);
+    socket.once('close', () => detached.delete(socket));
+    const res = new ServerResponse(req);
+    res.shouldKeepAlive = false;
+    res.assignSocket(socket);
+    res.once('finish', () => {
+      res.detachSocket(socket);
+      socket.destroySoon();
+    });
+    req[UPGRADE] = new BytesUpgrade(socket, res, head);
+    void onUpgradeRequest(req, res);
+  });
+  server.on('connection', (socket: TaggedSocket) => void connOf(socket));
+
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(spec.port, spec.hostname, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  return {
+    name: spec.name,
+    proto,
+    hostname: spec.hostname,
+    port: (server.address() as AddressInfo).port,
+    async stop(graceMs) {
+      // close() stops accepting and resolves once every connection is gone; idle keep-alive
+      // connections go now, busy ones when their response ends or the grace period runs out.
+      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+      // A connection whose request finishes goes back to keep-alive; close those as they idle.
+      const closeIdle = () => {
+        server.closeIdleConnections();
+        replay?.closeIdleConnections();
+      };
+      closeIdle();
+      const sweep = setInterval(closeIdle, 50);
+      const timer = setTimeout(() => {
+        server.closeAllConnections();
+        replay?.closeAllConnections();
+        for (const socket of detached) socket.destroy();
+      }, graceMs);
+      await closed;
+      clearInterval(sweep);
+      clearTimeout(timer);
     },
-    serverOptions: nodeServerOptions(options),
-  }) as Server;
-  return startNodeServer(server, options);
+  };
 }

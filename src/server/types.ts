@@ -1,22 +1,32 @@
-// The contract every listener adapter keeps, whatever runtime server it wraps.
-import type { ConnInfo } from '../app-env.ts';
+// The contract every listener keeps, whatever runtime server it wraps (listener.cases.ts checks
+// it on each runtime): connections in, `Request`s to the app with the connection's facts, the
+// app's `Response` out, several listeners started and stopped together.
+import type { Bindings } from '../app-env.ts';
 
-/** `app.fetch` bound to connection facts. */
-export type AppFetch = (request: Request, conn: ConnInfo) => Response | Promise<Response>;
+/** `app.fetch` bound to a listener's facts. */
+export type AppFetch = (request: Request, env: Bindings) => Response | Promise<Response>;
 
-export interface ListenOptions {
+/** One listener to start: where, which scheme, with what limits. */
+export interface ListenerSpec {
+  /** `"http"` today (`"https"`, `"admin"` next); names the listener in logs and errors. */
+  readonly name: string;
   readonly hostname: string;
+  /** 0 picks a free port; `Listener.port` says which. */
   readonly port: number;
+  /** The scheme clients use on this listener, passed to the app as `conn.proto`. */
+  readonly proto: 'http' | 'https';
   /** Largest request head, in bytes, where the runtime lets us set it. */
   readonly maxHeaderBytes: number;
   /**
    * Told about input refused before it became a request (unparsable head, slow head), where the
    * listener answers by itself. Listeners whose runtime answers such input unseen do not call it.
    */
-  readonly onBadRequest?: (info: { client: string; status: number; reason: string }) => void;
+  readonly onBadRequest?: (info: { listener: string; client: string; status: number; reason: string }) => void;
 }
 
 export interface Listener {
+  readonly name: string;
+  readonly proto: 'http' | 'https';
   readonly hostname: string;
   readonly port: number;
   /**
@@ -25,3 +35,14 @@ export interface Listener {
    */
   stop(graceMs: number): Promise<void>;
 }
+
+/** Several listeners sharing one app, started together and stopped together. */
+export interface ListenerGroup {
+  /** In the order of the specs. */
+  readonly listeners: readonly Listener[];
+  /** Stops every listener in parallel, each with the same grace period. */
+  stop(graceMs: number): Promise<void>;
+}
+
+/** A runtime's listener factory: one spec, one bound listener (or a rejection naming why). */
+export type ListenFn = (fetch: AppFetch, spec: ListenerSpec) => Promise<Listener>;

@@ -7,7 +7,7 @@ import { after, describe, test } from 'node:test';
 import { gzipSync } from 'node:zlib';
 import { onBun, sleep, until, within } from '../../tests/support/wait.ts';
 import { createBunSocketTransport } from './bun-socket.ts';
-import type { UpstreamInit } from './types.ts';
+import { UpstreamError, type UpstreamInit } from './types.ts';
 
 interface Upstream {
   readonly url: string;
@@ -391,60 +391,66 @@ describe('bun socket transport', { skip: !onBun }, () => {
     assert.equal(up.accepted.length, 2);
   });
 
-  // The race the retry exists for: the upstream drops the kept-alive socket just as the next
-  // request arrives on it, without answering (closed, or reset).
+  // The race a retry exists for (proxy/retry.ts decides): the upstream drops the kept-alive
+  // socket just as the next request arrives on it, without answering (closed, or reset). The
+  // transport does not retry; it says what happened.
   for (const [how, drop] of [
     ['closed', (socket: net.Socket) => socket.destroy()],
     ['reset', (socket: net.Socket) => socket.resetAndDestroy()],
   ] as const) {
-    test(`a stale pooled connection ${how} on reuse: a body-less request is retried on a fresh one`, async () => {
+    test(`a stale pooled connection ${how} on reuse: rejects with UpstreamError reusedConnection:true, responseStarted:false`, async () => {
       const up = await serve((_, socket, n) => {
         if (up.accepted.length === 1 && n === 1) drop(socket);
         else socket.write(ok(`c${up.accepted.length}`));
       });
       assert.equal(await (await fetchAt(`${up.url}/`)).text(), 'c1');
-      assert.equal(
-        await within(
-          fetchAt(`${up.url}/`).then((r) => r.text()),
-          2000,
-          'retried request',
+      const error = await within(
+        fetchAt(`${up.url}/`).then(
+          () => assert.fail('the request on the dropped connection resolved'),
+          (e: unknown) => e,
         ),
-        'c2',
+        2000,
+        'request on the dropped connection',
       );
-      assert.equal(up.accepted.length, 2);
+      assert.ok(error instanceof UpstreamError, `got ${String(error)}`);
+      assert.match(error.code, /^(ECONNRESET|EPIPE)$/);
+      assert.deepEqual(error.facts, { connectFailed: false, reusedConnection: true, responseStarted: false });
+      await sleep(50); // a retry would have reached the upstream by now
+      assert.equal(up.accepted.length, 1, 'the transport itself never tries again');
+      // The next request opens a new connection: the dead one left the pool.
+      assert.equal(await (await fetchAt(`${up.url}/`)).text(), 'c2');
     });
   }
 
-  test('a body-less POST or PATCH on a stale pooled connection is not retried; a GET is', async () => {
-    // The upstream reads the request, then closes without answering: it may have acted on it
-    // (charged a card), so only idempotent methods may go out again (RFC 9110 §9.2.2).
-    const seen: string[] = [];
-    const up = await serve((head, socket, n) => {
-      seen.push(head.split(' ', 2).join(' '));
-      if (n === 1)
-        socket.destroy(); // the second request on any connection: read, never answered
-      else socket.write(ok(`c${up.accepted.length}`));
+  test('a failure on a first-use connection says reusedConnection:false; one after response bytes says responseStarted:true', async () => {
+    const up = await serve((head, socket) => {
+      if (head.startsWith('GET /partial')) socket.end('HTTP/1.1 200 OK\r\ncontent-le');
+      else socket.destroy();
     });
-    for (const [i, method] of ['POST', 'PATCH'].entries()) {
-      assert.equal(await (await fetchAt(`${up.url}/warm`)).text(), `c${i + 1}`);
-      const headers = new Headers({ host: 'h', 'content-length': '0' });
-      await within(assert.rejects(fetchAt(`${up.url}/pay`, { method, headers }), code(/^(ECONNRESET|EPIPE)$/)), 2000, `${method} on a dead connection`);
-    }
-    await sleep(50); // a retry would have reached the upstream by now
-    assert.deepEqual(seen, ['GET /warm', 'POST /pay', 'GET /warm', 'PATCH /pay']);
-    assert.equal(up.accepted.length, 2);
-    // The same situation for a GET: tried once more, on a fresh connection.
-    assert.equal(await (await fetchAt(`${up.url}/warm`)).text(), 'c3');
-    assert.equal(
-      await within(
-        fetchAt(`${up.url}/again`).then((r) => r.text()),
-        2000,
-        'retried GET',
-      ),
-      'c4',
+    const first = await within(
+      fetchAt(`${up.url}/drop`).catch((e: unknown) => e),
+      2000,
+      'dropped request',
     );
-    assert.deepEqual(seen.slice(4), ['GET /warm', 'GET /again', 'GET /again']);
-    assert.equal(up.accepted.length, 4);
+    assert.ok(first instanceof UpstreamError, `got ${String(first)}`);
+    assert.deepEqual(first.facts, { connectFailed: false, reusedConnection: false, responseStarted: false });
+    const partial = await within(
+      fetchAt(`${up.url}/partial`).catch((e: unknown) => e),
+      2000,
+      'half-answered request',
+    );
+    assert.ok(partial instanceof UpstreamError, `got ${String(partial)}`);
+    assert.equal(partial.facts.responseStarted, true);
+  });
+
+  test('fresh: true skips the idle pool and opens a new connection', async () => {
+    const up = await serve((_, socket) => socket.write(ok(`c${up.accepted.length}`)));
+    assert.equal(await (await fetchAt(`${up.url}/`)).text(), 'c1');
+    assert.equal(await (await fetchAt(`${up.url}/`, { fresh: true })).text(), 'c2');
+    assert.equal(up.accepted.length, 2);
+    // Both are pooled now; a plain request reuses one of them.
+    assert.equal(await (await fetchAt(`${up.url}/`)).text(), 'c2');
+    assert.equal(up.accepted.length, 2);
   });
 
   test('malformed response heads reject', async () => {
@@ -565,6 +571,41 @@ describe('bun socket transport', { skip: !onBun }, () => {
     const { port } = server.address() as net.AddressInfo;
     await new Promise((resolve) => server.close(resolve));
     await within(assert.rejects(fetchAt(`http://127.0.0.1:${port}/`), code(/^ECONNREFUSED$/)), 2000, 'refused');
+    const error = await fetchAt(`http://127.0.0.1:${port}/`).catch((e: unknown) => e);
+    assert.ok(error instanceof UpstreamError, `got ${String(error)}`);
+    assert.deepEqual(error.facts, { connectFailed: true, reusedConnection: false, responseStarted: false });
+  });
+
+  test('204 loses a Content-Length and 205 says 0 (http/body-rules.ts bodilessHeaders)', async () => {
+    const up = await serve((head, socket) => {
+      if (head.startsWith('GET /204')) socket.write('HTTP/1.1 204 No Content\r\ncontent-length: 7\r\nx-a: 1\r\n\r\n');
+      else socket.write('HTTP/1.1 205 Reset Content\r\ncontent-length: 5\r\n\r\nhello');
+    });
+    const r204 = await fetchAt(`${up.url}/204`);
+    assert.equal(r204.status, 204);
+    assert.equal(r204.headers.get('content-length'), null);
+    assert.equal(r204.headers.get('x-a'), '1');
+    const r205 = await fetchAt(`${up.url}/205`);
+    assert.equal(r205.status, 205);
+    assert.equal(r205.headers.get('content-length'), '0');
+    assert.equal(r205.body, null);
+  });
+
+  test('hop-by-hop response fields and those Connection names are removed', async () => {
+    const up = await serve((_, socket) =>
+      socket.write(
+        'HTTP/1.1 200 OK\r\nconnection: x-private, keep-alive\r\nkeep-alive: timeout=5\r\nx-private: 1\r\nupgrade: h2c\r\ntrailer: x-t\r\nproxy-connection: keep-alive\r\nx-kept: 2\r\ncontent-length: 2\r\n\r\nok',
+      ),
+    );
+    const res = await fetchAt(`${up.url}/`);
+    assert.deepEqual(
+      [...res.headers],
+      [
+        ['content-length', '2'],
+        ['x-kept', '2'],
+      ],
+    );
+    assert.equal(await res.text(), 'ok');
   });
 
   test('a request body with Content-Length is sent as is', async () => {
@@ -821,5 +862,103 @@ describe('bun socket transport', { skip: !onBun }, () => {
     await sleep(50); // a request written on the connection once it opened would be here by now
     assert.equal(seen, 0);
     await until(() => up.accepted.every((socket) => socket.destroyed), 1000, 'the connection opened for it is closed');
+  });
+  // ---- upgrade ----------------------------------------------------------------------------
+
+  const upgradeInit = (): UpstreamInit => ({
+    method: 'GET',
+    headers: new Headers({ host: 'h', connection: 'upgrade', upgrade: 'echo' }),
+    body: null,
+    signal: new AbortController().signal,
+  });
+
+  test('upgrade: a 101 hands over the connection as a byte stream, both ways, with half-close', async () => {
+    let request = '';
+    const afterFin: string[] = [];
+    let upstreamEnded = false;
+    const up = await listen((socket) => {
+      let buf = Buffer.alloc(0);
+      let switched = false;
+      let finished = false;
+      socket.on('end', () => {
+        upstreamEnded = true;
+      });
+      socket.on('data', (chunk: Buffer) => {
+        const text = chunk.toString('latin1');
+        if (finished) return void afterFin.push(text);
+        if (switched) {
+          // 'fin' asks the upstream to end its side (half-close); it keeps reading ours.
+          if (text === 'fin') {
+            finished = true;
+            socket.end('bye');
+          } else socket.write(text.toUpperCase());
+          return;
+        }
+        buf = Buffer.concat([buf, chunk]);
+        const end = buf.indexOf('\r\n\r\n');
+        if (end < 0) return;
+        request = buf.toString('latin1', 0, end);
+        switched = true;
+        // The 101 and the first bytes of the new protocol in one segment.
+        socket.write('HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: echo\r\n\r\nhello');
+      });
+    });
+    const result = await within(transport.upgrade(`${up.url}/ws`, upgradeInit()), 2000, 'upgrade');
+    assert.equal(result.switched, true);
+    if (!result.switched) return;
+    // Sent as given (Headers iterate sorted): Connection and Upgrade included.
+    assert.equal(request, 'GET /ws HTTP/1.1\r\nconnection: upgrade\r\nhost: h\r\nupgrade: echo');
+    // The 101's fields as received, hop-by-hop included.
+    assert.equal(result.headers.get('upgrade'), 'echo');
+    assert.equal(result.headers.get('connection'), 'Upgrade');
+    const reader = result.stream.readable.getReader();
+    const writer = result.stream.writable.getWriter();
+    const read = async () => {
+      const { value, done } = await within(reader.read(), 2000, 'tunnel read');
+      return done ? null : Buffer.from(value).toString('latin1');
+    };
+    assert.equal(await read(), 'hello');
+    await writer.write(new TextEncoder().encode('abc'));
+    assert.equal(await read(), 'ABC');
+    // The upstream ends its side: our readable ends, our writable still reaches it.
+    await writer.write(new TextEncoder().encode('fin'));
+    let rest = '';
+    for (let part = await read(); part !== null; part = await read()) rest += part;
+    assert.equal(rest, 'bye');
+    await writer.write(new TextEncoder().encode('still here'));
+    await until(() => afterFin.join('') === 'still here', 2000, "bytes written after the upstream's FIN arrive");
+    await writer.close();
+    await until(() => upstreamEnded && up.accepted[0]?.destroyed === true, 2000, 'the connection closed');
+    // The tunnelled connection never returns to the pool.
+    const next = await serve((_, socket) => socket.write(ok('plain')));
+    assert.equal(await (await fetchAt(`${next.url}/`)).text(), 'plain');
+  });
+
+  for (const [status, reason] of [
+    [426, 'Upgrade Required'],
+    [403, 'Forbidden'],
+  ] as const) {
+    test(`upgrade: a ${status} answer resolves switched:false with an ordinary response; the connection is pooled`, async () => {
+      const up = await serve((head, socket) => {
+        if (head.includes('upgrade: echo'))
+          socket.write(`HTTP/1.1 ${status} ${reason}\r\nupgrade: other\r\nconnection: upgrade\r\ncontent-length: 4\r\n\r\nnope`);
+        else socket.write(ok('after'));
+      });
+      const result = await within(transport.upgrade(`${up.url}/ws`, upgradeInit()), 2000, 'upgrade');
+      assert.equal(result.switched, false);
+      if (result.switched) return;
+      assert.equal(result.response.status, status);
+      assert.equal(result.response.statusText, reason);
+      assert.equal(result.response.headers.get('upgrade'), null, 'hop-by-hop fields removed as for fetch');
+      assert.equal(await result.response.text(), 'nope');
+      assert.equal(await (await fetchAt(`${up.url}/`)).text(), 'after');
+      assert.equal(up.accepted.length, 1);
+    });
+  }
+
+  test('upgrade: a request body is refused; fetch still rejects a 101', async () => {
+    await assert.rejects(transport.upgrade('http://127.0.0.1:9/', { ...upgradeInit(), body: streamOf(['x']) }), TypeError);
+    const up = await serve((_, socket) => socket.write('HTTP/1.1 101 Switching Protocols\r\nupgrade: echo\r\n\r\n'));
+    await within(assert.rejects(fetchAt(`${up.url}/`, upgradeInit()), code(/^UPSTREAM_INVALID_RESPONSE$/)), 2000, '101 on fetch');
   });
 });

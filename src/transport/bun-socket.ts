@@ -6,69 +6,38 @@
 // Owning the bytes also keeps every transport promise: the target and Host exactly as given,
 // nothing invented, no decompression, redirects returned, keep-alive pooled per origin.
 //
-// Scope: one exchange per connection at a time (no pipelining), Content-Length, chunked and
-// close-delimited response bodies (RFC 9112 §6.3), 1xx answers skipped, trailers dropped (as the
-// other transport does). https: upstreams go to undici until the TLS work (see ./index.ts).
-import { ChunkedDecoder } from '../http1/chunked.ts';
-import { FIELDS_OK, framingFields, hasToken, parseFields } from '../http1/fields.ts';
-import { HeadBuffer } from '../http1/head-buffer.ts';
+// This file is the socket glue and the pool: one exchange per connection at a time (no
+// pipelining), 1xx answers skipped, trailers dropped (as the other transport does), a 101 handed
+// over as a byte stream by `upgrade`. Heads, framing, body decoding and chunk encoding are
+// src/http1/'s; retry policy is proxy/retry.ts's (failures say what happened, see UpstreamError).
+// https: upstreams go to undici until the TLS work (see ./index.ts).
+import { bodilessHeaders, isNullBodyStatus } from '../http/body-rules.ts';
+import { BODY_QUEUE, BodyDecoder, SMALL_BODY_BYTES } from '../http1/body-decoder.ts';
+import { type BunSocket, bunSockets, type SocketHandlers } from '../http1/bun-socket-types.ts';
+import { encodeChunk, LAST_CHUNK } from '../http1/chunk-encoder.ts';
+import { clock } from '../http1/clock.ts';
+import { FIELDS_OK, framingFields, parseFields } from '../http1/fields.ts';
+import { BODY_CHUNKED, BODY_LENGTH, BODY_NONE, BODY_UNTIL_CLOSE, responseFraming } from '../http1/framing.ts';
+import { HEAD_COMPLETE, HEAD_INCOMPLETE, HeadReader } from '../http1/head-reader.ts';
 import { Outbox } from '../http1/outbox.ts';
-import type { ClosableTransport, UpstreamInit } from './types.ts';
-
-// The parts of Bun's socket API used here, typed locally so Deno and Node type-check this file.
-interface BunSocket {
-  data: Conn;
-  write(data: Uint8Array, byteOffset?: number, byteLength?: number): number;
-  end(): void;
-  terminate(): void;
-  pause(): void;
-  resume(): void;
-}
-interface SocketHandlers {
-  data(socket: BunSocket, chunk: Buffer): void;
-  drain(socket: BunSocket): void;
-  close(socket: BunSocket, error?: Error): void;
-  end(socket: BunSocket): void;
-  error(socket: BunSocket, error: Error): void;
-}
-interface BunConnect {
-  connect(options: { hostname: string; port: number; data: Conn; socket: SocketHandlers }): Promise<BunSocket>;
-}
+import { SocketByteStream } from '../http1/socket-stream.ts';
+import { parseStatusLine } from '../http1/start-line.ts';
+import type { UpgradeResult } from '../tunnel/types.ts';
+import { type Transport, UpstreamError, type UpstreamInit } from './types.ts';
 
 /** Longest response head (status line and fields) accepted from an upstream. */
 const MAX_HEAD_BYTES = 64 * 1024;
-/** Bytes queued per response body before the socket is paused (backpressure). */
-const BODY_HIGH_WATER_BYTES = 64 * 1024;
-/** A declared body this small is awaited whole and handed over as bytes (like nginx's buffers). */
-const SMALL_BODY_BYTES = 64 * 1024;
 /** Request heads up to this size are encoded into one reused buffer. */
 const SCRATCH_BYTES = 64 * 1024;
 /** Idle keep-alive connections close after this long (undici's default is 4 s as well). */
-const IDLE_SECONDS = 4;
-
-const CRLF = Buffer.from('\r\n');
-const EMPTY = Buffer.alloc(0);
-const CRLFCRLF = Buffer.from('\r\n\r\n');
-const LAST_CHUNK = Buffer.from('0\r\n\r\n');
-const PLAIN_REASON = /^[\t\x20-\x7e]*$/;
-const STATUS_DIGITS = /^\d{3}$/;
-const DIGITS = /^\d+$/;
-// RFC 9110: these statuses never carry a body, and the Response constructor rejects one.
-const NULL_BODY_STATUS = new Set([101, 103, 204, 205, 304]);
-const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE', 'PUT', 'DELETE']);
+const IDLE_MS = 4_000;
 
 // Parser phases of one exchange.
 const HEAD = 0;
 const BODY = 1;
 const DONE = 2;
-// Body framings (RFC 9112 §6.3).
-const LENGTH = 0;
-const CHUNKED = 1;
-const UNTIL_CLOSE = 2;
 
-function upstreamError(message: string, code: string): Error {
-  return Object.assign(new Error(message), { code });
-}
+const INVALID = 'UPSTREAM_INVALID_RESPONSE';
 
 /** Where one origin's connections go, and its idle keep-alive connections (LIFO). */
 interface Pool {
@@ -81,33 +50,35 @@ interface Pool {
 }
 
 class Conn {
-  socket: BunSocket | null = null;
+  socket: BunSocket<Conn> | null = null;
   ex: Exchange | null = null;
   /** Unparsed bytes carried over to the next `data` callback (a partial chunk line). */
   rest: Buffer | null = null;
-  /** A response head still arriving. */
-  readonly head = new HeadBuffer();
+  readonly reader = new HeadReader({ maxBytes: MAX_HEAD_BYTES, server: false });
+  readonly decoder = new BodyDecoder();
   /** Request bytes the socket did not take yet, and who waits for them to drain. */
   readonly out = new Outbox();
+  /** Hands body bytes to the exchange in flight (made once per connection, not per read). */
+  readonly onBody = (data: Buffer) => deliver(this, this.ex as Exchange, data);
   dead = false;
+  /** It served an exchange before (the upstream may have closed it meanwhile). */
   reused = false;
   /** When it went back to the pool (for the idle sweep). */
   idleSince = 0;
+  /** After a 101: the connection is a byte stream, out of the pool for good. */
+  tunnel: SocketByteStream | null = null;
   constructor(readonly pool: Pool) {}
 }
 
 class Exchange {
   phase = HEAD;
-  framing = LENGTH;
-  /** LENGTH: body bytes still due. */
-  remaining = 0;
-  /** CHUNKED: the body's decoder (http1/chunked.ts, limits on lines and trailers included). */
-  chunked: ChunkedDecoder | null = null;
   keepAlive = true;
   /** The request (head and body) is fully written. */
   requestDone = false;
   /** Any byte of the response arrived (a stale keep-alive connection gets none). */
   gotBytes = false;
+  /** It went out on a connection that had served an earlier exchange. */
+  reused = false;
   settled = false;
   head: ResponseInit | null = null;
   /** Small declared body being collected whole; null when streaming. */
@@ -121,11 +92,10 @@ class Exchange {
   finished = false;
   /** The connection the request went out on (undefined while connecting). */
   conn: Conn | undefined = undefined;
-  /** Sent on a pooled connection (which the upstream may have just closed). */
-  onPooled = false;
-  retried = false;
   resolve!: (response: Response) => void;
   reject!: (error: unknown) => void;
+  /** `upgrade()` only: takes the 101 and the connection. */
+  onSwitch: ((headers: Headers, stream: SocketByteStream) => void) | null = null;
   onAbort!: () => void;
   constructor(
     readonly pool: Pool,
@@ -138,8 +108,36 @@ class Exchange {
   ) {}
 }
 
-export function createBunSocketTransport(): ClosableTransport {
-  const bun = (globalThis as unknown as { Bun: BunConnect }).Bun;
+/** The failure of `ex` as the retry policy reads it (transport/types.ts). */
+function failure(ex: Exchange | null, message: string, code: string, cause?: unknown): UpstreamError {
+  const facts = { connectFailed: false, reusedConnection: ex?.reused ?? false, responseStarted: ex?.gotBytes ?? false };
+  return new UpstreamError(message, code, facts, cause === undefined ? undefined : { cause });
+}
+
+/** A socket error (or none: the upstream closed) as an UpstreamError with its system code. */
+const connectionLost = (ex: Exchange, error: Error | undefined) =>
+  error instanceof UpstreamError
+    ? error
+    : failure(ex, error?.message ?? 'upstream closed the connection', String((error as { code?: unknown } | undefined)?.code ?? 'ECONNRESET'), error);
+
+/** Where the bytes of a response body go: collected whole, or into its stream. */
+function deliver(conn: Conn, ex: Exchange, bytes: Buffer): void {
+  if (bytes.byteLength === 0 || ex.discard) return;
+  if (ex.whole !== null) {
+    ex.whole.push(bytes);
+    ex.wholeBytes += bytes.byteLength;
+    return;
+  }
+  const stream = ex.stream;
+  if (stream === null) return; // consumer gone; the exchange is failing
+  stream.enqueue(bytes);
+  if ((stream.desiredSize ?? 1) <= 0 && !ex.paused) {
+    ex.paused = true;
+    conn.socket?.pause();
+  }
+}
+
+export function createBunSocketTransport(): Transport {
   const pools = new Map<string, Pool>();
   // Request heads are encoded here and written at once; never held across an await.
   const scratch = Buffer.allocUnsafe(SCRATCH_BYTES);
@@ -175,20 +173,16 @@ export function createBunSocketTransport(): ClosableTransport {
     conn.ex = null;
     if (conn.dead || closed || conn.out.unsent !== null) return kill(conn);
     conn.reused = true;
-    conn.idleSince = now;
+    conn.idleSince = clock.now;
     conn.pool.idle.push(conn);
   };
 
-  // One timer for every pool: the clock the idle check reads, and closing connections idle
-  // longer than IDLE_SECONDS (a timer per connection would cost two native calls per request).
-  let now = Date.now();
-  const sweep = setInterval(() => {
-    now = Date.now();
+  /** Closes connections idle longer than IDLE_MS (on the shared clock's tick). */
+  const unregister = clock.add((now) => {
     for (const pool of pools.values()) {
-      for (const conn of [...pool.idle]) if (now - conn.idleSince > IDLE_SECONDS * 1000) kill(conn);
+      for (const conn of [...pool.idle]) if (now - conn.idleSince > IDLE_MS) kill(conn);
     }
-  }, 1_000);
-  (sweep as { unref?: () => void }).unref?.();
+  });
 
   const connect = async (pool: Pool): Promise<Conn> => {
     let lastError: unknown;
@@ -196,7 +190,9 @@ export function createBunSocketTransport(): ClosableTransport {
       const at = (pool.preferred + i) % pool.hosts.length;
       const conn = new Conn(pool);
       try {
-        conn.socket = await bun.connect({ hostname: pool.hosts[at] as string, port: pool.port, data: conn, socket: handlers });
+        // allowHalfOpen: a tunnel's upstream may end its side and still read ours; HTTP
+        // connections end on the upstream's FIN (`end` below).
+        conn.socket = await bunSockets().connect({ hostname: pool.hosts[at] as string, port: pool.port, allowHalfOpen: true, data: conn, socket: handlers });
         pool.preferred = at;
         live.add(conn);
         return conn;
@@ -204,7 +200,9 @@ export function createBunSocketTransport(): ClosableTransport {
         lastError = error;
       }
     }
-    throw lastError;
+    const code = String((lastError as { code?: unknown } | undefined)?.code ?? 'ECONNREFUSED');
+    const message = `cannot connect to ${pool.hosts.join(' or ')} port ${pool.port}: ${(lastError as Error | undefined)?.message ?? code}`;
+    throw new UpstreamError(message, code, { connectFailed: true, reusedConnection: false, responseStarted: false }, { cause: lastError });
   };
 
   // ---- the exchange ----------------------------------------------------------------------
@@ -214,18 +212,6 @@ export function createBunSocketTransport(): ClosableTransport {
     if (ex.finished) return;
     if (conn.ex === ex) conn.ex = null;
     kill(conn);
-    // A pooled connection the upstream closed a moment ago fails before any answer: an
-    // idempotent request without a body is tried once more on a fresh connection. The upstream
-    // may have acted on the first one, which is why only idempotent methods qualify (RFC 9110
-    // §9.2.2; nginx does not retry POST, PATCH or LOCK either).
-    if (ex.onPooled && !ex.retried && ex.body === null && !ex.gotBytes && !ex.settled && !ex.signal.aborted && !closed && IDEMPOTENT.has(ex.method)) {
-      ex.retried = true;
-      ex.onPooled = false;
-      ex.conn = undefined;
-      ex.phase = HEAD;
-      open(ex, true);
-      return;
-    }
     ex.finished = true;
     ex.phase = DONE;
     ex.signal.removeEventListener('abort', ex.onAbort);
@@ -295,154 +281,100 @@ export function createBunSocketTransport(): ClosableTransport {
           failExchange(conn, ex, reason instanceof Error ? reason : new Error('response body cancelled'));
         },
       },
-      // A per-chunk overhead is counted too: a body of tiny chunks must not pile up unseen.
-      { highWaterMark: BODY_HIGH_WATER_BYTES, size: (chunk?: Uint8Array) => (chunk?.byteLength ?? 0) + 256 },
+      BODY_QUEUE,
     );
     ex.settled = true;
     ex.resolve(new Response(body, ex.head as ResponseInit));
   };
 
-  const deliver = (conn: Conn, ex: Exchange, bytes: Buffer) => {
-    if (bytes.byteLength === 0 || ex.discard) return;
-    if (ex.whole !== null) {
-      ex.whole.push(bytes);
-      ex.wholeBytes += bytes.byteLength;
-      return;
-    }
-    const stream = ex.stream;
-    if (stream === null) return; // consumer gone; the exchange is failing
-    stream.enqueue(bytes);
-    if ((stream.desiredSize ?? 1) <= 0 && !ex.paused) {
-      ex.paused = true;
-      conn.socket?.pause();
-    }
+  /** The upstream switched protocols: the connection leaves the pool as a byte stream. */
+  const switchProtocols = (conn: Conn, ex: Exchange, headers: Headers, rest: Buffer) => {
+    ex.phase = DONE;
+    ex.finished = true;
+    ex.settled = true;
+    // The exchange is over; the tunnel's life is its owner's (destroy), not the request's signal.
+    ex.signal.removeEventListener('abort', ex.onAbort);
+    conn.ex = null;
+    const stream = new SocketByteStream(conn.socket as BunSocket<Conn>, conn.out, rest.byteLength > 0 ? rest : null);
+    conn.tunnel = stream;
+    (ex.onSwitch as NonNullable<Exchange['onSwitch']>)(headers, stream);
   };
 
-  /** Parses a response head; an interim (1xx) answer is skipped, leaving the phase at HEAD. */
+  /**
+   * Parses a response head. An interim (1xx) answer is skipped, leaving the phase at HEAD; a
+   * 101 to `upgrade()` switches the connection. Throws UpstreamError on a malformed head.
+   */
   const onHead = (conn: Conn, ex: Exchange, text: string): void => {
-    // Status line: HTTP/1.x SP 3DIGIT [SP reason] (RFC 9112 §4).
     let eol = text.indexOf('\r\n');
     if (eol < 0) eol = text.length;
-    const minor = text.charCodeAt(7);
-    if (!text.startsWith('HTTP/1.') || (minor !== 48 && minor !== 49) || text.charCodeAt(8) !== 32 || (eol > 12 && text.charCodeAt(12) !== 32)) {
-      throw upstreamError('invalid status line', 'UPSTREAM_INVALID_RESPONSE');
-    }
-    const digits = text.slice(9, 12);
-    if (!STATUS_DIGITS.test(digits)) throw upstreamError('invalid status line', 'UPSTREAM_INVALID_RESPONSE');
-    const code = Number(digits);
-    if (code < 100 || code > 599) throw upstreamError(`invalid status ${code}`, 'UPSTREAM_INVALID_STATUS');
-    // We never ask to switch protocols (Upgrade is hop-by-hop and removed), so a 101 is an error.
-    if (code === 101) throw upstreamError('unexpected 101 Switching Protocols', 'UPSTREAM_INVALID_RESPONSE');
-    if (code < 200) return;
-    const headers = new Headers();
+    const line = parseStatusLine(text, eol);
+    if (typeof line === 'string') throw failure(ex, line, INVALID);
+    const code = line.status;
+    if (code < 100 || code > 599) throw failure(ex, `invalid status ${code}`, 'UPSTREAM_INVALID_STATUS');
+    const switching = code === 101 && ex.onSwitch !== null;
+    // fetch() never asks to switch protocols (Upgrade is hop-by-hop and removed): a 101 is an error.
+    if (code === 101 && !switching) throw failure(ex, 'unexpected 101 Switching Protocols', INVALID);
+    if (code < 200 && !switching) return;
+    let headers = new Headers();
     const fields = framingFields();
-    if (parseFields(text, eol + 2, headers, true, fields) !== FIELDS_OK) throw upstreamError('invalid response header fields', 'UPSTREAM_INVALID_RESPONSE');
-    let length: string | null = null;
-    if (fields.contentLength !== null) {
-      // Repeated or listed lengths must agree (RFC 9112 §6.3 item 5).
-      for (const part of fields.contentLength.split(',')) {
-        const n = part.trim();
-        if (!DIGITS.test(n) || (length !== null && n !== length)) throw upstreamError('invalid Content-Length', 'UPSTREAM_INVALID_RESPONSE');
-        length = n;
-      }
-      // Listed or repeated: pass one value on.
-      if (length !== fields.contentLength) headers.set('content-length', length as string);
+    // A 101's fields are handed over as received: Upgrade and Connection are its substance.
+    if (parseFields(text, eol + 2, headers, !switching, fields) !== FIELDS_OK) throw failure(ex, 'invalid response header fields', INVALID);
+    if (switching) {
+      switchProtocols(conn, ex, headers, conn.reader.rest);
+      return;
     }
-    const coding = fields.transferEncoding;
-    ex.keepAlive = minor === 48 ? hasToken(fields.connection, 'keep-alive') : !hasToken(fields.connection, 'close');
-    const reason = eol > 13 ? text.slice(13, eol) : '';
-    const head: ResponseInit = { status: code, statusText: PLAIN_REASON.test(reason) ? reason : '', headers };
-    // RFC 9112 §6.3: these end at the empty line whatever their fields say (205 is not one
-    // of them: it may carry an empty framed body, which is read and dropped below).
-    const bodiless = code === 204 || code === 304 || ex.method === 'HEAD';
-    if (bodiless) {
-      // Their framing fields describe the body a GET would get; they travel on as they are.
-      ex.framing = LENGTH;
-      ex.remaining = 0;
-    } else if (coding !== null) {
-      // We decode chunked and nothing else, and Transfer-Encoding does not travel on: any other
-      // coding would reach the client unmarked. Both TE and CL, or TE in HTTP/1.0, are a
-      // framing doubt (RFC 9112 §6.1, §6.3): the connection is not reused.
-      if (coding.trim().toLowerCase() !== 'chunked') throw upstreamError(`unsupported transfer coding "${coding}"`, 'UPSTREAM_INVALID_RESPONSE');
-      if (length !== null || minor === 48) ex.keepAlive = false;
+    const framing = responseFraming(ex.method, code, line.version === '1.0', fields);
+    if (typeof framing === 'string') throw failure(ex, framing, INVALID);
+    ex.keepAlive = framing.keepAlive;
+    if (framing.kind === BODY_CHUNKED) {
       // Transfer-Encoding overrides Content-Length, which must not travel on (RFC 9112 §6.3).
-      headers.delete('content-length');
-      length = null;
-      ex.framing = CHUNKED;
-      ex.chunked = new ChunkedDecoder();
-    } else if (length !== null) {
-      ex.framing = LENGTH;
-      ex.remaining = Number(length);
-    } else {
-      ex.framing = UNTIL_CLOSE;
-      ex.keepAlive = false;
-    }
+      if (fields.contentLength !== null) headers.delete('content-length');
+    } else if (framing.contentLength !== null && framing.contentLength !== fields.contentLength) headers.set('content-length', framing.contentLength);
+    // 204 / 205: their content is empty by definition, whatever length the upstream sent.
+    headers = bodilessHeaders(code, headers);
+    const head: ResponseInit = { status: code, statusText: line.reason, headers };
     ex.head = head;
-    if (bodiless || (ex.framing === LENGTH && ex.remaining === 0)) {
+    if (framing.kind === BODY_NONE || (framing.kind === BODY_LENGTH && framing.length === 0)) {
       ex.settled = true;
       ex.resolve(new Response(null, head));
       ex.phase = DONE;
       return;
     }
+    conn.decoder.start(framing.kind, framing.length);
     ex.phase = BODY;
-    if (NULL_BODY_STATUS.has(code)) {
+    if (isNullBodyStatus(code)) {
       // A 205 with a framed body: the Response can carry none, so its bytes are read and dropped.
       ex.discard = true;
       ex.settled = true;
       ex.resolve(new Response(null, head));
       return;
     }
-    if (ex.framing === LENGTH && ex.remaining <= SMALL_BODY_BYTES) ex.whole = [];
+    if (framing.kind === BODY_LENGTH && framing.length <= SMALL_BODY_BYTES) ex.whole = [];
     else settleStreaming(conn, ex);
   };
 
-  /** Feeds response bytes through the parser. Throws on a malformed response. */
+  /** Feeds response bytes through the parser. Throws UpstreamError on a malformed response. */
   const parse = (conn: Conn, ex: Exchange, input: Buffer) => {
     let buf = input;
-    while (buf.byteLength > 0) {
-      if (ex.phase === HEAD) {
-        const end = buf.indexOf(CRLFCRLF);
-        if (end < 0) {
-          // (+3: a read may end inside the final CRLFCRLF of a head exactly at the limit)
-          if (buf.byteLength > MAX_HEAD_BYTES + 3) throw upstreamError('response head too large', 'UPSTREAM_INVALID_RESPONSE');
-          conn.head.push(buf);
-          return;
-        }
-        if (end > MAX_HEAD_BYTES) throw upstreamError('response head too large', 'UPSTREAM_INVALID_RESPONSE');
-        const text = buf.toString('latin1', 0, end);
-        buf = end + 4 === buf.byteLength ? EMPTY : buf.subarray(end + 4);
-        onHead(conn, ex, text); // an interim 1xx leaves the phase at HEAD: parse the next head
-        continue;
-      }
-      if (ex.phase === DONE) break;
-      if (ex.framing === UNTIL_CLOSE) {
-        deliver(conn, ex, buf);
-        return;
-      }
-      if (ex.framing === LENGTH) {
-        const take = Math.min(ex.remaining, buf.byteLength);
-        const all = take === buf.byteLength;
-        deliver(conn, ex, all ? buf : buf.subarray(0, take));
-        ex.remaining -= take;
-        buf = all ? EMPTY : buf.subarray(take);
-        if (ex.remaining === 0) ex.phase = DONE;
-        continue;
-      }
-      // Chunked (RFC 9112 §7.1): the decoder the server uses for request bodies.
-      const decoder = ex.chunked as ChunkedDecoder;
-      let rest: Buffer;
+    while (buf.byteLength > 0 && ex.phase === HEAD) {
+      const result = conn.reader.read(buf);
+      if (result === HEAD_INCOMPLETE) return;
+      if (result !== HEAD_COMPLETE) throw failure(ex, 'response head too large', INVALID);
+      buf = conn.reader.rest;
+      onHead(conn, ex, conn.reader.head); // an interim 1xx leaves the phase at HEAD: read the next head
+      if (conn.tunnel !== null) return; // switched: the rest went to the tunnel
+    }
+    if (ex.phase === BODY && buf.byteLength > 0) {
       try {
-        rest = decoder.decode(buf, (data) => deliver(conn, ex, data));
+        buf = conn.decoder.decode(buf, conn.onBody);
       } catch (error) {
-        throw upstreamError(`invalid chunked body: ${(error as Error).message}`, 'UPSTREAM_INVALID_RESPONSE');
+        throw failure(ex, `invalid chunked body: ${(error as Error).message}`, INVALID, error);
       }
-      if (!decoder.done) {
-        conn.rest = rest.byteLength > 0 ? rest : null;
+      if (!conn.decoder.done) {
+        if (conn.decoder.kind === BODY_CHUNKED) conn.rest = buf.byteLength > 0 ? buf : null; // a partial chunk line
         return;
       }
       ex.phase = DONE;
-      buf = rest;
-      break;
     }
     if (ex.phase === DONE) {
       // Bytes after a complete response: we never pipeline, so the upstream is confused.
@@ -453,13 +385,12 @@ export function createBunSocketTransport(): ClosableTransport {
 
   /** The connection ended (FIN, reset or error) while `ex` was running on it. */
   const onEof = (conn: Conn, ex: Exchange, error: Error | undefined) => {
-    if (ex.phase === BODY && ex.framing === UNTIL_CLOSE && error === undefined) {
+    if (ex.phase === BODY && error === undefined && conn.decoder.kind === BODY_UNTIL_CLOSE && conn.decoder.end()) {
       ex.keepAlive = false;
       ex.requestDone = true;
       finishResponse(conn, ex);
       return;
     }
-    const reason = error ?? upstreamError('upstream closed the connection', 'ECONNRESET');
     if (ex.phase === DONE) {
       // The response is complete; only the request body was still going (an early answer).
       ex.keepAlive = false;
@@ -467,12 +398,15 @@ export function createBunSocketTransport(): ClosableTransport {
       endExchange(conn, ex);
       return;
     }
-    failExchange(conn, ex, reason);
+    // Before any byte on a reused connection, this is the stale keep-alive race: the retry
+    // policy (proxy/retry.ts) reads reusedConnection and responseStarted to decide.
+    failExchange(conn, ex, connectionLost(ex, error));
   };
 
-  const handlers: SocketHandlers = {
+  const handlers: SocketHandlers<Conn> = {
     data(socket, chunk) {
       const conn = socket.data;
+      if (conn.tunnel !== null) return conn.tunnel.data(chunk);
       const ex = conn.ex;
       if (ex === null || ex.phase === DONE) {
         // Bytes nobody asked for (an idle connection, or after a full answer): not reusable.
@@ -482,17 +416,6 @@ export function createBunSocketTransport(): ClosableTransport {
       }
       ex.gotBytes = true;
       try {
-        const head = conn.head;
-        if (head.size > 0) {
-          // The rest of a head: only the new bytes are looked at (see http1/head-buffer.ts).
-          const whole = head.push(chunk);
-          if (whole === null) {
-            if (head.size > MAX_HEAD_BYTES + 3) throw upstreamError('response head too large', 'UPSTREAM_INVALID_RESPONSE');
-            return;
-          }
-          parse(conn, ex, whole);
-          return;
-        }
         const rest = conn.rest;
         conn.rest = null;
         parse(conn, ex, rest === null ? chunk : Buffer.concat([rest, chunk]));
@@ -505,11 +428,20 @@ export function createBunSocketTransport(): ClosableTransport {
     },
     close(socket, error) {
       const conn = socket.data;
+      if (conn.tunnel !== null) {
+        conn.tunnel.closed(error);
+        live.delete(conn);
+        conn.dead = true;
+        return;
+      }
       const ex = conn.ex;
       if (ex !== null && !ex.finished) onEof(conn, ex, error);
       kill(conn); // also wakes a writer waiting for a drain
     },
     end(socket) {
+      const conn = socket.data;
+      // A tunnel is half-closed: the upstream is done sending, our side may still write.
+      if (conn.tunnel !== null) return conn.tunnel.end();
       // The upstream closed its side: treat as the end of the connection.
       handlers.close(socket);
     },
@@ -522,16 +454,16 @@ export function createBunSocketTransport(): ClosableTransport {
    * Writes `length` bytes of `bytes`; returns undefined when the socket took them all, else a
    * promise for the drain. The rest is kept by the Outbox: `bytes` may be the scratch buffer.
    */
-  const write = (conn: Conn, bytes: Uint8Array, length = bytes.byteLength): Promise<void> | undefined => {
-    const pending = conn.dead ? null : conn.out.write(conn.socket as BunSocket, bytes, length);
-    if (pending === null) throw upstreamError('upstream closed the connection', 'ECONNRESET');
+  const write = (conn: Conn, ex: Exchange, bytes: Uint8Array, length = bytes.byteLength): Promise<void> | undefined => {
+    const pending = conn.dead ? null : conn.out.write(conn.socket as BunSocket<Conn>, bytes, length);
+    if (pending === null) throw failure(ex, 'upstream closed the connection', 'ECONNRESET');
     return pending;
   };
 
   /** Writes a request head (latin1: header values are byte strings) through the scratch buffer. */
-  const writeHead = (conn: Conn, head: string): Promise<void> | undefined => {
-    if (head.length > scratch.byteLength) return write(conn, Buffer.from(head, 'latin1'));
-    return write(conn, scratch, scratch.write(head, 0, 'latin1'));
+  const writeHead = (conn: Conn, ex: Exchange, head: string): Promise<void> | undefined => {
+    if (head.length > scratch.byteLength) return write(conn, ex, Buffer.from(head, 'latin1'));
+    return write(conn, ex, scratch, scratch.write(head, 0, 'latin1'));
   };
 
   /** Streams the request body: as declared, or chunked when no length was given. */
@@ -555,18 +487,16 @@ export function createBunSocketTransport(): ClosableTransport {
         }
         if (value.byteLength === 0) continue;
         let pending: Promise<void> | undefined;
-        if (declared === null) {
-          const size = Buffer.from(`${value.byteLength.toString(16)}\r\n`, 'latin1');
-          pending = write(conn, Buffer.concat([size, value, CRLF]));
-        } else {
+        if (declared === null) pending = write(conn, ex, encodeChunk(value));
+        else {
           sent += value.byteLength;
           if (sent > declared) throw new Error('request body longer than its Content-Length');
-          pending = write(conn, value);
+          pending = write(conn, ex, value);
         }
         if (pending !== undefined) await pending;
       }
       if (ex.phase !== DONE || ex.keepAlive) {
-        if (declared === null) await write(conn, LAST_CHUNK);
+        if (declared === null) await write(conn, ex, LAST_CHUNK);
         else if (sent !== declared) throw new Error('request body shorter than its Content-Length');
       }
     } catch (error) {
@@ -578,10 +508,13 @@ export function createBunSocketTransport(): ClosableTransport {
     endExchange(conn, ex);
   };
 
-  const start = (conn: Conn, ex: Exchange, head: string, body: ReadableStream<Uint8Array> | null, declared: number | null) => {
+  const start = (conn: Conn, ex: Exchange) => {
     conn.ex = ex;
     conn.rest = null;
-    const pending = writeHead(conn, head);
+    ex.conn = conn;
+    ex.reused = conn.reused;
+    const pending = writeHead(conn, ex, ex.requestHead);
+    const body = ex.body;
     if (body === null) {
       // The request is done once its head is on the wire, not before: a connection with
       // request bytes still queued must never carry the next request.
@@ -594,10 +527,10 @@ export function createBunSocketTransport(): ClosableTransport {
         });
       return;
     }
-    if (pending === undefined) void sendBody(conn, ex, body, declared);
+    if (pending === undefined) void sendBody(conn, ex, body, ex.declared);
     else
       pending.then(
-        () => sendBody(conn, ex, body, declared),
+        () => sendBody(conn, ex, body, ex.declared),
         (error) => failExchange(conn, ex, error),
       );
   };
@@ -613,75 +546,94 @@ export function createBunSocketTransport(): ClosableTransport {
     }
   };
 
+  /** Ends an exchange that never got a connection (refused, or cut by close()). */
+  const notSent = (ex: Exchange, error: unknown) => {
+    ex.finished = true;
+    ex.settled = true;
+    ex.signal.removeEventListener('abort', ex.onAbort);
+    ex.reject(error);
+  };
+
   /** Sends `ex` on a pooled connection, or on a new one (`fresh` skips the pool). */
   const open = (ex: Exchange, fresh: boolean) => {
     const idle = ex.pool.idle;
     while (!fresh && idle.length > 0) {
       const conn = idle.pop() as Conn;
       if (conn.dead) continue;
-      ex.onPooled = true;
       run(ex, conn);
       return;
     }
     connect(ex.pool).then(
       (conn) => {
-        if (closed && !ex.finished) {
-          // close() ran while this connection was opening: the exchange is cut like the rest.
-          ex.finished = true;
-          ex.settled = true;
-          ex.signal.removeEventListener('abort', ex.onAbort);
-          ex.reject(upstreamError('proxy shutting down', 'ECONNRESET'));
-        }
+        // close() ran while this connection was opening: the exchange is cut like the rest.
+        if (closed && !ex.finished) notSent(ex, failure(null, 'proxy shutting down', 'ECONNRESET'));
         if (ex.finished) return release(conn);
         run(ex, conn);
       },
       (error) => {
-        if (ex.finished) return;
-        ex.finished = true;
-        ex.settled = true;
-        ex.signal.removeEventListener('abort', ex.onAbort);
-        ex.reject(error);
+        if (!ex.finished) notSent(ex, error);
       },
     );
   };
 
   const run = (ex: Exchange, conn: Conn) => {
-    ex.conn = conn;
     try {
-      start(conn, ex, ex.requestHead, ex.body, ex.declared);
+      start(conn, ex);
     } catch (error) {
       failExchange(conn, ex, error);
     }
   };
 
+  /** Serialises the request and starts it; `ex.resolve` / `ex.reject` are set by the caller. */
+  const exchange = (url: string, init: UpstreamInit): Exchange => {
+    const pathStart = url.indexOf('/', url.indexOf('//') + 2);
+    const pool = poolFor(url.slice(0, pathStart));
+    const { method, headers, body, signal } = init;
+    let text = `${method} ${url.slice(pathStart)} HTTP/1.1\r\n`;
+    for (const [name, value] of headers) text += `${name}: ${value}\r\n`;
+    const length = headers.get('content-length');
+    const declared = body !== null && length !== null ? Number(length) : null;
+    if (body !== null && length === null) text += 'transfer-encoding: chunked\r\n';
+    return new Exchange(pool, method, `${text}\r\n`, body, declared, signal);
+  };
+
+  /** Starts `ex` unless the transport is closed or the signal already aborted. */
+  const begin = (ex: Exchange, init: UpstreamInit) => {
+    if (closed) return ex.reject(failure(null, 'transport closed', 'ECONNRESET'));
+    if (init.signal.aborted) return ex.reject(init.signal.reason);
+    ex.onAbort = () => abortExchange(ex);
+    init.signal.addEventListener('abort', ex.onAbort, { once: true });
+    open(ex, init.fresh === true);
+  };
+
   return {
     name: 'bun-socket',
     fetch(url: string, init: UpstreamInit): Promise<Response> {
-      const pathStart = url.indexOf('/', url.indexOf('//') + 2);
-      const pool = poolFor(url.slice(0, pathStart));
-      const { method, headers, body, signal } = init;
-      let text = `${method} ${url.slice(pathStart)} HTTP/1.1\r\n`;
-      for (const [name, value] of headers) text += `${name}: ${value}\r\n`;
-      const length = headers.get('content-length');
-      const declared = body !== null && length !== null ? Number(length) : null;
-      if (body !== null && length === null) text += 'transfer-encoding: chunked\r\n';
-      const ex = new Exchange(pool, method, `${text}\r\n`, body, declared, signal);
+      const ex = exchange(url, init);
       return new Promise<Response>((resolve, reject) => {
-        if (closed) return reject(upstreamError('transport closed', 'ECONNRESET'));
-        if (signal.aborted) return reject(signal.reason);
         ex.resolve = resolve;
         ex.reject = reject;
-        ex.onAbort = () => abortExchange(ex);
-        signal.addEventListener('abort', ex.onAbort, { once: true });
-        open(ex, false);
+        begin(ex, init);
+      });
+    },
+    upgrade(url: string, init: UpstreamInit): Promise<UpgradeResult> {
+      // Bytes after a request body would be ambiguous (body or new protocol?).
+      if (init.body !== null) return Promise.reject(new TypeError('an upgrade request carries no body'));
+      const ex = exchange(url, init);
+      return new Promise<UpgradeResult>((resolve, reject) => {
+        ex.resolve = (response) => resolve({ switched: false, response });
+        ex.reject = reject;
+        ex.onSwitch = (headers, stream) => resolve({ switched: true, headers, stream });
+        begin(ex, init);
       });
     },
     async close() {
       closed = true;
-      clearInterval(sweep);
+      unregister();
       for (const conn of [...live]) {
         const ex = conn.ex;
-        if (ex !== null) failExchange(conn, ex, upstreamError('proxy shutting down', 'ECONNRESET'));
+        if (ex !== null) failExchange(conn, ex, failure(ex, 'proxy shutting down', 'ECONNRESET'));
+        if (conn.tunnel !== null) conn.tunnel.destroy(new Error('proxy shutting down'));
         kill(conn);
       }
     },

@@ -3,18 +3,22 @@
 // docs/runtimes.md has the measurements against Bun's fetch, node:http and Readable-based
 // undici that led here.
 import type { Runtime } from '../server/runtime.ts';
-import type { ClosableTransport } from './types.ts';
+import type { Transport } from './types.ts';
 
-export type { ClosableTransport, Transport, UpstreamInit } from './types.ts';
+export type { Transport, UpgradeResult, UpstreamInit } from './types.ts';
+export { UpstreamError } from './types.ts';
 
-export async function createTransport(runtime: Runtime): Promise<ClosableTransport> {
+// 'http:' has its colon at index 4; 'https:' goes to undici.
+const isPlainHttp = (url: string) => url.charCodeAt(4) === 58;
+
+export async function createTransport(runtime: Runtime): Promise<Transport> {
   const undici = (await import('./undici.ts')).createUndiciTransport();
   if (runtime !== 'bun') return undici;
   const socket = (await import('./bun-socket.ts')).createBunSocketTransport();
   return {
     name: 'bun-socket+undici',
-    // 'http:' has its colon at index 4; 'https:' goes to undici.
-    fetch: (url, init) => (url.charCodeAt(4) === 58 ? socket.fetch(url, init) : undici.fetch(url, init)),
+    fetch: (url, init) => (isPlainHttp(url) ? socket.fetch(url, init) : undici.fetch(url, init)),
+    upgrade: (url, init) => (isPlainHttp(url) ? socket.upgrade(url, init) : undici.upgrade(url, init)),
     close: async () => {
       await Promise.all([socket.close(), undici.close()]);
     },

@@ -1,20 +1,26 @@
-// undici's dispatcher as the transport (Node, Deno and Bun): raw bytes (no decompression), the
-// Host header as given, no invented headers, keep-alive pools per origin, streaming both ways.
+// undici's dispatcher as the transport (Node, Deno; https: on Bun): raw bytes (no decompression),
+// the Host header as given, no invented headers, keep-alive pools per origin, streaming both
+// ways, and upgrades (the upstream's socket after a 101). It keeps the promises of types.ts.
 // It uses the low-level dispatch handler API and feeds a web ReadableStream directly: going
 // through undici's Node Readable and Readable.toWeb cost ~35% of throughput on Bun and Node.
 // Global fetch is no option: it drops Host and decompresses on Node and Deno, and adds headers
 // and normalises paths on Bun (docs/runtimes.md).
 // 'undici/index.js', not 'undici': on Bun the bare name is Bun's own shim (which decompresses).
+import type { Duplex } from 'node:stream';
 import { Agent, type Dispatcher } from 'undici/index.js';
-import { responseHeadersFromFields } from '../proxy/headers.ts';
+import { bodilessHeaders, isNullBodyStatus } from '../http/body-rules.ts';
+import { headersWithoutHopByHop } from '../http/hop-by-hop.ts';
+import { duplexByteStream } from '../tunnel/node-socket.ts';
 import { lookupWithLocalhost } from './localhost.ts';
-import type { ClosableTransport, UpstreamInit } from './types.ts';
+import { type Transport, type UpgradeResult, UpstreamError, type UpstreamInit } from './types.ts';
 
-// RFC 9110: these statuses never carry a body, and the Response constructor rejects one.
-const NULL_BODY_STATUS = new Set([101, 103, 204, 205, 304]);
 // Upstream bytes buffered per response before undici is paused (backpressure).
 const BODY_HIGH_WATER_BYTES = 64 * 1024;
 const PLAIN_REASON = /^[\t\x20-\x7e]*$/;
+/** Codes of failures before any byte of the request can have reached the upstream. */
+const CONNECT_CODES = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH', 'EADDRNOTAVAIL', 'UND_ERR_CONNECT_TIMEOUT']);
+
+type Fields = Record<string, string | string[] | undefined>;
 
 // SNI and certificate name per upstream origin; computed once per origin (IP literals get none).
 const servernames = new Map<string, string | undefined>();
@@ -27,7 +33,62 @@ function servernameOf(origin: string): string | undefined {
   return servernames.get(origin);
 }
 
-export function createUndiciTransport(): ClosableTransport {
+/**
+ * undici's error as an UpstreamError with the facts the retry policy reads. `requestStarted`:
+ * undici had handed the request to a connection (onRequestStart ran); before that nothing was
+ * written. undici does not say whether that connection had served an earlier request, so
+ * `reusedConnection` is always false (a stale pooled connection looks like a plain reset).
+ */
+function upstreamError(error: Error, requestStarted: boolean, responseStarted: boolean): UpstreamError {
+  if (error instanceof UpstreamError) return error;
+  const code = (error as { code?: unknown }).code;
+  const name = typeof code === 'string' && code ? code : 'UPSTREAM_FAILED';
+  return new UpstreamError(
+    error.message,
+    name,
+    { connectFailed: !requestStarted || CONNECT_CODES.has(name), reusedConnection: false, responseStarted },
+    { cause: error },
+  );
+}
+
+/** `init.headers` as undici takes them, and the `upgrade` value it writes itself. */
+function upgradeFields(headers: Headers): { fields: string[]; upgrade: string } {
+  // undici refuses Connection and Upgrade among the headers of an upgrade request: it writes
+  // `connection: upgrade` and `upgrade: <value>` itself, right after Host.
+  const fields: string[] = []; // flat: name, value, name, value...
+  let upgrade = '';
+  for (const [name, value] of headers) {
+    if (name === 'upgrade') upgrade = value;
+    else if (name !== 'connection') fields.push(name, value);
+  }
+  return { fields, upgrade };
+}
+
+/** The fields of a 101 as undici parsed them, hop-by-hop included (the tunnel needs Upgrade). */
+function allFields(fields: Fields): Headers {
+  const out = new Headers();
+  for (const name in fields) {
+    const value = fields[name];
+    if (Array.isArray(value)) for (const v of value) out.append(name, v);
+    else if (value !== undefined) out.append(name, value);
+  }
+  return out;
+}
+
+interface Exchange {
+  readonly origin: string;
+  readonly path: string;
+  readonly method: string;
+  readonly headers: Iterable<[string, string]> | string[];
+  readonly body: ReadableStream<Uint8Array> | null;
+  readonly signal: AbortSignal;
+  /** Set for upgrade requests: undici writes Connection and Upgrade itself. */
+  readonly upgrade?: string;
+  /** Set for upgrade requests: the 101 and the upstream's socket. */
+  readonly onUpgrade?: (headers: Fields, socket: Duplex) => void;
+}
+
+export function createUndiciTransport(): Transport {
   const agent = new Agent({
     // The proxy enforces its own header timeout per route; the body may take as long as it takes.
     headersTimeout: 0,
@@ -37,154 +98,211 @@ export function createUndiciTransport(): ClosableTransport {
     connect: { lookup: lookupWithLocalhost, autoSelectFamily: true, autoSelectFamilyAttemptTimeout: 250 },
   });
 
-  return {
-    name: 'undici',
-    fetch: function undiciTransport(url: string, init: UpstreamInit) {
-      const pathStart = url.indexOf('/', url.indexOf('//') + 2);
-      const origin = url.slice(0, pathStart);
-      const method = init.method;
-      return new Promise<Response>((resolve, reject) => {
-        const signal = init.signal;
-        let control: Dispatcher.DispatchController | null = null;
-        let stream: ReadableStreamDefaultController<Uint8Array> | null = null;
-        // The response head once it is known; null for HEAD and null-body statuses.
-        let head: ResponseInit | null = null;
-        let declaredLength = false;
-        let smallBody = false;
-        let awaitingWhole = false;
-        let resolved = false;
-        let ended = false;
-        let early: Buffer[] = [];
-        let earlyBytes = 0;
-        const onAbort = () => control?.abort(signal.reason);
-        const cleanup = () => signal.removeEventListener('abort', onAbort);
-        const fail = (error: Error) => {
-          cleanup();
-          if (!resolved) {
-            resolved = true;
-            reject(error);
-          } else stream?.error(error);
-        };
-        const settle = (response: Response) => {
+  /** One exchange: resolves with the response once its head is in (or rejects with an UpstreamError). */
+  function exchange(x: Exchange): Promise<Response> {
+    const { method, signal } = x;
+    return new Promise<Response>((resolve, reject) => {
+      let control: Dispatcher.DispatchController | null = null;
+      let stream: ReadableStreamDefaultController<Uint8Array> | null = null;
+      // The response head once it is known; null for HEAD and null-body statuses.
+      let head: ResponseInit | null = null;
+      let declaredLength = false;
+      let smallBody = false;
+      let awaitingWhole = false;
+      let resolved = false;
+      let responseStarted = false;
+      let ended = false;
+      let early: Buffer[] = [];
+      let earlyBytes = 0;
+      const onAbort = () => control?.abort(signal.reason);
+      const cleanup = () => signal.removeEventListener('abort', onAbort);
+      const fail = (error: Error) => {
+        cleanup();
+        // An abort rejects with the signal's reason, as fetch does; the rest with the facts.
+        const reason = signal.aborted ? signal.reason : upstreamError(error, control !== null, responseStarted);
+        if (!resolved) {
           resolved = true;
-          resolve(response);
-        };
-        if (signal.aborted) {
-          reject(signal.reason);
+          reject(reason);
+        } else stream?.error(reason);
+      };
+      const settle = (response: Response) => {
+        resolved = true;
+        resolve(response);
+      };
+      if (signal.aborted) {
+        reject(signal.reason);
+        return;
+      }
+      signal.addEventListener('abort', onAbort, { once: true });
+
+      // Hands the response over one microtask after its head: bytes undici parsed in the same
+      // pass (a small body usually arrives with its head) are in `early` by then. A body that is
+      // already complete and declared its length goes out as bytes, sparing a stream per
+      // response; anything else streams, starting with what arrived early.
+      const handOver = (controller: Dispatcher.DispatchController) => {
+        if (resolved || head === null) return;
+        // A small declared body still on its way is awaited whole (bounded, like nginx's
+        // proxy buffers): if it breaks, the client gets a clean 502, not a truncated answer.
+        if (!ended && declaredLength && smallBody) {
+          awaitingWhole = true;
           return;
         }
-        signal.addEventListener('abort', onAbort, { once: true });
-
-        // Hands the response over one microtask after its head: bytes undici parsed in the same
-        // pass (a small body usually arrives with its head) are in `early` by then. A body that is
-        // already complete and declared its length goes out as bytes, sparing a stream per
-        // response; anything else streams, starting with what arrived early.
-        const handOver = (controller: Dispatcher.DispatchController) => {
-          if (resolved || head === null) return;
-          // A small declared body still on its way is awaited whole (bounded, like nginx's
-          // proxy buffers): if it breaks, the client gets a clean 502, not a truncated answer.
-          if (!ended && declaredLength && smallBody) {
-            awaitingWhole = true;
-            return;
-          }
-          if (ended && declaredLength) {
-            const bytes = early.length === 1 ? (early[0] as Buffer) : Buffer.concat(early, earlyBytes);
-            settle(new Response(bytes as unknown as Uint8Array<ArrayBuffer>, head));
-            return;
-          }
-          const body = new ReadableStream<Uint8Array>(
-            {
-              start(c) {
-                stream = c;
-                for (const chunk of early) c.enqueue(chunk);
-                early = [];
-                if (ended) c.close();
-              },
-              pull() {
-                if (controller.paused) controller.resume();
-              },
-              cancel(reason) {
-                cleanup();
-                controller.abort(reason instanceof Error ? reason : new Error('response body cancelled'));
-              },
-            },
-            new ByteLengthQueuingStrategy({ highWaterMark: BODY_HIGH_WATER_BYTES }),
-          );
-          settle(new Response(body, head));
-        };
-
-        const handler: Dispatcher.DispatchHandler = {
-          onRequestStart(controller) {
-            control = controller;
-            if (signal.aborted) controller.abort(signal.reason);
-          },
-          onResponseStart(controller, statusCode, headers, statusMessage) {
-            // 1xx informational answers (100 Continue, 103 Early Hints) are not the response.
-            if (statusCode < 200) return;
-            // RFC 9110 §15: three digits; a Response cannot carry more than 599 either.
-            if (statusCode > 599) {
-              const error = Object.assign(new Error(`invalid status ${statusCode}`), { code: 'UPSTREAM_INVALID_STATUS' });
-              fail(error);
-              controller.abort(error);
-              return;
-            }
-            // A reason phrase is optional (RFC 9112 §4); one no header may carry is dropped.
-            const statusText = PLAIN_REASON.test(statusMessage ?? '') ? statusMessage : '';
-            const init = { status: statusCode, statusText, headers: responseHeadersFromFields(headers) };
-            if (NULL_BODY_STATUS.has(statusCode) || method === 'HEAD') {
-              settle(new Response(null, init));
-              return;
-            }
-            head = init;
-            const length = headers['content-length'];
-            declaredLength = length !== undefined;
-            smallBody = declaredLength && Number(length) <= BODY_HIGH_WATER_BYTES;
-            queueMicrotask(() => {
-              try {
-                handOver(controller);
-              } catch (error) {
-                // Never leave the caller waiting: whatever broke here is the upstream's answer.
-                fail(error as Error);
-                controller.abort(error as Error);
-              }
-            });
-          },
-          onResponseData(controller, chunk) {
-            if (head === null) return; // body of a HEAD / null-body answer: ignored
-            if (stream === null) {
-              early.push(chunk);
-              earlyBytes += chunk.byteLength;
-              if (earlyBytes >= BODY_HIGH_WATER_BYTES && !smallBody) controller.pause();
-              return;
-            }
-            stream.enqueue(chunk);
-            if ((stream.desiredSize ?? 1) <= 0) controller.pause();
-          },
-          onResponseEnd(controller) {
-            cleanup();
-            ended = true;
-            stream?.close();
-            if (awaitingWhole) handOver(controller);
-          },
-          onResponseError(_controller, error) {
-            fail(error);
-          },
-        };
-
-        agent.dispatch(
+        if (ended && declaredLength) {
+          const bytes = early.length === 1 ? (early[0] as Buffer) : Buffer.concat(early, earlyBytes);
+          settle(new Response(bytes as unknown as Uint8Array<ArrayBuffer>, head));
+          return;
+        }
+        const body = new ReadableStream<Uint8Array>(
           {
-            origin,
-            path: url.slice(pathStart),
-            // TLS checks the configured upstream's name, never the client's Host.
-            servername: servernameOf(origin),
-            method: method as Dispatcher.HttpMethod,
-            headers: init.headers as unknown as Iterable<[string, string]>,
-            // A web ReadableStream is an async iterable on every runtime; undici streams it.
-            body: init.body as unknown as import('node:stream').Readable | null,
-            // `servername` is a Request option undici's types do not list.
-          } as Dispatcher.DispatchOptions,
-          handler,
+            start(c) {
+              stream = c;
+              for (const chunk of early) c.enqueue(chunk);
+              early = [];
+              if (ended) c.close();
+            },
+            pull() {
+              if (controller.paused) controller.resume();
+            },
+            cancel(reason) {
+              cleanup();
+              controller.abort(reason instanceof Error ? reason : new Error('response body cancelled'));
+            },
+          },
+          new ByteLengthQueuingStrategy({ highWaterMark: BODY_HIGH_WATER_BYTES }),
         );
+        settle(new Response(body, head));
+      };
+
+      const handler: Dispatcher.DispatchHandler = {
+        onRequestStart(controller) {
+          control = controller;
+          if (signal.aborted) controller.abort(signal.reason);
+        },
+        onRequestUpgrade(controller, _statusCode, headers, socket) {
+          cleanup();
+          resolved = true;
+          if (x.onUpgrade === undefined) {
+            // Not asked for: undici only upgrades when the request named a protocol.
+            socket.destroy();
+            controller.abort(new Error('unexpected upgrade'));
+            return;
+          }
+          x.onUpgrade(headers as Fields, socket);
+        },
+        onResponseStart(controller, statusCode, headers, statusMessage) {
+          // 1xx informational answers (100 Continue, 103 Early Hints) are not the response.
+          if (statusCode < 200) return;
+          responseStarted = true;
+          // RFC 9110 §15: three digits; a Response cannot carry more than 599 either.
+          if (statusCode > 599) {
+            const error = new UpstreamError(`invalid status ${statusCode}`, 'UPSTREAM_INVALID_STATUS', {
+              connectFailed: false,
+              reusedConnection: false,
+              responseStarted: true,
+            });
+            fail(error);
+            controller.abort(error);
+            return;
+          }
+          // A reason phrase is optional (RFC 9112 §4); one no header may carry is dropped.
+          const statusText = PLAIN_REASON.test(statusMessage ?? '') ? statusMessage : '';
+          const init = { status: statusCode, statusText, headers: headersWithoutHopByHop(headers as Fields) };
+          if (isNullBodyStatus(statusCode) || method === 'HEAD') {
+            init.headers = bodilessHeaders(statusCode, init.headers);
+            settle(new Response(null, init));
+            return;
+          }
+          head = init;
+          const length = headers['content-length'];
+          declaredLength = length !== undefined;
+          smallBody = declaredLength && Number(length) <= BODY_HIGH_WATER_BYTES;
+          queueMicrotask(() => {
+            try {
+              handOver(controller);
+            } catch (error) {
+              // Never leave the caller waiting: whatever broke here is the upstream's answer.
+              fail(error as Error);
+              controller.abort(error as Error);
+            }
+          });
+        },
+        onResponseData(controller, chunk) {
+          if (head === null) return; // body of a HEAD / null-body answer: ignored
+          if (stream === null) {
+            early.push(chunk);
+            earlyBytes += chunk.byteLength;
+            if (earlyBytes >= BODY_HIGH_WATER_BYTES && !smallBody) controller.pause();
+            return;
+          }
+          stream.enqueue(chunk);
+          if ((stream.desiredSize ?? 1) <= 0) controller.pause();
+        },
+        onResponseEnd(controller) {
+          cleanup();
+          ended = true;
+          stream?.close();
+          if (awaitingWhole) handOver(controller);
+        },
+        onResponseError(_controller, error) {
+          fail(error);
+        },
+      };
+
+      agent.dispatch(
+        {
+          origin: x.origin,
+          path: x.path,
+          // TLS checks the configured upstream's name, never the client's Host.
+          servername: servernameOf(x.origin),
+          method: method as Dispatcher.HttpMethod,
+          headers: x.headers as Iterable<[string, string]>,
+          // A web ReadableStream is an async iterable on every runtime; undici streams it.
+          body: x.body as unknown as import('node:stream').Readable | null,
+          upgrade: x.upgrade,
+          // `servername` is a Request option undici's types do not list.
+        } as Dispatcher.DispatchOptions,
+        handler,
+      );
+    });
+  }
+
+  const split = (url: string) => {
+    const pathStart = url.indexOf('/', url.indexOf('//') + 2);
+    return { origin: url.slice(0, pathStart), path: url.slice(pathStart) };
+  };
+
+  return {
+    name: 'undici',
+    // `init.fresh` is not honoured: undici's pool picks the connection and gives no way to ask
+    // for a new one. Its pool drops connections the upstream closed, which covers most stale ones.
+    fetch: function undiciTransport(url: string, init: UpstreamInit) {
+      const { origin, path } = split(url);
+      return exchange({
+        origin,
+        path,
+        method: init.method,
+        headers: init.headers as unknown as Iterable<[string, string]>,
+        body: init.body,
+        signal: init.signal,
+      });
+    },
+    upgrade: function undiciUpgrade(url: string, init: UpstreamInit): Promise<UpgradeResult> {
+      const { origin, path } = split(url);
+      const { fields, upgrade } = upgradeFields(init.headers);
+      if (upgrade === '') return Promise.reject(new TypeError('an upgrade request needs an Upgrade field'));
+      // undici 7 answers a non-101 to an upgrade request through the ordinary response
+      // callbacks (client-h1.js: only a 101 takes the upgrade path), so both outcomes come back.
+      return new Promise<UpgradeResult>((resolve, reject) => {
+        exchange({
+          origin,
+          path,
+          method: init.method,
+          headers: fields,
+          body: init.body,
+          signal: init.signal,
+          upgrade,
+          onUpgrade: (headers, socket) => resolve({ switched: true, headers: allFields(headers), stream: duplexByteStream(socket) }),
+        }).then((response) => resolve({ switched: false, response }), reject);
       });
     },
     // Called after the grace period: whatever is still in flight is cut.

@@ -71,16 +71,22 @@ for (const runtime of RUNTIMES) {
       await Promise.all([odd?.close(), echo?.close(), slow?.close()]);
     });
 
-    test('a method outside the usual list reaches the upstream exactly (Node: 400, its parser knows a fixed list)', async () => {
-      for (const method of ['BREW', 'Post']) {
-        const r = await rawRequest(proxy.port, `${method} /method HTTP/1.1\r\nHost: odd.test\r\nConnection: close\r\n\r\n`);
-        if (runtime === 'node') {
-          assert.equal(r.status, 400, method);
-          continue;
-        }
-        assert.equal(r.status, 200, method);
-        assert.equal(r.body.toString('latin1'), `${method} /method HTTP/1.1`);
-      }
+    // RFC 9110 §9.1: methods are case-sensitive tokens, and an unrecognized one is the origin
+    // server's to answer (501), so a proxy forwards it as received. README "Methods".
+    const methodReaches = async (method: string) => {
+      const r = await rawRequest(proxy.port, `${method} /method HTTP/1.1\r\nHost: odd.test\r\nConnection: close\r\n\r\n`);
+      assert.equal(r.status, 200, method);
+      assert.equal(r.body.toString('latin1'), `${method} /method HTTP/1.1`);
+    };
+
+    test('methods outside the common set (registered ones: cache, WebDAV, QUERY, SSDP) reach the upstream exactly', async () => {
+      for (const method of ['PURGE', 'PROPFIND', 'MKCOL', 'QUERY', 'M-SEARCH']) await methodReaches(method);
+    });
+
+    test('an unregistered or mixed-case method reaches the upstream exactly', {
+      skip: runtime === 'node' ? 'Node: its parser accepts only the methods it knows and answers others 400 (README "Methods")' : false,
+    }, async () => {
+      for (const method of ['BREW', 'Post', 'purge']) await methodReaches(method);
     });
 
     test('a 205 whose upstream sent a Content-Length and a body reaches the client framed as empty', async () => {
@@ -114,7 +120,9 @@ for (const runtime of RUNTIMES) {
       const declared = Number(r.headers.find(([k]) => k === 'content-length')?.[1] ?? Number.NaN);
       const complete = r.status === 200 && declared === r.body.length;
       assert.equal(complete, false, `status ${r.status}, declared ${declared}, got ${r.body.length}`);
-      assert.ok(r.status === 502 || (r.status === 200 && declared === 1000 && r.body.length < 1000), `status ${r.status}`);
+      // A declared body this small is awaited whole before the answer starts (the transport
+      // contract, src/transport/types.ts), so its breaking is known in time for a clean 502.
+      assert.equal(r.status, 502, r.raw.subarray(0, 200).toString('latin1'));
     });
 
     test('framing ambiguities are refused, not forwarded', async () => {
@@ -125,7 +133,8 @@ for (const runtime of RUNTIMES) {
         proxy.port,
         'POST / HTTP/1.1\r\nHost: x.test\r\nTransfer-Encoding: gzip, chunked\r\nConnection: close\r\n\r\n5\r\nhello\r\n0\r\n\r\n',
       );
-      assert.ok(gzip.status === 501 || gzip.status === 400, `status ${gzip.status}`);
+      // RFC 9112 §6.1: a transfer coding the server does not understand gets 501.
+      assert.equal(gzip.status, 501);
       assert.equal(echo.requests.length, before);
     });
 

@@ -1,0 +1,92 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import type { Transport, UpstreamInit } from '../transport/types.ts';
+import { UpstreamError } from '../transport/types.ts';
+import { sendAttempt } from './attempt.ts';
+import { ProxyError, statusFor } from './errors.ts';
+
+const upstream = { origin: 'http://127.0.0.1:9', hostPort: '127.0.0.1:9' };
+
+function transportOf(fetch: Transport['fetch']): Transport {
+  return {
+    name: 'fake',
+    fetch,
+    upgrade: () => Promise.reject(new Error('not used')),
+    close: async () => {},
+  };
+}
+
+const init = (signal = new AbortController().signal): UpstreamInit => ({ method: 'GET', headers: new Headers({ host: 'a.test' }), body: null, signal });
+
+test('a response comes back as it is, sent to origin + target', async () => {
+  let seen = '';
+  const res = new Response('ok');
+  const out = await sendAttempt(
+    transportOf(async (url) => {
+      seen = url;
+      return res;
+    }),
+    upstream,
+    '/a?b',
+    init(),
+  );
+  assert.equal(out, res);
+  assert.equal(seen, 'http://127.0.0.1:9/a?b');
+});
+
+test('failures become typed ProxyErrors naming the upstream, never throws', async () => {
+  const cases: [unknown, string, boolean, boolean][] = [
+    // [thrown, kind, retryable, staleConnection]
+    [Object.assign(new Error('connect ECONNREFUSED'), { code: 'ECONNREFUSED' }), 'connect', true, false],
+    [new TypeError('fetch failed', { cause: { code: 'ENOTFOUND' } }), 'connect', true, false],
+    [new UpstreamError('refused', 'ECONNREFUSED', { connectFailed: true, reusedConnection: false, responseStarted: false }), 'connect', true, false],
+    [new UpstreamError('reset', 'ECONNRESET', { connectFailed: false, reusedConnection: true, responseStarted: false }), 'reset', false, true],
+    [new UpstreamError('reset', 'ECONNRESET', { connectFailed: false, reusedConnection: true, responseStarted: true }), 'reset', false, false],
+    [new UpstreamError('reset', 'ECONNRESET', { connectFailed: false, reusedConnection: false, responseStarted: false }), 'reset', false, false],
+    [Object.assign(new Error('socket hang up'), { code: 'ECONNRESET' }), 'reset', false, false],
+    ['a string', 'reset', false, false],
+  ];
+  for (const [thrown, kind, retryable, stale] of cases) {
+    const out = await sendAttempt(
+      transportOf(async () => {
+        throw thrown;
+      }),
+      upstream,
+      '/',
+      init(),
+    );
+    assert.ok(out instanceof ProxyError, String(thrown));
+    assert.equal(out.kind, kind, String(thrown));
+    assert.equal(out.retryable, retryable, String(thrown));
+    assert.equal(out.staleConnection, stale, String(thrown));
+    assert.equal(out.source, 'upstream');
+    assert.equal(statusFor(out.kind), 502);
+    assert.match(out.message, /upstream http:\/\/127\.0\.0\.1:9 /);
+  }
+});
+
+test('a synchronous throw is caught too', async () => {
+  const out = await sendAttempt(
+    transportOf(() => {
+      throw Object.assign(new Error('boom'), { code: 'ECONNREFUSED' });
+    }),
+    upstream,
+    '/',
+    init(),
+  );
+  assert.ok(out instanceof ProxyError);
+  assert.equal(out.kind, 'connect');
+});
+
+test('an abort comes back as the signal reason when that is a ProxyError', async () => {
+  const controller = new AbortController();
+  const reason = new ProxyError('timeout', 'upstream', false, 'upstream http://127.0.0.1:9 sent no response head within 5 ms');
+  controller.abort(reason);
+  const out = await sendAttempt(
+    transportOf((_url, i) => Promise.reject(i.signal.reason)),
+    upstream,
+    '/',
+    init(controller.signal),
+  );
+  assert.equal(out, reason);
+});

@@ -1,0 +1,30 @@
+// The retry policy: whether a failed attempt may be sent again. Pure and the same on every
+// runtime; transports only report what happened on the connection (UpstreamError.facts).
+
+/** One first attempt and at most one retry. */
+export const MAX_ATTEMPTS = 2;
+
+// RFC 9110 §9.2.2: methods whose intended effect is the same however often they are sent.
+// Methods are case-sensitive (§9.1): `get` is not GET.
+const IDEMPOTENT: ReadonlySet<string> = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE', 'PUT', 'DELETE']);
+
+/** What the policy needs to know about a failed attempt. */
+export interface FailedAttempt {
+  /** The upstream cannot have acted on the request (`ProxyError.retryable`: connect failed). */
+  readonly retryable: boolean;
+  /** Sent on a reused pooled connection and no byte came back (`ProxyError.staleConnection`). */
+  readonly staleConnection: boolean;
+}
+
+/**
+ * True when the request may be sent once more (on a fresh connection): never after
+ * `MAX_ATTEMPTS`, never with a request body (it was streamed and is gone); then either the
+ * upstream cannot have seen it (any method), or a stale pooled connection dropped an
+ * idempotent request (RFC 9112 §9.3.1: a client may retry those on a new connection). The
+ * caller does not ask once the client left or the timeout fired.
+ */
+export function mayRetry(failure: FailedAttempt, method: string, hasBody: boolean, attemptsMade: number): boolean {
+  if (attemptsMade >= MAX_ATTEMPTS || hasBody) return false;
+  if (failure.retryable) return true;
+  return failure.staleConnection && IDEMPOTENT.has(method);
+}

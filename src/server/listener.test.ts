@@ -1,0 +1,18 @@
+// Runs the listener conformance cases (listener.cases.ts) against this runtime's listener:
+// Bun: our server on Bun.listen; Node: node:http; Deno: Deno.serve.
+
+import { listenerCases } from './listener.cases.ts';
+import { detectRuntime } from './runtime.ts';
+
+const runtime = detectRuntime();
+
+if (runtime === 'node') {
+  const { listenNode, nodeListenerFeatures } = await import('./node.ts');
+  listenerCases('node:http', listenNode, nodeListenerFeatures);
+} else if (runtime === 'deno') {
+  const { listenDeno, denoListenerFeatures } = await import('./deno.ts');
+  listenerCases('Deno.serve', listenDeno, denoListenerFeatures);
+} else {
+  const { listenBunNative, bunNativeListenerFeatures } = await import('./bun-native.ts');
+  listenerCases('bun-native', listenBunNative, bunNativeListenerFeatures);
+}

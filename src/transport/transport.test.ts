@@ -1,0 +1,12 @@
+// Runs the transport conformance cases (transport.cases.ts) against this runtime's transports:
+// Bun: bun-socket (http:) and undici; Node and Deno: undici.
+import { detectRuntime } from '../server/runtime.ts';
+import { transportCases } from './transport.cases.ts';
+import { createUndiciTransport } from './undici.ts';
+
+transportCases('undici', createUndiciTransport);
+
+if (detectRuntime() === 'bun') {
+  const { createBunSocketTransport } = await import('./bun-socket.ts');
+  transportCases('bun-socket', createBunSocketTransport as never);
+}
