@@ -22,9 +22,9 @@ import { BODY_NONE, requestFraming } from '../http1/framing.ts';
 import { HEAD_BARE_LF, HEAD_COMPLETE, HEAD_INCOMPLETE, HEAD_TOO_LARGE, HeadReader } from '../http1/head-reader.ts';
 import { Outbox } from '../http1/outbox.ts';
 import { BAD_GATEWAY_BODY, badGatewayHead, closingAnswer, endOfHead, type ResponseHead, responseHead, switchingHead } from '../http1/response-head.ts';
-import { SocketByteStream } from '../http1/socket-stream.ts';
 import { parseRequestLine } from '../http1/start-line.ts';
 import { normalizePeer } from '../proxy/headers.ts';
+import { SocketByteStream } from '../tunnel/bun-socket-stream.ts';
 import type { ByteStream, ClientUpgrade } from '../tunnel/types.ts';
 import type { AppFetch, Listener, ListenerSpec } from './types.ts';
 
@@ -126,15 +126,8 @@ function finalResponse(answer: unknown): Response {
   return INTERNAL_ERROR();
 }
 
-/** A small declared body read whole, or null when it broke or does not match its length. */
-async function readWhole(res: Response, length: string | null): Promise<Uint8Array | null> {
-  try {
-    const bytes = new Uint8Array(await res.arrayBuffer());
-    return bytes.byteLength === Number(length) ? bytes : null;
-  } catch {
-    return null; // becomes a clean 502, never a truncated answer
-  }
-}
+/** The bytes of a small declared body, or null when they do not match its length. */
+const matching = (bytes: Uint8Array, length: string | null): Uint8Array | null => (bytes.byteLength === Number(length) ? bytes : null);
 
 /** Capabilities the conformance cases read (listener.cases.ts): our parser has the request line, one Conn per socket, and the byte hand-over. */
 export const bunNativeListenerFeatures = { line: true, connPerSocket: true, upgradeBody: true, upgrade: 'bytes' } as const;
@@ -443,7 +436,10 @@ export async function listenBunNative(fetch: AppFetch, spec: ListenerSpec): Prom
   /** The connection can still take this exchange's answer. */
   const answering = (conn: Conn, ex: Exchange) => !conn.dead && conn.state !== LINGER && !ex.switched;
 
-  /** Writes the app's answer. Never rejects. */
+  /**
+   * Writes the app's answer. Never rejects. The small-body path awaits only what it must (the
+   * body, a write the socket did not take at once): each await is a promise per request.
+   */
   const respond = async (conn: Conn, ex: Exchange, answer: unknown): Promise<void> => {
     const res = finalResponse(answer);
     // Client gone, the connection already answered with an error, or switched protocols.
@@ -451,8 +447,23 @@ export async function listenBunNative(fetch: AppFetch, spec: ListenerSpec): Prom
     ex.started = true;
     const head = responseHead(ex.method, ex.http10, res, clock.dateLine);
     if (head.untilClose) conn.closing = true;
-    const small = head.body === null || (head.length !== null && Number(head.length) <= SMALL_BODY_BYTES);
-    const sent = small ? await sendWhole(conn, ex, res, head) : await sendStreamed(conn, ex, head);
+    let sent = true;
+    if (head.body === null) {
+      // HEAD, 204, 304: whatever body the app made is not sent.
+      if (res.body !== null) await discard(res);
+      const pending = sendWhole(conn, ex, head.text, null);
+      if (pending !== undefined) await pending;
+    } else if (head.length !== null && Number(head.length) <= SMALL_BODY_BYTES) {
+      let bytes: Uint8Array | null;
+      try {
+        bytes = matching(new Uint8Array(await res.arrayBuffer()), head.length);
+      } catch {
+        bytes = null;
+      }
+      // A small body that broke on its way becomes a clean 502, never a truncated answer.
+      const pending = bytes === null ? sendWhole(conn, ex, badGatewayHead(clock.dateLine), BAD_GATEWAY_BODY) : sendWhole(conn, ex, head.text, bytes);
+      if (pending !== undefined) await pending;
+    } else sent = await sendStreamed(conn, ex, head);
     ex.responded = true;
     // The body broke mid-way: cut the connection so the client sees a truncated response,
     // never a clean end (RFC 9112 §6.3).
@@ -474,31 +485,18 @@ export async function listenBunNative(fetch: AppFetch, spec: ListenerSpec): Prom
     exchangeDone(conn, ex);
   };
 
-  /** Head and whole body in one write, through a buffer reused by every response. Always true. */
-  const sendWhole = async (conn: Conn, ex: Exchange, res: Response, head: ResponseHead): Promise<boolean> => {
-    let text = head.text;
-    let bytes: Uint8Array | null = null;
-    if (head.body !== null) {
-      bytes = await readWhole(res, head.length);
-      if (bytes === null) {
-        text = badGatewayHead(clock.dateLine);
-        bytes = BAD_GATEWAY_BODY;
-      }
-    } else await discard(res); // HEAD, 204, 304: whatever body the app made is not sent
-    if (!answering(conn, ex)) return true;
+  /** A head (without its end) and a whole body in one write, through a buffer reused by every response. */
+  const sendWhole = (conn: Conn, ex: Exchange, head: string, bytes: Uint8Array | null): Promise<void> | undefined => {
+    if (!answering(conn, ex)) return undefined;
     // The whole answer is in hand: if the request body is not, this connection ends after it.
     if (!ex.bodyDone || stopping) conn.closing = true;
-    text += endOfHead(conn.closing, ex.http10);
-    if (bytes === null) {
-      await writeText(conn, text);
-      return true;
-    }
+    const text = head + endOfHead(conn.closing, ex.http10);
+    if (bytes === null) return writeText(conn, text);
     const total = text.length + bytes.byteLength;
     const out = total <= scratch.byteLength ? scratch : Buffer.allocUnsafe(total);
     out.write(text, 0, 'latin1');
     out.set(bytes, text.length);
-    await write(conn, out, total);
-    return true;
+    return write(conn, out, total);
   };
 
   /** The head, then the body as it comes. False when the body broke or broke its length. */

@@ -6,7 +6,7 @@ import type { AddressInfo, Socket } from 'node:net';
 import { getRequestListener, type Http2Bindings, type HttpBindings } from '@hono/node-server';
 import type { Bindings, ConnInfo } from '../app-env.ts';
 import { normalizePeer } from '../proxy/headers.ts';
-import { duplexByteStream } from '../tunnel/node-socket.ts';
+import { duplexByteStream } from '../tunnel/node-socket-stream.ts';
 import type { ByteStream, ClientUpgrade } from '../tunnel/types.ts';
 import type { AppFetch, Listener, ListenerSpec } from './types.ts';
 

@@ -20,8 +20,8 @@ import { FIELDS_OK, framingFields, parseFields } from '../http1/fields.ts';
 import { BODY_CHUNKED, BODY_LENGTH, BODY_NONE, BODY_UNTIL_CLOSE, responseFraming } from '../http1/framing.ts';
 import { HEAD_COMPLETE, HEAD_INCOMPLETE, HeadReader } from '../http1/head-reader.ts';
 import { Outbox } from '../http1/outbox.ts';
-import { SocketByteStream } from '../http1/socket-stream.ts';
 import { parseStatusLine } from '../http1/start-line.ts';
+import { SocketByteStream } from '../tunnel/bun-socket-stream.ts';
 import type { UpgradeResult } from '../tunnel/types.ts';
 import { type Transport, UpstreamError, type UpstreamInit } from './types.ts';
 

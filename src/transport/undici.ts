@@ -10,7 +10,7 @@ import type { Duplex } from 'node:stream';
 import { Agent, type Dispatcher } from 'undici/index.js';
 import { bodilessHeaders, isNullBodyStatus } from '../http/body-rules.ts';
 import { headersWithoutHopByHop } from '../http/hop-by-hop.ts';
-import { duplexByteStream } from '../tunnel/node-socket.ts';
+import { duplexByteStream } from '../tunnel/node-socket-stream.ts';
 import { lookupWithLocalhost } from './localhost.ts';
 import { type Transport, type UpgradeResult, UpstreamError, type UpstreamInit } from './types.ts';
 

@@ -1,9 +1,10 @@
-// A socket after 101 Switching Protocols, as a ByteStream (tunnel/types.ts): our Bun server
+// A Bun socket after 101 Switching Protocols, as a ByteStream (./types.ts): our Bun server
 // hands the client's side over with it, our Bun client the upstream's. Reads queue with
 // backpressure (the socket pauses), writes go through the connection's Outbox. No framing.
-import type { ByteStream } from '../tunnel/types.ts';
-import { BODY_QUEUE } from './body-decoder.ts';
-import type { Outbox, WritableSocket } from './outbox.ts';
+
+import { BODY_QUEUE } from '../http1/body-decoder.ts';
+import type { Outbox, WritableSocket } from '../http1/outbox.ts';
+import type { ByteStream } from './types.ts';
 
 /** The socket calls a tunnel makes. */
 export interface TunnelSocket extends WritableSocket {

@@ -3,8 +3,8 @@
 import assert from 'node:assert/strict';
 import { Buffer } from 'node:buffer';
 import { describe, test } from 'node:test';
-import { Outbox } from './outbox.ts';
-import { SocketByteStream, type TunnelSocket } from './socket-stream.ts';
+import { Outbox } from '../http1/outbox.ts';
+import { SocketByteStream, type TunnelSocket } from './bun-socket-stream.ts';
 
 class FakeSocket implements TunnelSocket {
   written: string[] = [];
