@@ -7,7 +7,7 @@ import net from 'node:net';
 import { test } from 'node:test';
 import { gzipSync } from 'node:zlib';
 import { gate, sleep, until, within } from '../../tests/support/wait.ts';
-import { type Transport, UpstreamError, type UpstreamInit } from './types.ts';
+import { type Transport, type UpgradeResult, UpstreamError, type UpstreamInit } from './types.ts';
 
 interface Upstream {
   readonly port: number;
@@ -94,6 +94,18 @@ async function readBytes(reader: ReadableStreamDefaultReader<Uint8Array>, n: num
     out += Buffer.from(value).toString('latin1');
   }
   return out;
+}
+
+/** Sends an upgrade request for `protocol` to `/tunnel` on `port`, the way a WebSocket tunnel will. */
+function askUpgrade(t: Transport, port: number, protocol: string): Promise<UpgradeResult> {
+  return t.upgrade(
+    `http://127.0.0.1:${port}/tunnel`,
+    init('GET', [
+      ['host', 'a'],
+      ['connection', 'upgrade'],
+      ['upgrade', protocol],
+    ]),
+  );
 }
 
 export function transportCases(name: string, create: () => Transport): void {
@@ -383,14 +395,7 @@ export function transportCases(name: string, create: () => Transport): void {
         });
       }),
       async (t, up) => {
-        const result = await t.upgrade(
-          `http://127.0.0.1:${up.port}/tunnel`,
-          init('GET', [
-            ['host', 'a'],
-            ['connection', 'upgrade'],
-            ['upgrade', 'echo'],
-          ]),
-        );
+        const result = await askUpgrade(t, up.port, 'echo');
         assert.equal(result.switched, true);
         if (!result.switched) return;
         assert.equal(result.headers.get('upgrade'), 'echo');
@@ -411,14 +416,7 @@ export function transportCases(name: string, create: () => Transport): void {
 
   test(`${name}: upgrade: any other answer comes back as an ordinary response`, async () => {
     await using(await rawUpstream((_h, s) => answer(s, 'HTTP/1.1 403 Forbidden\r\ncontent-length: 2\r\nconnection: close\r\n\r\nno')), async (t, up) => {
-      const result = await t.upgrade(
-        `http://127.0.0.1:${up.port}/tunnel`,
-        init('GET', [
-          ['host', 'a'],
-          ['connection', 'upgrade'],
-          ['upgrade', 'websocket'],
-        ]),
-      );
+      const result = await askUpgrade(t, up.port, 'websocket');
       assert.equal(result.switched, false);
       if (result.switched) return;
       assert.equal(result.response.status, 403);
