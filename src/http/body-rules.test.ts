@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { bodilessHeaders, endsAtHead, isNullBodyStatus, lengthFrames } from './body-rules.ts';
+import { bodilessHeaders, endsAtHead, isNullBodyStatus, lengthFrames, requestDeclaresBody, responseBodyIsNull } from './body-rules.ts';
 
 test('endsAtHead: HEAD, 1xx, 204, 304; not 205 nor 200', () => {
   assert.equal(endsAtHead('HEAD', 200), true);
@@ -37,4 +37,20 @@ test('bodilessHeaders: 204 loses Content-Length, 205 gets 0, others untouched', 
   assert.equal(bodilessHeaders(200, ok), ok);
   const none = new Headers();
   assert.equal(bodilessHeaders(204, none), none);
+});
+
+test('requestDeclaresBody: any Transfer-Encoding, or a Content-Length other than zero', () => {
+  assert.equal(requestDeclaresBody(null, null), false);
+  assert.equal(requestDeclaresBody(undefined, undefined), false);
+  assert.equal(requestDeclaresBody('0', null), false);
+  assert.equal(requestDeclaresBody('00', null), false);
+  assert.equal(requestDeclaresBody('5', null), true);
+  assert.equal(requestDeclaresBody(null, 'chunked'), true);
+  assert.equal(requestDeclaresBody('abc', null), true, "a malformed length is the guard's to refuse");
+});
+
+test('responseBodyIsNull: HEAD and the null-body statuses', () => {
+  assert.equal(responseBodyIsNull('HEAD', 200), true);
+  assert.equal(responseBodyIsNull('GET', 205), true);
+  assert.equal(responseBodyIsNull('GET', 200), false);
 });

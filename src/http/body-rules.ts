@@ -12,11 +12,27 @@ export function endsAtHead(method: string, status: number): boolean {
 }
 
 /**
+ * True when a request says it has a body (RFC 9112 §6.3): any Transfer-Encoding, or a
+ * Content-Length other than zero (`0`, `00`...). What a malformed length means is the framing
+ * code's and the guard's to decide; here it counts as a body.
+ */
+export function requestDeclaresBody(contentLength: string | null | undefined, transferEncoding: string | null | undefined): boolean {
+  return (transferEncoding !== null && transferEncoding !== undefined) || (contentLength !== null && contentLength !== undefined && !ZEROS.test(contentLength));
+}
+
+const ZEROS = /^0+$/;
+
+/**
  * Fetch's null-body statuses (101, 103, 204, 205, 304): a `Response` with one of these cannot
  * carry a body, so a transport hands it over with `body: null`.
  */
 export function isNullBodyStatus(status: number): boolean {
   return status === 204 || status === 304 || status === 205 || status === 101 || status === 103;
+}
+
+/** True when a transport hands a response over with `body: null`: any answer to HEAD, and the null-body statuses. */
+export function responseBodyIsNull(method: string, status: number): boolean {
+  return method === 'HEAD' || isNullBodyStatus(status);
 }
 
 /**

@@ -20,32 +20,6 @@ export function connectionTokens(value: string): Set<string> {
 }
 
 /**
- * `headers` without hop-by-hop fields and without the fields its Connection names. Returns
- * `headers` itself when there is nothing to remove (the common case), otherwise a filtered
- * copy; repeated fields (Set-Cookie) stay separate.
- */
-export function withoutHopByHop(headers: Headers): Headers {
-  const connection = headers.get('connection');
-  if (connection === null) {
-    let dirty = false;
-    for (const name of HOP_BY_HOP) {
-      if (headers.has(name)) {
-        dirty = true;
-        break;
-      }
-    }
-    if (!dirty) return headers;
-  }
-  const named = connection === null ? null : connectionTokens(connection);
-  const out = new Headers();
-  for (const [name, value] of headers) {
-    if (HOP_BY_HOP.has(name) || named?.has(name)) continue;
-    out.append(name, value);
-  }
-  return out;
-}
-
-/**
  * Headers from a field record (name -> value, repeated fields as arrays, as undici and
  * node:http give them) without hop-by-hop fields: one pass that copies and filters.
  */

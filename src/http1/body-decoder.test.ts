@@ -3,7 +3,8 @@
 import assert from 'node:assert/strict';
 import { Buffer } from 'node:buffer';
 import { describe, test } from 'node:test';
-import { BODY_QUEUE, BodyDecoder } from './body-decoder.ts';
+import { BODY_QUEUE } from '../http/buffering.ts';
+import { BodyDecoder } from './body-decoder.ts';
 import { ChunkedError } from './chunked.ts';
 import { BODY_CHUNKED, BODY_LENGTH, BODY_NONE, BODY_UNTIL_CLOSE } from './framing.ts';
 

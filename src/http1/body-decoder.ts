@@ -6,15 +6,6 @@ import { BODY_CHUNKED, BODY_LENGTH, BODY_NONE, BODY_UNTIL_CLOSE } from './framin
 
 const EMPTY = Buffer.alloc(0);
 
-/** A declared body this small is collected whole and handed over as bytes (like nginx's buffers). */
-export const SMALL_BODY_BYTES = 64 * 1024;
-
-/**
- * How body streams queue: bytes plus a per-chunk overhead, so a body of tiny chunks cannot pile
- * up unseen under the mark; past it the socket is paused (backpressure).
- */
-export const BODY_QUEUE: QueuingStrategy<Uint8Array> = { highWaterMark: 64 * 1024, size: (chunk?: Uint8Array) => (chunk?.byteLength ?? 0) + 256 };
-
 export class BodyDecoder {
   /** BODY_NONE (done), BODY_LENGTH, BODY_CHUNKED or BODY_UNTIL_CLOSE. */
   kind = BODY_NONE;

@@ -3,7 +3,7 @@
 // the body is framed. Pure functions over a Response; the socket glue writes what they return.
 import { STATUS_CODES } from 'node:http';
 import { endsAtHead, lengthFrames } from '../http/body-rules.ts';
-import { PLAIN_REASON } from './start-line.ts';
+import { plainReason } from '../http/reason.ts';
 
 /** What to write for one response, decided before the first byte goes out. */
 export interface ResponseHead {
@@ -21,7 +21,7 @@ export interface ResponseHead {
 
 /** `HTTP/1.1 <status> <reason>\r\n`: the app's reason when it is plain visible ASCII (a CR LF in it would end the line), else the standard one. */
 export function statusLine(status: number, statusText: string): string {
-  return `HTTP/1.1 ${status} ${statusText && PLAIN_REASON.test(statusText) ? statusText : (STATUS_CODES[status] ?? '')}\r\n`;
+  return `HTTP/1.1 ${status} ${plainReason(statusText) || (STATUS_CODES[status] ?? '')}\r\n`;
 }
 
 /**

@@ -1,13 +1,12 @@
 // Start lines (RFC 9112 §3, §4): the request line our server reads and the status line our
 // client reads, as pure functions that return the parts or the reason they are refused.
 import type { RequestLine } from '../app-env.ts';
+import { plainReason } from '../http/reason.ts';
 
 const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 // RFC 9112 §3.2: visible ASCII only; anything else in a target is an error, not ours to fix.
 const TARGET = /^[\x21-\x7e]+$/;
 const STATUS_DIGITS = /^\d{3}$/;
-/** Reason phrases passed on (and written) only when they are HTAB, SP and visible ASCII. */
-export const PLAIN_REASON = /^[\t\x20-\x7e]*$/;
 
 export const MALFORMED_REQUEST_LINE = 'bad request: malformed request line';
 export const UNSUPPORTED_VERSION = 'bad request: unsupported HTTP version';
@@ -50,5 +49,5 @@ export function parseStatusLine(head: string, eol: number): StatusLine | string 
   const digits = head.slice(9, 12);
   if (!STATUS_DIGITS.test(digits)) return MALFORMED_STATUS_LINE;
   const reason = eol > 13 ? head.slice(13, eol) : '';
-  return { version: minor === 48 ? '1.0' : '1.1', status: Number(digits), reason: PLAIN_REASON.test(reason) ? reason : '' };
+  return { version: minor === 48 ? '1.0' : '1.1', status: Number(digits), reason: plainReason(reason) };
 }

@@ -90,3 +90,29 @@ test('an abort comes back as the signal reason when that is a ProxyError', async
   );
   assert.equal(out, reason);
 });
+
+test('the transport facts, not the code, say whether the upstream can have seen the request', async () => {
+  const classify = async (error: Error) =>
+    (await sendAttempt(
+      transportOf(() => Promise.reject(error)),
+      upstream,
+      '/',
+      init(),
+    )) as ProxyError;
+  // A connect-phase code on an established, reused connection: no connect failure.
+  const late = await classify(new UpstreamError('unreachable', 'EHOSTUNREACH', { connectFailed: false, reusedConnection: true, responseStarted: false }));
+  assert.equal(late.retryable, false);
+  assert.equal(statusFor(late.kind), 502);
+  const early = await classify(new UpstreamError('refused', 'ECONNREFUSED', { connectFailed: true, reusedConnection: false, responseStarted: false }));
+  assert.equal(early.retryable, true);
+  // No code of its own: the cause's code names the failure in the log.
+  const nested = await classify(
+    new UpstreamError(
+      'socket hang up',
+      undefined,
+      { connectFailed: false, reusedConnection: false, responseStarted: false },
+      { cause: Object.assign(new Error('x'), { code: 'ECONNRESET' }) },
+    ),
+  );
+  assert.match(nested.message, /\(ECONNRESET\)/);
+});

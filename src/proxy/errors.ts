@@ -109,8 +109,12 @@ export function classifyTransportError(error: unknown, upstream: string): ProxyE
   if (error instanceof ProxyError) return error;
   const code = errorCode(error);
   const facts = error instanceof UpstreamError ? error.facts : null;
-  if (facts?.connectFailed || (code !== undefined && CONNECT_CODES.has(code))) {
-    return new ProxyError('connect', 'upstream', true, `upstream ${upstream} refused or unreachable (${code ?? 'connect failed'})`, { cause: error });
+  const connectCode = code !== undefined && CONNECT_CODES.has(code);
+  if (facts?.connectFailed || connectCode) {
+    // Retryable only when no connection was made: facts say so where the transport knows;
+    // a bare error's connect-phase code is the best there is.
+    const retryable = facts === null ? connectCode : facts.connectFailed;
+    return new ProxyError('connect', 'upstream', retryable, `upstream ${upstream} refused or unreachable (${code ?? 'connect failed'})`, { cause: error });
   }
   const detail = code ?? (error instanceof Error ? error.message : String(error));
   const staleConnection = facts?.reusedConnection === true && !facts.responseStarted;

@@ -11,7 +11,9 @@ import type { ConfigSource } from '../config/source.ts';
  * the `Request`.
  */
 export const requestFacts = (source: ConfigSource): MiddlewareHandler<AppEnv> =>
-  async function requestFacts(c, next) {
+  // Not async: it only sets two variables, so it hands Hono next()'s promise instead of
+  // wrapping it in one more (measured on the hot path).
+  function requestFacts(c, next) {
     c.set('config', source.current);
     const env = c.env;
     const line = env.line;
@@ -19,7 +21,7 @@ export const requestFacts = (source: ConfigSource): MiddlewareHandler<AppEnv> =>
       'facts',
       line === undefined ? factsFromRequest(c.req.raw, env.conn) : { method: line.method, rawTarget: line.target, httpVersion: line.version, conn: env.conn },
     );
-    await next();
+    return next();
   };
 
 /**

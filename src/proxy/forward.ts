@@ -4,6 +4,7 @@
 // transport already clean (transport/types.ts); nothing here filters them again.
 import type { Handler } from 'hono';
 import type { AppEnv } from '../app-env.ts';
+import { requestDeclaresBody } from '../http/body-rules.ts';
 import { countBody } from '../log/access-log.ts';
 import type { Transport, UpstreamInit } from '../transport/types.ts';
 import { sendAttempt } from './attempt.ts';
@@ -73,7 +74,7 @@ export const forward = ({ transport }: ForwardOptions): Handler<AppEnv> =>
       // RFC 9112 §6.1: we cannot undo other transfer codings, so we must not forward them.
       return refuse(c, clientError('unsupported-coding', 'not implemented: transfer coding'));
     }
-    let body: ReadableStream<Uint8Array> | null = (declared !== null && declared !== '0') || coding !== null ? req.body : null;
+    let body: ReadableStream<Uint8Array> | null = requestDeclaresBody(declared, coding) ? req.body : null;
     const limit = route.maxBodyBytes;
     if (body !== null && limit !== null && declared !== null && Number(declared) > limit) {
       return refuse(c, new ProxyError('body-too-large', 'client', true, `request body of ${declared} bytes exceeds ${limit}`));

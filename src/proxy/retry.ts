@@ -17,14 +17,18 @@ export interface FailedAttempt {
 }
 
 /**
- * True when the request may be sent once more (on a fresh connection): never after
- * `MAX_ATTEMPTS`, never with a request body (it was streamed and is gone); then either the
- * upstream cannot have seen it (any method), or a stale pooled connection dropped an
- * idempotent request (RFC 9112 §9.3.1: a client may retry those on a new connection). The
- * caller does not ask once the client left or the timeout fired.
+ * True when the request may be sent once more, on a fresh connection: a stale pooled connection
+ * (the upstream closed it as the request went out) dropped an idempotent request without a
+ * body, at most once (RFC 9112 §9.3.1: a client may retry those on a new connection; RFC 9110
+ * §9.2.2). That is the retry the foundation's Bun transport made, now the same on every runtime.
+ *
+ * A connect failure (`retryable`: the upstream cannot have seen the request) is not retried
+ * against the same upstream, which just refused: like nginx's proxy_next_upstream, it moves on
+ * to the next candidate, and candidates come with load balancing (issue 9). A request body was
+ * streamed and is gone, so such requests are never retried. The caller does not ask once the
+ * client left or the timeout fired.
  */
 export function mayRetry(failure: FailedAttempt, method: string, hasBody: boolean, attemptsMade: number): boolean {
   if (attemptsMade >= MAX_ATTEMPTS || hasBody) return false;
-  if (failure.retryable) return true;
   return failure.staleConnection && IDEMPOTENT.has(method);
 }

@@ -33,7 +33,7 @@ async function serve(app: AppFetch, maxHeaderBytes = 8192): Promise<Server> {
       calls.push({ request, env });
       return app(request, env);
     },
-    { name: 'test', hostname: '127.0.0.1', port: 0, proto: 'http', maxHeaderBytes, onBadRequest: (info) => bad.push(info) },
+    { name: 'test', hostname: '127.0.0.1', port: 0, proto: 'http', maxHeaderBytes, upgrades: true, onBadRequest: (info) => bad.push(info) },
   );
   running.add(listener);
   return {

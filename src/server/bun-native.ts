@@ -13,7 +13,8 @@
 // unread body, Upgrade handed over as a byte stream after a 101, and a graceful stop. Heads,
 // framing, body decoding, chunk encoding and response heads are src/http1/'s. No TLS, no HTTP/2.
 import type { Bindings, ConnInfo, RequestLine } from '../app-env.ts';
-import { BODY_QUEUE, BodyDecoder, SMALL_BODY_BYTES } from '../http1/body-decoder.ts';
+import { BODY_QUEUE, SMALL_BODY_BYTES } from '../http/buffering.ts';
+import { BodyDecoder } from '../http1/body-decoder.ts';
 import { type BunSocket, bunSockets, type SocketHandlers } from '../http1/bun-socket-types.ts';
 import { encodeChunk, LAST_CHUNK } from '../http1/chunk-encoder.ts';
 import { clock } from '../http1/clock.ts';
@@ -26,6 +27,7 @@ import { parseRequestLine } from '../http1/start-line.ts';
 import { normalizePeer } from '../proxy/headers.ts';
 import { SocketByteStream } from '../tunnel/bun-socket-stream.ts';
 import type { ByteStream, ClientUpgrade } from '../tunnel/types.ts';
+import { parserHeadLimit } from './head-limit.ts';
 import type { AppFetch, Listener, ListenerSpec } from './types.ts';
 
 /** A keep-alive connection with no request for this long is closed (Node's default). */
@@ -113,6 +115,7 @@ class BadRequest extends Error {
   }
 }
 
+const EMPTY = Buffer.alloc(0);
 const TOO_LARGE = 'request header fields too large';
 const BARE_LF = 'bad request: line not ended by CRLF';
 
@@ -133,8 +136,9 @@ const matching = (bytes: Uint8Array, length: string | null): Uint8Array | null =
 export const bunNativeListenerFeatures = { line: true, connPerSocket: true, upgradeBody: true, upgrade: 'bytes' } as const;
 
 export async function listenBunNative(fetch: AppFetch, spec: ListenerSpec): Promise<Listener> {
-  const maxHeadBytes = spec.maxHeaderBytes + 16384 + 1024; // our own 431/414 answer below this
+  const maxHeadBytes = parserHeadLimit(spec.maxHeaderBytes);
   const conns = new Set<Conn>();
+  const upgrades = spec.upgrades === true;
   // Small responses are assembled here and written at once; never held across an await.
   const scratch = Buffer.allocUnsafe(SMALL_BODY_BYTES + 16 * 1024);
   let stopping = false;
@@ -283,7 +287,7 @@ export async function listenBunNative(fetch: AppFetch, spec: ListenerSpec): Prom
       ex.body = null;
       ex.bodyDone = true;
       reject(conn, new BadRequest(400, 'bad request: invalid chunked body'));
-      return Buffer.alloc(0);
+      return EMPTY;
     }
     // Pieces of one read go into the body as one buffer: a body of 1-byte chunks must not
     // become a queue of tiny Buffers (their overhead dwarfs the bytes the queue counts).
@@ -292,7 +296,7 @@ export async function listenBunNative(fetch: AppFetch, spec: ListenerSpec): Prom
     pieces.length = 0;
     if (!decoder.done) {
       conn.rest = rest.byteLength > 0 ? rest : null; // a partial chunk line
-      return Buffer.alloc(0);
+      return EMPTY;
     }
     ex.bodyDone = true;
     try {
@@ -373,7 +377,9 @@ export async function listenBunNative(fetch: AppFetch, spec: ListenerSpec): Prom
     const request = toRequest(line, fields.host, headers, body, ex.abort.signal);
     // RFC 9110 §7.8: an Upgrade the client asks for in Connection may be taken over by the app.
     const env: Bindings =
-      hasToken(connection, 'upgrade') && headers.has('upgrade') ? { conn: conn.info, line, upgrade: clientUpgrade(conn, ex) } : { conn: conn.info, line };
+      upgrades && hasToken(connection, 'upgrade') && headers.has('upgrade')
+        ? { conn: conn.info, line, upgrade: clientUpgrade(conn, ex) }
+        : { conn: conn.info, line };
     let response: Response | Promise<Response>;
     try {
       response = fetch(request, env);

@@ -26,6 +26,7 @@ function asksForWebSocket(request: Request): boolean {
 
 export async function listenDeno(fetch: AppFetch, spec: ListenerSpec): Promise<Listener> {
   const { proto, name: listener } = spec;
+  const upgrades = spec.upgrades === true;
   const server = Deno.serve(
     {
       hostname: spec.hostname,
@@ -38,7 +39,7 @@ export async function listenDeno(fetch: AppFetch, spec: ListenerSpec): Promise<L
       // Deno passes the peer per request and no connection object to key it by; a cache keyed
       // by "address:port" could outlive the connection and meet a new one, so build it: it is small.
       const conn: ConnInfo = { remoteAddr: normalizePeer(info.remoteAddr.hostname), proto, listener };
-      if (!asksForWebSocket(request)) return fetch(request, { conn });
+      if (!upgrades || !asksForWebSocket(request)) return fetch(request, { conn });
       const upgrade: ClientUpgrade = {
         kind: 'websocket',
         // Deno.upgradeWebSocket throws on a request that is no valid handshake; the app decides.

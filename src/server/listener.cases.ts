@@ -22,7 +22,7 @@ export interface ListenerFeatures {
   readonly upgrade: 'bytes' | 'websocket' | null;
 }
 
-const spec = (name = 'http'): ListenerSpec => ({ name, hostname: '127.0.0.1', port: 0, proto: 'http', maxHeaderBytes: 16384 });
+const spec = (name = 'http', upgrades = false): ListenerSpec => ({ name, hostname: '127.0.0.1', port: 0, proto: 'http', maxHeaderBytes: 16384, upgrades });
 const MIB = 1024 * 1024;
 
 async function refused(port: number): Promise<boolean> {
@@ -54,8 +54,8 @@ const isPatterned = (buf: Buffer) => buf.every((b, i) => b === i % 251);
 
 export function listenerCases(name: string, listen: ListenFn, features: ListenerFeatures): void {
   /** Runs `body` against a listener serving `fetch`, and stops it whatever happens. */
-  async function serving(fetch: AppFetch, body: (listener: Listener) => Promise<void>): Promise<void> {
-    const listener = await within(listen(fetch, spec()), 2000, 'listen');
+  async function serving(fetch: AppFetch, body: (listener: Listener) => Promise<void>, options: { upgrades?: boolean } = {}): Promise<void> {
+    const listener = await within(listen(fetch, spec('http', options.upgrades)), 2000, 'listen');
     try {
       await body(listener);
     } finally {
@@ -264,6 +264,22 @@ export function listenerCases(name: string, listen: ListenFn, features: Listener
     for (const l of group.listeners) assert.equal(await refused(l.port), true, `${l.name} stopped`);
   });
 
+  test(`${name}: without \`upgrades\`, a request asking to switch protocols is an ordinary one and its connection stays alive`, async () => {
+    const seen: Bindings[] = [];
+    await serving(recordingApp(seen), async (l) => {
+      const c = await connect(l.port);
+      c.write(get('/u', 'Connection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n'));
+      const [res] = await c.responses(1);
+      assert.equal(res?.status, 200);
+      assert.notEqual(field(res as never, 'connection'), 'close', 'kept alive');
+      assert.equal(seen[0]?.upgrade, undefined, 'no hand-over offered');
+      c.write(get('/after'));
+      const both = await c.responses(2);
+      assert.equal(both[1]?.status, 200, 'a second request on the same connection');
+      c.socket.destroy();
+    });
+  });
+
   test(`${name}: an upgrade request the app does not accept gets the app's ordinary answer`, async () => {
     let offered: Bindings['upgrade'];
     await serving(
@@ -281,6 +297,7 @@ export function listenerCases(name: string, listen: ListenFn, features: Listener
         assert.equal(offered?.kind, features.upgrade ?? undefined, 'the hand-over the listener declares was offered');
         c.socket.destroy();
       },
+      { upgrades: true },
     );
   });
 
@@ -297,6 +314,7 @@ export function listenerCases(name: string, listen: ListenFn, features: Listener
         assert.equal(posted?.body.toString(), 'POST hello');
         c.socket.destroy();
       },
+      { upgrades: true },
     );
   });
 
@@ -329,6 +347,7 @@ export function listenerCases(name: string, listen: ListenFn, features: Listener
           c.socket.end();
           await c.closed();
         },
+        { upgrades: true },
       );
     });
   }
@@ -359,6 +378,7 @@ export function listenerCases(name: string, listen: ListenFn, features: Listener
             await within(closed, 2000, 'close');
           }
         },
+        { upgrades: true },
       );
     });
   }

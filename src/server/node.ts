@@ -5,9 +5,12 @@ import { createServer, type IncomingMessage, type Server, type ServerOptions, Se
 import type { AddressInfo, Socket } from 'node:net';
 import { getRequestListener, type Http2Bindings, type HttpBindings } from '@hono/node-server';
 import type { Bindings, ConnInfo } from '../app-env.ts';
+import { requestDeclaresBody } from '../http/body-rules.ts';
+import { switchingHead } from '../http1/response-head.ts';
 import { normalizePeer } from '../proxy/headers.ts';
 import { duplexByteStream } from '../tunnel/node-socket-stream.ts';
 import type { ByteStream, ClientUpgrade } from '../tunnel/types.ts';
+import { parserHeadLimit } from './head-limit.ts';
 import type { AppFetch, Listener, ListenerSpec } from './types.ts';
 
 /** Capabilities the conformance cases read (listener.cases.ts). */
@@ -23,7 +26,7 @@ type UpgradeRequest = IncomingMessage & { [UPGRADE]?: BytesUpgrade };
 function serverOptions(spec: ListenerSpec): ServerOptions {
   return {
     // Let our own limits answer (431 for fields, 414 for the target, each <= 16 KiB).
-    maxHeaderSize: spec.maxHeaderBytes + 16384 + 1024,
+    maxHeaderSize: parserHeadLimit(spec.maxHeaderBytes),
     // Node's 300 s default would cut a slow 1 GiB upload; the proxy bounds waits per route.
     requestTimeout: 0,
     // With requestTimeout 0 Node 20 sets no head deadline at all (headersTimeout follows it):
@@ -64,19 +67,11 @@ class BytesUpgrade {
     this.accepted = true;
     this.res.detachSocket(this.socket);
     // RFC 9110 §15.2.2: the 101 names the protocol(s) switched to in Upgrade.
-    let out = 'HTTP/1.1 101 Switching Protocols\r\n';
-    for (const [name, value] of headers) out += `${name}: ${value}\r\n`;
-    this.socket.write(`${out}\r\n`);
+    this.socket.write(switchingHead(headers), 'latin1');
     // Bytes the client sent right behind its head belong to the new protocol.
     if (this.head.byteLength > 0) this.socket.unshift(this.head);
     return duplexByteStream(this.socket);
   }
-}
-
-/** True when the request declares a body (RFC 9112 §6.3): node:http leaves it unparsed on upgrade requests. */
-function declaresBody(req: IncomingMessage): boolean {
-  const length = req.headers['content-length'];
-  return req.headers['transfer-encoding'] !== undefined || (length !== undefined && length !== '0');
 }
 
 /** The request head as node:http parsed it, for a second parse by a server without an 'upgrade' listener. */
@@ -136,30 +131,36 @@ export async function listenNode(fetch: AppFetch, spec: ListenerSpec): Promise<L
   // Upgrade requests with a body are parsed again by a server that takes no upgrades.
   let replay: Server | null = null;
 
-  server.on('upgrade', function nodeUpgrade(req: UpgradeRequest, socket: Socket, head: Buffer) {
-    // node:http removed its own listeners; a reset must not become an uncaught 'error'.
-    socket.on('error', () => socket.destroy());
-    if (declaresBody(req)) {
-      // node:http skipped the body of an upgrade request (it sits in `head`). Upgrades happen
-      // after a complete request (RFC 9110 §7.8), and no client of ours sends one with a
-      // body; such a request is answered as an ordinary one, as before listeners took upgrades.
-      replay ??= createServer(options, onRequest);
-      socket.unshift(Buffer.concat([headBytes(req), head]));
-      replay.emit('connection', socket);
-      return;
-    }
-    detached.add(socket);
-    socket.once('close', () => detached.delete(socket));
-    const res = new ServerResponse(req);
-    res.shouldKeepAlive = false;
-    res.assignSocket(socket);
-    res.once('finish', () => {
-      res.detachSocket(socket);
-      socket.destroySoon();
+  // Without an 'upgrade' listener node:http treats requests with Upgrade as ordinary ones.
+  if (spec.upgrades === true)
+    server.on('upgrade', function nodeUpgrade(req: UpgradeRequest, socket: Socket, head: Buffer) {
+      // node:http removed its own listeners; a reset must not become an uncaught 'error'.
+      socket.on('error', () => socket.destroy());
+      if (requestDeclaresBody(req.headers['content-length'], req.headers['transfer-encoding'])) {
+        // node:http skipped the body of an upgrade request (it sits in `head`). Upgrades happen
+        // after a complete request (RFC 9110 §7.8), and no client of ours sends one with a
+        // body; such a request is answered as an ordinary one, as before listeners took upgrades.
+        // The replay server never listens, so node:http tracks none of its connections: stop()
+        // must, and its head timeout does not apply to them (noted for issue 8).
+        replay ??= createServer(options, onRequest);
+        detached.add(socket);
+        socket.once('close', () => detached.delete(socket));
+        socket.unshift(Buffer.concat([headBytes(req), head]));
+        replay.emit('connection', socket);
+        return;
+      }
+      detached.add(socket);
+      socket.once('close', () => detached.delete(socket));
+      const res = new ServerResponse(req);
+      res.shouldKeepAlive = false;
+      res.assignSocket(socket);
+      res.once('finish', () => {
+        res.detachSocket(socket);
+        socket.destroySoon();
+      });
+      req[UPGRADE] = new BytesUpgrade(socket, res, head);
+      void onUpgradeRequest(req, res);
     });
-    req[UPGRADE] = new BytesUpgrade(socket, res, head);
-    void onUpgradeRequest(req, res);
-  });
   server.on('connection', (socket: TaggedSocket) => void connOf(socket));
 
   await new Promise<void>((resolve, reject) => {

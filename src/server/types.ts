@@ -18,6 +18,15 @@ export interface ListenerSpec {
   /** Largest request head, in bytes, where the runtime lets us set it. */
   readonly maxHeaderBytes: number;
   /**
+   * Offer the hand-over after a 101 (`Bindings.upgrade`) on requests asking to switch
+   * protocols. Off, such requests are ordinary requests (Upgrade is hop-by-hop) and keep their
+   * connection alive on every runtime; on Node, taking upgrades at all changes how node:http
+   * treats them (their connection closes unless switched), so a listener takes them only when
+   * the app has something to switch to (WebSocket tunnels, issue 8).
+   * @default false
+   */
+  readonly upgrades?: boolean;
+  /**
    * Told about input refused before it became a request (unparsable head, slow head), where the
    * listener answers by itself. Listeners whose runtime answers such input unseen do not call it.
    */

@@ -11,8 +11,9 @@
 // over as a byte stream by `upgrade`. Heads, framing, body decoding and chunk encoding are
 // src/http1/'s; retry policy is proxy/retry.ts's (failures say what happened, see UpstreamError).
 // https: upstreams go to undici until the TLS work (see ./index.ts).
-import { bodilessHeaders, isNullBodyStatus } from '../http/body-rules.ts';
-import { BODY_QUEUE, BodyDecoder, SMALL_BODY_BYTES } from '../http1/body-decoder.ts';
+import { bodilessHeaders, responseBodyIsNull } from '../http/body-rules.ts';
+import { BODY_QUEUE, SMALL_BODY_BYTES } from '../http/buffering.ts';
+import { BodyDecoder } from '../http1/body-decoder.ts';
 import { type BunSocket, bunSockets, type SocketHandlers } from '../http1/bun-socket-types.ts';
 import { encodeChunk, LAST_CHUNK } from '../http1/chunk-encoder.ts';
 import { clock } from '../http1/clock.ts';
@@ -23,14 +24,12 @@ import { Outbox } from '../http1/outbox.ts';
 import { parseStatusLine } from '../http1/start-line.ts';
 import { SocketByteStream } from '../tunnel/bun-socket-stream.ts';
 import type { UpgradeResult } from '../tunnel/types.ts';
-import { type Transport, UpstreamError, type UpstreamInit } from './types.ts';
+import { IDLE_KEEP_ALIVE_MS, type Transport, UpstreamError, type UpstreamInit } from './types.ts';
 
 /** Longest response head (status line and fields) accepted from an upstream. */
 const MAX_HEAD_BYTES = 64 * 1024;
 /** Request heads up to this size are encoded into one reused buffer. */
 const SCRATCH_BYTES = 64 * 1024;
-/** Idle keep-alive connections close after this long (undici's default is 4 s as well). */
-const IDLE_MS = 4_000;
 
 // Parser phases of one exchange.
 const HEAD = 0;
@@ -109,7 +108,7 @@ class Exchange {
 }
 
 /** The failure of `ex` as the retry policy reads it (transport/types.ts). */
-function failure(ex: Exchange | null, message: string, code: string, cause?: unknown): UpstreamError {
+function failure(ex: Exchange | null, message: string, code: string | undefined, cause?: unknown): UpstreamError {
   const facts = { connectFailed: false, reusedConnection: ex?.reused ?? false, responseStarted: ex?.gotBytes ?? false };
   return new UpstreamError(message, code, facts, cause === undefined ? undefined : { cause });
 }
@@ -118,7 +117,15 @@ function failure(ex: Exchange | null, message: string, code: string, cause?: unk
 const connectionLost = (ex: Exchange, error: Error | undefined) =>
   error instanceof UpstreamError
     ? error
-    : failure(ex, error?.message ?? 'upstream closed the connection', String((error as { code?: unknown } | undefined)?.code ?? 'ECONNRESET'), error);
+    : error === undefined
+      ? failure(ex, 'upstream closed the connection', 'ECONNRESET')
+      : failure(ex, error.message, codeOf(error), error);
+
+/** A runtime error's system code, or undefined (the message then names the failure). */
+const codeOf = (error: unknown): string | undefined => {
+  const code = (error as { code?: unknown } | undefined)?.code;
+  return typeof code === 'string' && code ? code : undefined;
+};
 
 /** Where the bytes of a response body go: collected whole, or into its stream. */
 function deliver(conn: Conn, ex: Exchange, bytes: Buffer): void {
@@ -177,10 +184,10 @@ export function createBunSocketTransport(): Transport {
     conn.pool.idle.push(conn);
   };
 
-  /** Closes connections idle longer than IDLE_MS (on the shared clock's tick). */
+  /** Closes connections idle longer than IDLE_KEEP_ALIVE_MS (on the shared clock's tick). */
   const unregister = clock.add((now) => {
     for (const pool of pools.values()) {
-      for (const conn of [...pool.idle]) if (now - conn.idleSince > IDLE_MS) kill(conn);
+      for (const conn of [...pool.idle]) if (now - conn.idleSince > IDLE_KEEP_ALIVE_MS) kill(conn);
     }
   });
 
@@ -200,8 +207,8 @@ export function createBunSocketTransport(): Transport {
         lastError = error;
       }
     }
-    const code = String((lastError as { code?: unknown } | undefined)?.code ?? 'ECONNREFUSED');
-    const message = `cannot connect to ${pool.hosts.join(' or ')} port ${pool.port}: ${(lastError as Error | undefined)?.message ?? code}`;
+    const code = codeOf(lastError);
+    const message = `cannot connect to ${pool.hosts.join(' or ')} port ${pool.port}: ${(lastError as Error | undefined)?.message ?? code ?? 'failed'}`;
     throw new UpstreamError(message, code, { connectFailed: true, reusedConnection: false, responseStarted: false }, { cause: lastError });
   };
 
@@ -342,7 +349,7 @@ export function createBunSocketTransport(): Transport {
     }
     conn.decoder.start(framing.kind, framing.length);
     ex.phase = BODY;
-    if (isNullBodyStatus(code)) {
+    if (responseBodyIsNull(ex.method, code)) {
       // A 205 with a framed body: the Response can carry none, so its bytes are read and dropped.
       ex.discard = true;
       ex.settled = true;

@@ -57,15 +57,21 @@ export interface Transport {
   close(): Promise<void>;
 }
 
+/** Idle pooled upstream connections close after this long (undici's default too), both transports. */
+export const IDLE_KEEP_ALIVE_MS = 4_000;
+
 /**
  * A transport failure with the facts the retry policy needs (proxy/retry.ts). `code` is a
- * system or protocol code (`ECONNREFUSED`, `ECONNRESET`, `UPSTREAM_INVALID_RESPONSE`...).
+ * system or protocol code (`ECONNREFUSED`, `ECONNRESET`, `UPSTREAM_INVALID_RESPONSE`...). The
+ * facts, not the code, say whether the upstream can have seen the request: an EHOSTUNREACH on
+ * an established connection is no connect failure.
  */
 export class UpstreamError extends Error {
   override readonly name = 'UpstreamError';
   constructor(
     message: string,
-    readonly code: string,
+    /** Undefined when the runtime gave none (the cause may carry one: see proxy/errors.ts `errorCode`). */
+    readonly code: string | undefined,
     /** What had happened on the connection when it failed. */
     readonly facts: {
       /** No connection was made: the upstream cannot have seen the request. */

@@ -8,17 +8,13 @@
 // 'undici/index.js', not 'undici': on Bun the bare name is Bun's own shim (which decompresses).
 import type { Duplex } from 'node:stream';
 import { Agent, type Dispatcher } from 'undici/index.js';
-import { bodilessHeaders, isNullBodyStatus } from '../http/body-rules.ts';
+import { bodilessHeaders, responseBodyIsNull } from '../http/body-rules.ts';
+import { BODY_HIGH_WATER_BYTES, BODY_QUEUE, SMALL_BODY_BYTES } from '../http/buffering.ts';
 import { headersWithoutHopByHop } from '../http/hop-by-hop.ts';
+import { plainReason } from '../http/reason.ts';
 import { duplexByteStream } from '../tunnel/node-socket-stream.ts';
 import { lookupWithLocalhost } from './localhost.ts';
-import { type Transport, type UpgradeResult, UpstreamError, type UpstreamInit } from './types.ts';
-
-// Upstream bytes buffered per response before undici is paused (backpressure).
-const BODY_HIGH_WATER_BYTES = 64 * 1024;
-const PLAIN_REASON = /^[\t\x20-\x7e]*$/;
-/** Codes of failures before any byte of the request can have reached the upstream. */
-const CONNECT_CODES = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH', 'EADDRNOTAVAIL', 'UND_ERR_CONNECT_TIMEOUT']);
+import { IDLE_KEEP_ALIVE_MS, type Transport, type UpgradeResult, UpstreamError, type UpstreamInit } from './types.ts';
 
 type Fields = Record<string, string | string[] | undefined>;
 
@@ -42,11 +38,11 @@ function servernameOf(origin: string): string | undefined {
 function upstreamError(error: Error, requestStarted: boolean, responseStarted: boolean): UpstreamError {
   if (error instanceof UpstreamError) return error;
   const code = (error as { code?: unknown }).code;
-  const name = typeof code === 'string' && code ? code : 'UPSTREAM_FAILED';
+  // undici's own code, or none: its cause's code and the message then name the failure.
   return new UpstreamError(
     error.message,
-    name,
-    { connectFailed: !requestStarted || CONNECT_CODES.has(name), reusedConnection: false, responseStarted },
+    typeof code === 'string' && code ? code : undefined,
+    { connectFailed: !requestStarted, reusedConnection: false, responseStarted },
     { cause: error },
   );
 }
@@ -93,7 +89,7 @@ export function createUndiciTransport(): Transport {
     // The proxy enforces its own header timeout per route; the body may take as long as it takes.
     headersTimeout: 0,
     bodyTimeout: 0,
-    keepAliveTimeout: 4_000,
+    keepAliveTimeout: IDLE_KEEP_ALIVE_MS,
     // `localhost` may be served on ::1 or 127.0.0.1 only: offer both and try each (RFC 8305).
     connect: { lookup: lookupWithLocalhost, autoSelectFamily: true, autoSelectFamilyAttemptTimeout: 250 },
   });
@@ -168,7 +164,7 @@ export function createUndiciTransport(): Transport {
               controller.abort(reason instanceof Error ? reason : new Error('response body cancelled'));
             },
           },
-          new ByteLengthQueuingStrategy({ highWaterMark: BODY_HIGH_WATER_BYTES }),
+          BODY_QUEUE,
         );
         settle(new Response(body, head));
       };
@@ -205,9 +201,9 @@ export function createUndiciTransport(): Transport {
             return;
           }
           // A reason phrase is optional (RFC 9112 §4); one no header may carry is dropped.
-          const statusText = PLAIN_REASON.test(statusMessage ?? '') ? statusMessage : '';
+          const statusText = plainReason(statusMessage);
           const init = { status: statusCode, statusText, headers: headersWithoutHopByHop(headers as Fields) };
-          if (isNullBodyStatus(statusCode) || method === 'HEAD') {
+          if (responseBodyIsNull(method, statusCode)) {
             init.headers = bodilessHeaders(statusCode, init.headers);
             settle(new Response(null, init));
             return;
@@ -215,7 +211,7 @@ export function createUndiciTransport(): Transport {
           head = init;
           const length = headers['content-length'];
           declaredLength = length !== undefined;
-          smallBody = declaredLength && Number(length) <= BODY_HIGH_WATER_BYTES;
+          smallBody = declaredLength && Number(length) <= SMALL_BODY_BYTES;
           queueMicrotask(() => {
             try {
               handOver(controller);

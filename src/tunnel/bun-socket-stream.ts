@@ -2,7 +2,7 @@
 // hands the client's side over with it, our Bun client the upstream's. Reads queue with
 // backpressure (the socket pauses), writes go through the connection's Outbox. No framing.
 
-import { BODY_QUEUE } from '../http1/body-decoder.ts';
+import { BODY_QUEUE } from '../http/buffering.ts';
 import type { Outbox, WritableSocket } from '../http1/outbox.ts';
 import type { ByteStream } from './types.ts';
 
