@@ -209,36 +209,33 @@ test('stale twice: still one retry only, then 502', async () => {
   assert.match(String(access()[0]?.error), /failed before responding \(ECONNRESET\)/);
 });
 
-test('no retry of a stale connection for POST, nor for any request with a body', async () => {
-  let calls = 0;
-  const { request } = setup(any(), async () => {
-    calls++;
-    throw stale();
-  });
-  assert.equal((await request('http://x.test/', { method: 'POST' })).status, 502);
-  assert.equal(calls, 1);
-  calls = 0;
-  assert.equal((await request('http://x.test/', { method: 'PUT', body: 'abc', headers: { 'content-length': '3' } })).status, 502);
-  assert.equal(calls, 1);
-});
-
-test('a failed connect is not retried against the same upstream (502 after one attempt), with or without a body', async () => {
-  const refused = () => new UpstreamError('refused', 'ECONNREFUSED', { connectFailed: true, reusedConnection: false, responseStarted: false });
+/** An app whose transport always fails with `error()`, counting the attempts. */
+function alwaysFailing(error: () => Error) {
   let attempts = 0;
   const { request } = setup(any(), async () => {
     attempts++;
-    throw refused();
+    throw error();
   });
-  assert.equal((await request('http://x.test/', { method: 'GET' })).status, 502);
-  assert.equal(attempts, 1);
+  return {
+    /** The status of `init` sent once, and how many attempts it took. */
+    async send(init: RequestInit): Promise<[number, number]> {
+      attempts = 0;
+      const status = (await request('http://x.test/', init)).status;
+      return [status, attempts];
+    },
+  };
+}
 
-  let calls = 0;
-  const withBody = setup(any(), async () => {
-    calls++;
-    throw refused();
-  });
-  assert.equal((await withBody.request('http://x.test/', { method: 'POST', body: 'x', headers: { 'content-length': '1' } })).status, 502);
-  assert.equal(calls, 1);
+test('no retry of a stale connection for POST, nor for any request with a body', async () => {
+  const app = alwaysFailing(stale);
+  assert.deepEqual(await app.send({ method: 'POST' }), [502, 1]);
+  assert.deepEqual(await app.send({ method: 'PUT', body: 'abc', headers: { 'content-length': '3' } }), [502, 1]);
+});
+
+test('a failed connect is not retried against the same upstream (502 after one attempt), with or without a body', async () => {
+  const app = alwaysFailing(() => new UpstreamError('refused', 'ECONNREFUSED', { connectFailed: true, reusedConnection: false, responseStarted: false }));
+  assert.deepEqual(await app.send({ method: 'GET' }), [502, 1]);
+  assert.deepEqual(await app.send({ method: 'POST', body: 'x', headers: { 'content-length': '1' } }), [502, 1]);
 });
 
 test('no retry once the timeout fired or the client left', async () => {

@@ -7,11 +7,8 @@ const CRLF = Buffer.from('\r\n');
 const CRLFCRLF = Buffer.from('\r\n\r\n');
 const EMPTY = Buffer.alloc(0);
 
-/** `read` results. */
-export const HEAD_INCOMPLETE = 0;
-export const HEAD_COMPLETE = 1;
-export const HEAD_TOO_LARGE = 2;
-export const HEAD_BARE_LF = 3;
+/** What `read` found: the head is complete, still arriving, over the limit, or has a bare LF. */
+export type HeadResult = 'complete' | 'incomplete' | 'too-large' | 'bare-lf';
 
 export interface HeadReaderOptions {
   /** The empty line ending the head may start at this offset, not later. */
@@ -30,14 +27,14 @@ export function hasBareLf(buf: Buffer, before: number): boolean {
 }
 
 export class HeadReader {
-  /** After HEAD_COMPLETE: the head, start line and field lines, without its final CRLFCRLF (latin1). */
+  /** After 'complete': the head, start line and field lines, without its final CRLFCRLF (latin1). */
   head = '';
-  /** After HEAD_COMPLETE: the bytes behind the head (a body, a pipelined request), or an empty buffer. */
+  /** After 'complete': the bytes behind the head (a body, a pipelined request), or an empty buffer. */
   rest: Buffer = EMPTY;
   /**
    * Server side, while a head is still incomplete: its start line once that line has ended (so
    * a line that can never start a request, such as HTTP/0.9's `GET /`, is refused at once
-   * rather than at the head timeout); null before, and after HEAD_COMPLETE.
+   * rather than at the head timeout); null before, and after 'complete'.
    */
   startLine: string | null = null;
   private readonly parts = new HeadBuffer();
@@ -55,10 +52,10 @@ export class HeadReader {
   }
 
   /**
-   * Takes one read. Returns HEAD_COMPLETE (see `head` and `rest`), HEAD_INCOMPLETE (the bytes
-   * are kept: pass the next read), HEAD_TOO_LARGE or HEAD_BARE_LF (the reader is then unusable).
+   * Takes one read. Returns 'complete' (see `head` and `rest`), 'incomplete' (the bytes
+   * are kept: pass the next read), 'too-large' or 'bare-lf' (the reader is then unusable).
    */
-  read(chunk: Buffer): number {
+  read(chunk: Buffer): HeadResult {
     if (this.parts.size === 0) return this.first(chunk);
     // The rest of a head: only the new bytes are searched (head-buffer.ts says why).
     const before = this.parts.lastByte;
@@ -66,20 +63,20 @@ export class HeadReader {
     if (whole !== null) return this.first(whole);
     if (this.options.server && this.startLine === null && chunk.indexOf(10) >= 0) this.noteStartLine(this.parts.peek());
     // (+3: a read may end inside the final CRLFCRLF of a head exactly at the limit)
-    if (this.parts.size > this.options.maxBytes + 3) return HEAD_TOO_LARGE;
-    if (this.options.server && hasBareLf(chunk, before)) return HEAD_BARE_LF;
-    return HEAD_INCOMPLETE;
+    if (this.parts.size > this.options.maxBytes + 3) return 'too-large';
+    if (this.options.server && hasBareLf(chunk, before)) return 'bare-lf';
+    return 'incomplete';
   }
 
   /** A read that starts a head (or holds a whole one already buffered). */
-  private first(input: Buffer): number {
+  private first(input: Buffer): HeadResult {
     let buf = input;
     if (this.options.server) {
       // RFC 9112 §2.2: empty lines before a request line are ignored.
       let start = 0;
       while (start + 1 < buf.byteLength && buf[start] === 13 && buf[start + 1] === 10) start += 2;
       if (start > 0) buf = buf.subarray(start);
-      if (buf.byteLength === 0) return HEAD_INCOMPLETE;
+      if (buf.byteLength === 0) return 'incomplete';
     }
     const end = buf.indexOf(CRLFCRLF);
     const max = this.options.maxBytes;
@@ -87,14 +84,14 @@ export class HeadReader {
       this.startLine = null;
       this.head = buf.toString('latin1', 0, end);
       this.rest = end + 4 === buf.byteLength ? EMPTY : buf.subarray(end + 4);
-      return HEAD_COMPLETE;
+      return 'complete';
     }
-    if (buf.byteLength > max + 3) return HEAD_TOO_LARGE;
+    if (buf.byteLength > max + 3) return 'too-large';
     // Lines end in CRLF (RFC 9112 §2.2); a bare LF would otherwise wait for the head timeout.
-    if (this.options.server && hasBareLf(buf, -1)) return HEAD_BARE_LF;
+    if (this.options.server && hasBareLf(buf, -1)) return 'bare-lf';
     this.parts.push(buf);
     if (this.options.server) this.noteStartLine(buf);
-    return HEAD_INCOMPLETE;
+    return 'incomplete';
   }
 
   private noteStartLine(buf: Buffer): void {

@@ -20,7 +20,7 @@ import { encodeChunk, LAST_CHUNK } from '../http1/chunk-encoder.ts';
 import { clock } from '../http1/clock.ts';
 import { FIELDS_OK, FIELDS_TOO_MANY, framingFields, hasToken, parseFields } from '../http1/fields.ts';
 import { BODY_NONE, requestFraming } from '../http1/framing.ts';
-import { HEAD_BARE_LF, HEAD_COMPLETE, HEAD_INCOMPLETE, HEAD_TOO_LARGE, HeadReader } from '../http1/head-reader.ts';
+import { HeadReader } from '../http1/head-reader.ts';
 import { Outbox } from '../http1/outbox.ts';
 import { BAD_GATEWAY_BODY, badGatewayHead, closingAnswer, endOfHead, type ResponseHead, responseHead, switchingHead } from '../http1/response-head.ts';
 import { parseRequestLine } from '../http1/start-line.ts';
@@ -249,7 +249,7 @@ export async function listenBunNative(fetch: AppFetch, spec: ListenerSpec): Prom
   const readHead = (conn: Conn, buf: Buffer): boolean => {
     const reader = conn.reader;
     const result = reader.read(buf);
-    if (result === HEAD_INCOMPLETE) {
+    if (result === 'incomplete') {
       // A request line that has ended but can start no request (HTTP/0.9's `GET /`, a bad
       // version) is refused now: waiting for an empty line that may never come helps nobody.
       const line = reader.startLine;
@@ -261,9 +261,9 @@ export async function listenBunNative(fetch: AppFetch, spec: ListenerSpec): Prom
       return false;
     }
     conn.lineChecked = false;
-    if (result === HEAD_TOO_LARGE) reject(conn, new BadRequest(431, TOO_LARGE));
-    else if (result === HEAD_BARE_LF) reject(conn, new BadRequest(400, BARE_LF));
-    if (result !== HEAD_COMPLETE) return false;
+    if (result === 'too-large') reject(conn, new BadRequest(431, TOO_LARGE));
+    else if (result === 'bare-lf') reject(conn, new BadRequest(400, BARE_LF));
+    if (result !== 'complete') return false;
     try {
       startRequest(conn, conn.reader.head);
     } catch (error) {

@@ -19,7 +19,7 @@ import { encodeChunk, LAST_CHUNK } from '../http1/chunk-encoder.ts';
 import { clock } from '../http1/clock.ts';
 import { FIELDS_OK, framingFields, parseFields } from '../http1/fields.ts';
 import { BODY_CHUNKED, BODY_LENGTH, BODY_NONE, BODY_UNTIL_CLOSE, responseFraming } from '../http1/framing.ts';
-import { HEAD_COMPLETE, HEAD_INCOMPLETE, HeadReader } from '../http1/head-reader.ts';
+import { HeadReader } from '../http1/head-reader.ts';
 import { Outbox } from '../http1/outbox.ts';
 import { parseStatusLine } from '../http1/start-line.ts';
 import { SocketByteStream } from '../tunnel/bun-socket-stream.ts';
@@ -365,8 +365,8 @@ export function createBunSocketTransport(): Transport {
     let buf = input;
     while (buf.byteLength > 0 && ex.phase === HEAD) {
       const result = conn.reader.read(buf);
-      if (result === HEAD_INCOMPLETE) return;
-      if (result !== HEAD_COMPLETE) throw failure(ex, 'response head too large', INVALID);
+      if (result === 'incomplete') return;
+      if (result !== 'complete') throw failure(ex, 'response head too large', INVALID);
       buf = conn.reader.rest;
       onHead(conn, ex, conn.reader.head); // an interim 1xx leaves the phase at HEAD: read the next head
       if (conn.tunnel !== null) return; // switched: the rest went to the tunnel
