@@ -21,18 +21,23 @@ export function connectionTokens(value: string): Set<string> {
 
 /**
  * Headers from a field record (name -> value, repeated fields as arrays, as undici and
- * node:http give them) without hop-by-hop fields: one pass that copies and filters.
+ * node:http give them), in one pass; `keep` says which names to copy (all by default).
  */
-export function headersWithoutHopByHop(fields: Record<string, string | string[] | undefined>): Headers {
+export function headersFromFields(fields: Record<string, string | string[] | undefined>, keep?: (name: string) => boolean): Headers {
   const out = new Headers();
-  const connection = fields.connection;
-  // Several Connection lines arrive as an array; every one of them names hop-by-hop fields.
-  const named = connection === undefined ? null : connectionTokens(Array.isArray(connection) ? connection.join(',') : connection);
   for (const name in fields) {
-    if (HOP_BY_HOP.has(name) || named?.has(name)) continue;
+    if (keep !== undefined && !keep(name)) continue;
     const value = fields[name];
     if (Array.isArray(value)) for (const v of value) out.append(name, v);
     else if (value !== undefined) out.append(name, value);
   }
   return out;
+}
+
+/** `headersFromFields` without hop-by-hop fields and without the fields any Connection line names. */
+export function headersWithoutHopByHop(fields: Record<string, string | string[] | undefined>): Headers {
+  const connection = fields.connection;
+  // Several Connection lines arrive as an array; every one of them names hop-by-hop fields.
+  const named = connection === undefined ? null : connectionTokens(Array.isArray(connection) ? connection.join(',') : connection);
+  return headersFromFields(fields, (name) => !HOP_BY_HOP.has(name) && !named?.has(name));
 }

@@ -9,7 +9,7 @@ import { requestDeclaresBody } from '../http/body-rules.ts';
 import { switchingHead } from '../http1/response-head.ts';
 import { normalizePeer } from '../proxy/headers.ts';
 import { duplexByteStream } from '../tunnel/node-socket-stream.ts';
-import type { ByteStream, ClientUpgrade } from '../tunnel/types.ts';
+import type { ByteStream } from '../tunnel/types.ts';
 import { parserHeadLimit } from './head-limit.ts';
 import type { AppFetch, Listener, ListenerSpec } from './types.ts';
 
@@ -94,29 +94,15 @@ export async function listenNode(fetch: AppFetch, spec: ListenerSpec): Promise<L
     return conn;
   };
 
+  // One request path for every request; those node:http handed over on 'upgrade' (only with
+  // `spec.upgrades`) carry their hand-over, and what the app answers after accepting goes nowhere.
   const onRequest = getRequestListener(async function nodeRequest(request: Request, env: HttpBindings | Http2Bindings) {
-    const incoming = env.incoming as IncomingMessage;
-    const bindings: Bindings = {
-      conn: connOf(incoming.socket),
-      line: { method: incoming.method as string, target: incoming.url as string, version: incoming.httpVersion },
-    };
-    const response = await fetch(request, bindings);
-    if (response.body !== null && !response.headers.has('content-type')) keepContentTypeAbsent(env.outgoing);
-    return response;
-  });
-
-  // Requests that ask to switch protocols: the same path, plus `upgrade` in the bindings.
-  const onUpgradeRequest = getRequestListener(async function nodeUpgradeRequest(request: Request, env: HttpBindings | Http2Bindings) {
     const incoming = env.incoming as UpgradeRequest;
-    const upgrade = incoming[UPGRADE] as BytesUpgrade;
-    const bindings: Bindings = {
-      conn: connOf(incoming.socket),
-      line: { method: incoming.method as string, target: incoming.url as string, version: incoming.httpVersion },
-      upgrade: upgrade as ClientUpgrade,
-    };
+    const upgrade = incoming[UPGRADE];
+    const line = { method: incoming.method as string, target: incoming.url as string, version: incoming.httpVersion };
+    const bindings: Bindings = upgrade === undefined ? { conn: connOf(incoming.socket), line } : { conn: connOf(incoming.socket), line, upgrade };
     const response = await fetch(request, bindings);
-    if (upgrade.accepted) {
-      // The connection is no longer HTTP: whatever the app answered goes nowhere.
+    if (upgrade?.accepted) {
       await response.body?.cancel().catch(() => {}); // nothing left to tell
       return new Response(null, { headers: { 'x-hono-already-sent': '1' } });
     }
@@ -159,7 +145,7 @@ export async function listenNode(fetch: AppFetch, spec: ListenerSpec): Promise<L
         socket.destroySoon();
       });
       req[UPGRADE] = new BytesUpgrade(socket, res, head);
-      void onUpgradeRequest(req, res);
+      void onRequest(req, res);
     });
   server.on('connection', (socket: TaggedSocket) => void connOf(socket));
 

@@ -10,7 +10,7 @@ import type { Duplex } from 'node:stream';
 import { Agent, type Dispatcher } from 'undici/index.js';
 import { bodilessHeaders, responseBodyIsNull } from '../http/body-rules.ts';
 import { BODY_HIGH_WATER_BYTES, BODY_QUEUE, SMALL_BODY_BYTES } from '../http/buffering.ts';
-import { headersWithoutHopByHop } from '../http/hop-by-hop.ts';
+import { headersFromFields, headersWithoutHopByHop } from '../http/hop-by-hop.ts';
 import { plainReason } from '../http/reason.ts';
 import { duplexByteStream } from '../tunnel/node-socket-stream.ts';
 import { lookupWithLocalhost } from './localhost.ts';
@@ -58,17 +58,6 @@ function upgradeFields(headers: Headers): { fields: string[]; upgrade: string } 
     else if (name !== 'connection') fields.push(name, value);
   }
   return { fields, upgrade };
-}
-
-/** The fields of a 101 as undici parsed them, hop-by-hop included (the tunnel needs Upgrade). */
-function allFields(fields: Fields): Headers {
-  const out = new Headers();
-  for (const name in fields) {
-    const value = fields[name];
-    if (Array.isArray(value)) for (const v of value) out.append(name, v);
-    else if (value !== undefined) out.append(name, value);
-  }
-  return out;
 }
 
 interface Exchange {
@@ -297,7 +286,13 @@ export function createUndiciTransport(): Transport {
           body: init.body,
           signal: init.signal,
           upgrade,
-          onUpgrade: (headers, socket) => resolve({ switched: true, headers: allFields(headers), stream: duplexByteStream(socket) }),
+          // A 101's hop-by-hop fields (Upgrade, Connection) are its substance: all kept.
+          onUpgrade: (headers, socket) =>
+            resolve({
+              switched: true,
+              headers: headersFromFields(headers),
+              stream: duplexByteStream(socket),
+            }),
         }).then((response) => resolve({ switched: false, response }), reject);
       });
     },
