@@ -13,7 +13,27 @@ export interface ConnInfo {
   readonly proto: 'http' | 'https';
   /** Which listener accepted it (`ListenerSpec.name`). */
   readonly listener: string;
-  // Next (issue 7): TLS server name (SNI), the ALPN protocol, the client certificate.
+  /** Set on TLS connections only. */
+  readonly tls?: TlsFacts;
+}
+
+/** What the TLS handshake of a connection settled. */
+export interface TlsFacts {
+  /** The SNI name the client asked for, or null. */
+  readonly serverName: string | null;
+  /** The ALPN protocol: `"h2"` or `"http/1.1"`. */
+  readonly alpn: string;
+  /** `"TLSv1.3"`, `"TLSv1.2"`, or null where the runtime does not say. */
+  readonly protocol: string | null;
+  /** The client's certificate, only when one was sent and verified against `tls.clientAuth.ca`. */
+  readonly clientCertificate: ClientCertificate | null;
+}
+
+/** A verified client certificate. */
+export interface ClientCertificate {
+  /** The subject as RFC 4514 writes it, most specific first: `CN=client.test,O=Example`. */
+  readonly subject: string;
+  readonly fingerprint256: string;
 }
 
 /**

@@ -5,9 +5,10 @@
 //   3. guardRequest  HTTP/1.x, Host present and sane, target authority agrees with Host -> else
 //                    400; target length -> 414
 //   4. routeByHost   the snapshot's host table + path prefixes -> else 421
-//   5. forward       headers, limits, timeout, attempts under the retry policy, streaming ->
+//   5. httpsPolicy   plain HTTP -> 308 to https:// where the route says so; HSTS on HTTPS answers
+//   6. forward       headers, limits, timeout, attempts under the retry policy, streaming ->
 //                    400/413/431/499/501/502/504
-// Later capabilities (access control, rate limits, cache) slot in between 4 and 5. Every
+// Later capabilities (access control, rate limits, cache) slot in between 5 and 6. Every
 // answer the proxy makes itself is a ProxyError (proxy/errors.ts) through `refuse`.
 import { Hono } from 'hono';
 import type { AppEnv } from './app-env.ts';
@@ -18,6 +19,7 @@ import { ProxyError } from './proxy/errors.ts';
 import { requestFacts } from './proxy/facts.ts';
 import { forward } from './proxy/forward.ts';
 import { guardRequest } from './proxy/guard.ts';
+import { httpsPolicy } from './proxy/https.ts';
 import { refuse } from './proxy/respond.ts';
 import { routeByHost } from './router/middleware.ts';
 import type { Transport } from './transport/types.ts';
@@ -29,14 +31,19 @@ export interface AppDeps {
   readonly logger: Logger;
   /** Receives every request's access entry (metrics, the dashboard). */
   readonly onAccess?: (entry: AccessEntry) => void;
+  /** The TLS listener's bound port, for redirects to it; null (the default) without one. */
+  readonly httpsPort?: () => number | null;
 }
 
-export function createApp({ config, transport, logger, onAccess }: AppDeps): Hono<AppEnv> {
+const NO_HTTPS = () => null;
+
+export function createApp({ config, transport, logger, onAccess, httpsPort = NO_HTTPS }: AppDeps): Hono<AppEnv> {
   const app = new Hono<AppEnv>();
   app.use(requestFacts(config));
   app.use(accessLog({ logger, onAccess }));
   app.use(guardRequest());
   app.use(routeByHost());
+  app.use(httpsPolicy({ httpsPort }));
   app.all('*', forward({ transport }));
   app.onError(function internalError(error, c) {
     // A bug, never a client's fault: answer 500, log it, keep serving.

@@ -1,5 +1,6 @@
 // The CLI dispatcher: argv in, exit code out. No process.exit below this file.
 import { loadConfig } from '../config/load.ts';
+import { loadTlsFiles } from '../config/tls-files.ts';
 import { detectRuntime } from '../server/runtime.ts';
 import { VERSION } from '../version.ts';
 import { parseCommand } from './args.ts';
@@ -27,13 +28,16 @@ export async function main(argv: readonly string[], io: Io): Promise<number> {
       return 2;
     case 'check': {
       const loaded = await loadConfig(command.routes, runtime);
-      if (loaded.ok) {
-        io.stdout(`${loaded.file}: ok (${loaded.config.routes.length} routes)\n`);
+      // The files TLS settings name are checked as a start would check them.
+      const files = loaded.ok ? await loadTlsFiles(loaded.config, loaded.file) : null;
+      const problems = loaded.ok ? (files?.ok === false ? files.problems : []) : loaded.problems;
+      if (loaded.ok && problems.length === 0) {
+        const certificates = loaded.config.tls ? `, ${loaded.config.tls.certificates.length} certificates` : '';
+        io.stdout(`${loaded.file}: ok (${loaded.config.routes.length} routes${certificates})\n`);
+        if (files?.ok) for (const warning of files.files.warnings) io.stdout(`  warning: ${warning}\n`);
         return 0;
       }
-      io.stderr(
-        `${loaded.file}: ${loaded.problems.length} problem${loaded.problems.length === 1 ? '' : 's'}\n${loaded.problems.map((p) => `  ${p}`).join('\n')}\n`,
-      );
+      io.stderr(`${loaded.file}: ${problems.length} problem${problems.length === 1 ? '' : 's'}\n${problems.map((p) => `  ${p}`).join('\n')}\n`);
       return 1;
     }
     case 'init': {

@@ -1,12 +1,19 @@
 // `switchyard serve`: the lifecycle in order: load, validate, compile, publish, listen, serve,
 // stop (every listener with one grace period, then the transport).
+
+import { dirname } from 'node:path';
+import type { SecureContext } from 'node:tls';
 import { createApp } from '../app.ts';
 import { compileConfig, parseListen } from '../config/compile.ts';
 import { loadConfig } from '../config/load.ts';
 import { createConfigSource } from '../config/source.ts';
+import { loadPair, loadTlsFiles } from '../config/tls-files.ts';
 import { createLogger, stdoutWriter } from '../log/logger.ts';
-import { type ListenerGroup, listenAll } from '../server/index.ts';
+import { type ListenerGroup, type ListenerSpec, listenAll } from '../server/index.ts';
 import type { Runtime } from '../server/runtime.ts';
+import { secureContextFor } from '../tls/context.ts';
+import { type Reloader, startReloader } from '../tls/reload.ts';
+import { type CertificateStore, CertificateStoreError, createCertificateStore } from '../tls/store.ts';
 import { createTransport } from '../transport/index.ts';
 import { VERSION } from '../version.ts';
 
@@ -25,34 +32,68 @@ export async function serve(options: ServeOptions): Promise<number> {
     options.stderr(`switchyard: invalid routes file ${loaded.file}:\n${loaded.problems.map((p) => `  ${p}`).join('\n')}\n`);
     return 1;
   }
-  const config = compileConfig(loaded.config);
+  const tlsFiles = await loadTlsFiles(loaded.config, loaded.file);
+  if (!tlsFiles.ok) {
+    options.stderr(`switchyard: cannot start with ${loaded.file}:\n${tlsFiles.problems.map((p) => `  ${p}`).join('\n')}\n`);
+    return 1;
+  }
+  const config = compileConfig(loaded.config, tlsFiles.files);
   const address = options.listen ? parseListen(options.listen) : config.listen;
+  let store: CertificateStore<SecureContext> | null = null;
+  if (config.tls !== null) {
+    try {
+      store = createCertificateStore(tlsFiles.files.pairs, { prepare: secureContextFor(config.tls.clientAuth?.ca ?? null) });
+    } catch (error) {
+      const problems = error instanceof CertificateStoreError ? error.problems : [String(error)];
+      options.stderr(`switchyard: cannot start with ${loaded.file}:\n${problems.map((p) => `  ${p}`).join('\n')}\n`);
+      return 1;
+    }
+  }
   const logger = createLogger({ write: await stdoutWriter() });
+  for (const warning of tlsFiles.files.warnings) logger.warn('tls', { warning });
 
   // Bad input must never take the process down: log what escaped and keep serving.
   process.on('uncaughtException', (error) => logger.error('uncaught exception', { error: error?.stack ?? String(error) }));
   process.on('unhandledRejection', (reason) => logger.error('unhandled rejection', { error: (reason as Error)?.stack ?? String(reason) }));
 
   const transport = await createTransport(options.runtime);
-  const app = createApp({ config: createConfigSource(config), transport, logger });
+  let httpsPort: number | null = null;
+  const app = createApp({ config: createConfigSource(config), transport, logger, httpsPort: () => httpsPort });
+  const specs: ListenerSpec[] = [
+    {
+      name: 'http',
+      hostname: address.hostname,
+      port: address.port,
+      proto: 'http',
+      maxHeaderBytes: config.maxHeaderBytes,
+      onBadRequest: (info) => logger.warn('bad request', info),
+    },
+  ];
+  if (config.tls !== null && store !== null) {
+    specs.push({
+      name: 'https',
+      hostname: config.tls.listen.hostname,
+      port: config.tls.listen.port,
+      proto: 'https',
+      maxHeaderBytes: config.maxHeaderBytes,
+      tls: { store, clientAuth: config.tls.clientAuth },
+    });
+  }
   let group: ListenerGroup;
   try {
-    group = await listenAll(options.runtime, (request, env) => app.fetch(request, env), [
-      {
-        name: 'http',
-        hostname: address.hostname,
-        port: address.port,
-        proto: 'http',
-        maxHeaderBytes: config.maxHeaderBytes,
-        onBadRequest: (info) => logger.warn('bad request', info),
-      },
-    ]);
+    group = await listenAll(options.runtime, (request, env) => app.fetch(request, env), specs);
   } catch (error) {
     // listenAll names the listener and its address; a bare runtime error gets ours.
     const message = error instanceof Error ? error.message : String(error);
     options.stderr(`switchyard: ${message.startsWith('cannot listen') ? message : `cannot listen on ${address.hostname}:${address.port}: ${message}`}\n`);
     await transport.close().catch(() => {}); // nothing was pooled yet; exiting anyway
     return 1;
+  }
+  httpsPort = group.listeners.find((l) => l.proto === 'https')?.port ?? null;
+  let reloader: Reloader | null = null;
+  if (store !== null) {
+    const pairStore = store;
+    reloader = await startReloader({ store: pairStore, files: tlsFiles.files.pairFiles, load: (files) => loadPair(files, dirname(loaded.file)), logger });
   }
   for (const listener of group.listeners) {
     logger.info('listening', {
@@ -65,6 +106,7 @@ export async function serve(options: ServeOptions): Promise<number> {
       version: VERSION,
       listener: listener.name,
       tls: listener.proto === 'https',
+      alpn: listener.alpn ?? [],
     });
   }
   logger.flush();
@@ -76,12 +118,18 @@ export async function serve(options: ServeOptions): Promise<number> {
       stopping = true;
       logger.info('stopping', { signal, grace_ms: config.shutdownGraceMs });
       logger.flush();
+      reloader?.stop();
       await group.stop(config.shutdownGraceMs);
       await transport.close().catch(() => {}); // closing idle sockets at exit cannot fail usefully
       logger.info('stopped');
       logger.flush();
       resolve(0);
     };
+    // SIGHUP: certificates are read again now (a file change is picked up within a second anyway).
+    if (reloader !== null) {
+      const r = reloader;
+      process.on('SIGHUP', () => void r.reloadAll('SIGHUP').then(() => logger.flush()));
+    }
     process.on('SIGTERM', () => void stop('SIGTERM'));
     process.on('SIGINT', () => void stop('SIGINT'));
   });

@@ -2,10 +2,15 @@
 // per-request work is lookups, never parsing. Pure: no I/O, no clock.
 import { compileCidrMatcher } from '../proxy/cidr.ts';
 import { compileRouteTable, type RouteTable } from '../router/table.ts';
+import type { UpstreamTlsOptions } from '../transport/types.ts';
 import { normalizePath } from './schema.ts';
-import type { Config } from './types.ts';
+import { NO_TLS_FILES, type TlsFiles } from './tls-files.ts';
+import type { Config, Route } from './types.ts';
 
 export const DEFAULT_LISTEN = '0.0.0.0:80';
+export const DEFAULT_TLS_LISTEN = '0.0.0.0:443';
+/** One year, what `hsts: true` sends (and what hstspreload.org asks for). */
+export const HSTS_DEFAULT_MAX_AGE = 31_536_000;
 export const DEFAULTS = {
   upstreamMs: 30_000,
   shutdownGraceMs: 10_000,
@@ -19,6 +24,8 @@ export interface CompiledUpstream {
   readonly origin: string;
   /** `localhost:8080`: the Host value when a route sends the upstream's own host. */
   readonly hostPort: string;
+  /** The route's `upstreamTls`, read and frozen once (https: upstreams only). */
+  readonly tls?: UpstreamTlsOptions;
 }
 
 /** A route with every default applied. */
@@ -40,6 +47,17 @@ export interface CompiledRoute {
   readonly sendUpstreamHost: boolean;
   readonly timeoutMs: number;
   readonly maxBodyBytes: number | null;
+  /** The `Strict-Transport-Security` value for HTTPS responses, or null. */
+  readonly hsts: string | null;
+  /** Plain-HTTP requests get a 308 to https:// (only with a TLS listener). */
+  readonly redirectHttp: boolean;
+}
+
+/** The TLS listener's settings; its certificates live in the certificate store (src/tls/store.ts). */
+export interface CompiledTls {
+  readonly listen: ListenAddress;
+  /** Client certificates: asked for, required or not, and the header their subject goes upstream in. */
+  readonly clientAuth: { readonly ca: string; readonly required: boolean; readonly header: string | null } | null;
 }
 
 export interface ListenAddress {
@@ -49,6 +67,8 @@ export interface ListenAddress {
 
 export interface CompiledConfig {
   readonly listen: ListenAddress;
+  /** Null without a `tls` section. */
+  readonly tls: CompiledTls | null;
   readonly routes: readonly CompiledRoute[];
   readonly table: RouteTable<CompiledRoute>;
   readonly isTrustedPeer: (address: string) => boolean;
@@ -77,8 +97,24 @@ export function routeKey(hosts: readonly string[], prefix: string): string {
   return names.join(',') + prefix;
 }
 
-export function compileConfig(config: Config): CompiledConfig {
+/** `hsts` as the header value, or null. */
+export function hstsValue(hsts: Route['hsts']): string | null {
+  if (hsts === undefined || hsts === false) return null;
+  if (hsts === true) return `max-age=${HSTS_DEFAULT_MAX_AGE}`;
+  let value = `max-age=${hsts.maxAge ?? HSTS_DEFAULT_MAX_AGE}`;
+  if (hsts.includeSubDomains) value += '; includeSubDomains';
+  if (hsts.preload) value += '; preload';
+  return value;
+}
+
+/**
+ * `files` holds what the TLS settings name, read from disk (config/tls-files.ts); a config
+ * with TLS settings compiled without them gets no upstream CA and no client-certificate CA.
+ */
+export function compileConfig(config: Config, files: TlsFiles = NO_TLS_FILES): CompiledConfig {
   const globalMaxBody = config.limits?.maxBodyBytes ?? null;
+  const tls = config.tls;
+  const redirectDefault = tls !== undefined && (tls.redirectHttp ?? true);
   const upstreamMs = config.timeouts?.upstreamMs ?? DEFAULTS.upstreamMs;
   const routes = config.routes.map((route, i): CompiledRoute => {
     const prefix = normalizePath(route.path);
@@ -89,14 +125,27 @@ export function compileConfig(config: Config): CompiledConfig {
       hosts,
       prefix,
       stripLength: route.stripPrefix && prefix !== '/' ? prefix.length : 0,
-      upstream: compileUpstream(route.upstream),
+      upstream: { ...compileUpstream(route.upstream), tls: files.upstreamTls.get(i) },
       sendUpstreamHost: route.hostHeader === 'upstream',
       timeoutMs: route.timeoutMs ?? upstreamMs,
       maxBodyBytes: route.maxBodyBytes === undefined ? globalMaxBody : route.maxBodyBytes,
+      hsts: tls === undefined ? null : hstsValue(route.hsts),
+      redirectHttp: tls !== undefined && (route.redirectHttp ?? redirectDefault),
     };
   });
+  const clientAuth = tls?.clientAuth;
   return {
     listen: parseListen(config.listen ?? DEFAULT_LISTEN),
+    tls:
+      tls === undefined
+        ? null
+        : {
+            listen: parseListen(tls.listen ?? DEFAULT_TLS_LISTEN),
+            clientAuth:
+              clientAuth === undefined
+                ? null
+                : { ca: files.clientCa ?? '', required: clientAuth.required ?? true, header: clientAuth.header?.toLowerCase() ?? null },
+          },
     routes,
     table: compileRouteTable(routes),
     isTrustedPeer: compileCidrMatcher(config.trustedProxies ?? []),

@@ -58,6 +58,41 @@ const timeoutMs = v.pipe(
 const byteLimit = v.nullable(v.pipe(v.number('must be a number or null'), v.integer('must be an integer'), v.minValue(0, 'must be at least 0')));
 const hostPattern = v.pipe(v.string('must be a string'), withProblem(hostPatternProblem));
 
+const filePath = v.pipe(v.string('must be a file path string'), v.minLength(1, 'must not be empty'));
+const flag = v.boolean('must be true or false');
+// RFC 9110 §5.1 field name.
+const headerName = v.pipe(v.string('must be a string'), v.regex(/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/, 'must be a header field name'));
+
+const HstsSchema = v.union(
+  [
+    flag,
+    v.strictObject({
+      maxAge: v.optional(v.pipe(v.number('must be a number'), v.integer('must be an integer'), v.minValue(0, 'must be at least 0'))),
+      includeSubDomains: v.optional(flag),
+      preload: v.optional(flag),
+    }),
+  ],
+  'must be true, false or { maxAge, includeSubDomains, preload }',
+);
+
+const UpstreamTlsSchema = v.strictObject({
+  ca: v.optional(filePath),
+  serverName: v.optional(v.pipe(v.string('must be a string'), withProblem(hostPatternProblem))),
+  cert: v.optional(filePath),
+  key: v.optional(filePath),
+  insecure: v.optional(flag),
+});
+
+export const TlsSchema = v.strictObject({
+  listen: v.optional(v.pipe(v.string('must be a string'), withProblem(listenProblem))),
+  certificates: v.pipe(
+    v.array(v.strictObject({ cert: filePath, key: filePath }), 'must be an array of { cert, key }'),
+    v.minLength(1, 'must name at least one { cert, key } pair'),
+  ),
+  redirectHttp: v.optional(flag),
+  clientAuth: v.optional(v.strictObject({ ca: filePath, required: v.optional(flag), header: v.optional(headerName) })),
+});
+
 export const RouteSchema = v.strictObject({
   host: v.union(
     [hostPattern, v.pipe(v.array(hostPattern, 'must be a string or an array of strings'), v.minLength(1, 'must not be empty'))],
@@ -69,10 +104,14 @@ export const RouteSchema = v.strictObject({
   hostHeader: v.optional(v.picklist(['client', 'upstream'], 'must be "client" or "upstream"')),
   timeoutMs: v.optional(timeoutMs),
   maxBodyBytes: v.optional(byteLimit),
+  hsts: v.optional(HstsSchema),
+  redirectHttp: v.optional(flag),
+  upstreamTls: v.optional(UpstreamTlsSchema),
 });
 
 export const ConfigSchema = v.strictObject({
   listen: v.optional(v.pipe(v.string('must be a string'), withProblem(listenProblem))),
+  tls: v.optional(TlsSchema),
   routes: v.array(RouteSchema, 'must be an array of routes'),
   trustedProxies: v.optional(v.array(v.pipe(v.string('must be a string'), withProblem(cidrProblem)), 'must be an array of CIDR strings')),
   forwarded: v.optional(v.boolean('must be true or false')),
@@ -134,11 +173,23 @@ export function validateConfig(input: unknown): { ok: true; config: Config } | {
   return problems.length ? { ok: false, problems } : { ok: true, config: result.output };
 }
 
-/** Two routes claiming the same host and path would make the winner depend on order. */
+/**
+ * Two routes claiming the same host and path would make the winner depend on order; TLS
+ * settings that cannot apply are mistakes, not silently ignored.
+ */
 function crossRouteProblems(config: Config): string[] {
   const seen = new Map<string, number>();
   const problems: string[] = [];
   config.routes.forEach((route, i) => {
+    const upstreamTls = route.upstreamTls;
+    if (upstreamTls !== undefined) {
+      if (!route.upstream.startsWith('https:')) problems.push(`routes[${i}].upstreamTls: needs an https:// upstream (upstream is ${route.upstream})`);
+      if ((upstreamTls.cert === undefined) !== (upstreamTls.key === undefined)) problems.push(`routes[${i}].upstreamTls: cert and key go together`);
+    }
+    if (config.tls === undefined) {
+      if (route.hsts !== undefined && route.hsts !== false) problems.push(`routes[${i}].hsts: needs a tls listener (HSTS is sent on HTTPS responses only)`);
+      if (route.redirectHttp === true) problems.push(`routes[${i}].redirectHttp: needs a tls listener to redirect to`);
+    }
     const hosts = Array.isArray(route.host) ? route.host : [route.host];
     for (const host of hosts) {
       const key = `${host.toLowerCase().replace(/\.$/, '')} ${normalizePath(route.path)}`;

@@ -25,6 +25,20 @@ export interface Config {
   listen?: string;
 
   /**
+   * Terminate TLS (HTTPS, with HTTP/2 and HTTP/1.1 offered by ALPN) on a second listener. The
+   * same routes serve both listeners; certificates live on the proxy only, upstreams may stay
+   * plain HTTP.
+   *
+   * @example
+   * tls: {
+   *   listen: '0.0.0.0:443',
+   *   certificates: [{ cert: 'certs/xyz.pem', key: 'certs/xyz.key' }],
+   *   redirectHttp: true,
+   * }
+   */
+  tls?: TlsConfig;
+
+  /**
    * The routing table. Order does not matter: for each request the most specific host wins
    * (exact, then the longest `*.suffix`, then `*`), then within that host the longest `path`
    * prefix. Two routes with the same host and path are an error.
@@ -116,6 +130,109 @@ export interface Route {
    * @default limits.maxBodyBytes
    */
   maxBodyBytes?: number | null;
+
+  /**
+   * Send `Strict-Transport-Security` on this route's HTTPS responses (never on plain HTTP):
+   * `true` is `max-age=31536000` (one year); the object form sets each part. An upstream's own
+   * header is replaced.
+   * @default false
+   */
+  hsts?: boolean | Hsts;
+
+  /**
+   * With `tls` set, whether plain-HTTP requests for this route get a 308 to `https://`.
+   * `false` keeps the route reachable over plain HTTP as well.
+   * @default tls.redirectHttp
+   */
+  redirectHttp?: boolean;
+
+  /**
+   * How to trust and authenticate to an `https://` upstream. Without it the system's root
+   * certificates verify the upstream, by the upstream URL's host name.
+   */
+  upstreamTls?: UpstreamTls;
+}
+
+/** The TLS listener and its certificates. */
+export interface TlsConfig {
+  /**
+   * Where to accept TLS connections, `"HOST:PORT"` like `listen`. Port 0 picks a free port;
+   * its own `listening` log line says which.
+   * @default "0.0.0.0:443"
+   */
+  listen?: string;
+
+  /**
+   * Certificate chains and their keys, as PEM files (paths relative to the routes file).
+   * Each serves the names in its subjectAltName (wildcards included); a handshake gets the
+   * exact name first, then a wildcard, then the first certificate here (also the one for
+   * clients without SNI). A chain file (leaf, then intermediates) is served whole. Files are
+   * watched: a changed pair is served to new handshakes within about a second (SIGHUP
+   * reloads at once); a broken one is logged and the old pair keeps serving.
+   */
+  certificates: CertificateFiles[];
+
+  /**
+   * Answer plain-HTTP requests with 308 to the same path and query on `https://`, except
+   * `/.well-known/acme-challenge/`. A route's own `redirectHttp` wins.
+   * @default true
+   */
+  redirectHttp?: boolean;
+
+  /** Ask clients for a certificate issued by `ca`; its verified subject is passed on. */
+  clientAuth?: ClientAuth;
+}
+
+/** One certificate pair. */
+export interface CertificateFiles {
+  /** PEM certificate chain: the leaf first, then intermediates. */
+  cert: string;
+  /** PEM private key of the leaf, unencrypted. */
+  key: string;
+}
+
+/** Client certificates on the TLS listener. */
+export interface ClientAuth {
+  /** PEM bundle of the CAs whose client certificates are accepted. */
+  ca: string;
+  /**
+   * `true`: a client without a valid certificate is refused at the handshake. `false`: it is
+   * served, without a verified subject.
+   * @default true
+   */
+  required?: boolean;
+  /**
+   * Send the verified client certificate's subject (`CN=client,O=Example`) upstream in this
+   * header. A client's own copy of the header is always removed.
+   */
+  header?: string;
+}
+
+/** `Strict-Transport-Security` parts (RFC 6797). */
+export interface Hsts {
+  /** @default 31536000 (one year) */
+  maxAge?: number;
+  /** @default false */
+  includeSubDomains?: boolean;
+  /** @default false */
+  preload?: boolean;
+}
+
+/** TLS to an `https://` upstream. */
+export interface UpstreamTls {
+  /** PEM bundle of the CAs trusted for this upstream, instead of the system roots. */
+  ca?: string;
+  /** SNI and the name the upstream's certificate must carry. @default the upstream URL's host */
+  serverName?: string;
+  /** Client certificate (PEM) shown to the upstream; needs `key`. */
+  cert?: string;
+  /** Private key (PEM) of `cert`. */
+  key?: string;
+  /**
+   * Do not verify the upstream's certificate at all. Logged as a warning at every start.
+   * @default false
+   */
+  insecure?: boolean;
 }
 
 /** Request size limits. */

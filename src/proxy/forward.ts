@@ -56,6 +56,8 @@ export const forward = ({ transport }: ForwardOptions): Handler<AppEnv> =>
         upstreamHost: route.sendUpstreamHost ? upstream.hostPort : clientHost,
         forwarded: config.forwarded,
         requestId: rec.id,
+        clientCertHeader: config.tls?.clientAuth?.header,
+        clientSubject: facts.conn.tls?.clientCertificate?.subject,
       },
       config.maxHeaderBytes,
     );
@@ -103,11 +105,12 @@ export const forward = ({ transport }: ForwardOptions): Handler<AppEnv> =>
 
     const method = facts.method;
     const hasBody = body !== null;
-    const init: UpstreamInit = { method, headers, body, signal };
+    const tls = upstream.tls;
+    const init: UpstreamInit = tls === undefined ? { method, headers, body, signal } : { method, headers, body, signal, tls };
     let outcome = await sendAttempt(transport, upstream, target, init);
     // A retry only ever follows a bodiless request, so the same headers go again as they are.
     for (let attempts = 1; outcome instanceof ProxyError && !signal.aborted && mayRetry(outcome, method, hasBody, attempts); attempts++) {
-      outcome = await sendAttempt(transport, upstream, target, { method, headers, body: null, signal, fresh: true });
+      outcome = await sendAttempt(transport, upstream, target, { method, headers, body: null, signal, fresh: true, tls });
     }
     answered = true;
     clearTimeout(timer);

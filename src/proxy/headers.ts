@@ -25,6 +25,13 @@ export interface ForwardingFacts {
   readonly forwarded: boolean;
   /** Request id to send as X-Request-Id. */
   readonly requestId: string;
+  /**
+   * The header (lowercase) that carries the verified client certificate's subject
+   * (`tls.clientAuth.header`): a client's own copy is always dropped. Null when not configured.
+   */
+  readonly clientCertHeader?: string | null;
+  /** The verified client certificate's subject, or null. */
+  readonly clientSubject?: string | null;
 }
 
 /**
@@ -42,6 +49,7 @@ export function upstreamRequestHeaders(src: Headers, facts: ForwardingFacts, max
   let xfHost: string | null = null;
   let fwd: string | null = null;
   let wantsTrailers = false;
+  const certHeader = facts.clientCertHeader ?? null;
   for (const [name, value] of src) {
     size += name.length + value.length + 4; // "name: value\r\n"
     if (HOP_BY_HOP_REQUEST.has(name)) {
@@ -49,7 +57,7 @@ export function upstreamRequestHeaders(src: Headers, facts: ForwardingFacts, max
       if (name === 'te' && /(^|,)\s*trailers\s*(;|,|$)/i.test(value)) wantsTrailers = true;
       continue;
     }
-    if (named?.has(name)) continue;
+    if (named?.has(name) || name === certHeader) continue;
     if (FORWARDING.has(name)) {
       if (name === 'x-forwarded-for') xff = value;
       else if (name === 'x-forwarded-proto') xfProto = value;
@@ -74,6 +82,7 @@ export function upstreamRequestHeaders(src: Headers, facts: ForwardingFacts, max
     out.set('forwarded', fwd);
   }
   out.set('x-request-id', facts.requestId);
+  if (certHeader !== null && facts.clientSubject) out.set(certHeader, facts.clientSubject);
   return out;
 }
 

@@ -1,6 +1,7 @@
-// Starts listeners for the runtime we are on: @hono/node-server on Node, Deno.serve on Deno, our
-// own HTTP/1.1 server on Bun.listen on Bun (./bun-native.ts says why not Bun.serve), one at a
-// time or as a group started and stopped together. Runtime modules load lazily.
+// Starts listeners for the runtime we are on: for plain HTTP, @hono/node-server on Node,
+// Deno.serve on Deno, our own HTTP/1.1 server on Bun.listen on Bun (./bun-native.ts says why not
+// Bun.serve); for TLS, node:http2's secure server on all three (./tls.ts says why). One at a time
+// or as a group started and stopped together. Runtime modules load lazily.
 import type { Runtime } from './runtime.ts';
 import type { AppFetch, Listener, ListenerGroup, ListenerSpec, ListenFn } from './types.ts';
 
@@ -54,5 +55,7 @@ export async function startListenerGroup(listenFn: ListenFn, fetch: AppFetch, sp
 
 /** Every listener of the config on this runtime, started together and stopped together. */
 export async function listenAll(runtime: Runtime, fetch: AppFetch, specs: readonly ListenerSpec[]): Promise<ListenerGroup> {
-  return startListenerGroup(await listenFnFor(runtime), fetch, specs);
+  const plain = await listenFnFor(runtime);
+  const secure = specs.some((spec) => spec.proto === 'https') ? (await import('./tls.ts')).listenTls : plain;
+  return startListenerGroup((app, spec) => (spec.proto === 'https' ? secure(app, spec) : plain(app, spec)), fetch, specs);
 }

@@ -2,6 +2,7 @@
 // it on each runtime): connections in, `Request`s to the app with the connection's facts, the
 // app's `Response` out, several listeners started and stopped together.
 import type { Bindings } from '../app-env.ts';
+import type { TlsListenerOptions } from './tls.ts';
 
 /** `app.fetch` bound to a listener's facts. */
 export type AppFetch = (request: Request, env: Bindings) => Response | Promise<Response>;
@@ -31,6 +32,8 @@ export interface ListenerSpec {
    * listener answers by itself. Listeners whose runtime answers such input unseen do not call it.
    */
   readonly onBadRequest?: (info: { listener: string; client: string; status: number; reason: string }) => void;
+  /** Required with proto `"https"`: the certificates and client-certificate settings (./tls.ts). */
+  readonly tls?: TlsListenerOptions;
 }
 
 export interface Listener {
@@ -38,6 +41,8 @@ export interface Listener {
   readonly proto: 'http' | 'https';
   readonly hostname: string;
   readonly port: number;
+  /** Protocols offered by ALPN (TLS listeners), in order of preference; empty for plain HTTP. */
+  readonly alpn?: readonly string[];
   /**
    * Stops accepting at once, lets requests in flight finish for up to `graceMs`, then closes
    * whatever is left. Resolves when the listener is closed.

@@ -79,6 +79,11 @@ export interface CertificateStore<C = undefined> {
   remove(id: string): boolean;
   /** Pairs expired at `now`, and pairs expiring within `withinDays` days (for the run-time error log). */
   expiry(withinDays: number): ExpiryReport;
+  /**
+   * Calls `onSwap` with every new table after it is swapped in (what a listener whose default
+   * context lives outside the SNI lookup needs); returns the unsubscribe.
+   */
+  watch(onSwap: (table: CertificateTable<C>) => void): () => void;
 }
 
 /** Thrown by `createCertificateStore` for a startup set it cannot serve; `problems` has one line each. */
@@ -127,6 +132,11 @@ export function createCertificateStore<C = undefined>(pairs: readonly Certificat
   if (problems.length > 0) throw new CertificateStoreError(problems);
 
   let current = compileTable(entries);
+  const watchers = new Set<(table: CertificateTable<C>) => void>();
+  const swap = (next: CertificateTable<C>) => {
+    current = next;
+    for (const onSwap of watchers) onSwap(next);
+  };
 
   return {
     get current() {
@@ -148,14 +158,18 @@ export function createCertificateStore<C = undefined>(pairs: readonly Certificat
       if ('problems' in admitted) return { ok: false, id: pair.id, problems: admitted.problems };
       const next = index < 0 ? [...live, admitted.entry] : live.map((entry, i) => (i === index ? admitted.entry : entry));
       // The swap: one assignment, after the whole next table is built.
-      current = compileTable(next);
+      swap(compileTable(next));
       return { ok: true, action: index < 0 ? 'added' : 'replaced', entry: admitted.entry };
     },
     remove(id) {
       const next = current.entries.filter((entry) => entry.pair.id !== id);
       if (next.length === current.entries.length) return false;
-      current = compileTable(next);
+      swap(compileTable(next));
       return true;
+    },
+    watch(onSwap) {
+      watchers.add(onSwap);
+      return () => watchers.delete(onSwap);
     },
     expiry(withinDays) {
       const nowMs = now();

@@ -24,6 +24,27 @@ export interface UpstreamInit {
    * @default false
    */
   readonly fresh?: boolean;
+  /**
+   * How to verify and authenticate to an https: upstream (the route's `upstreamTls`), compiled
+   * once per route: the same object on every request of a route, so a transport may key its
+   * connection pool by it. Absent: the system roots, SNI and verification by the URL's host.
+   * Ignored for http: upstreams.
+   */
+  readonly tls?: UpstreamTlsOptions;
+}
+
+/** The TLS client settings of one route's https: upstream, PEM text already read from disk. */
+export interface UpstreamTlsOptions {
+  /** PEM bundle of the CAs trusted instead of the system roots. */
+  readonly ca?: string;
+  /** SNI and the name the certificate must carry, instead of the URL's host. */
+  readonly serverName?: string;
+  /** Client certificate chain (PEM) shown to the upstream, with `key`. */
+  readonly cert?: string;
+  /** The client certificate's private key (PEM). */
+  readonly key?: string;
+  /** No verification at all (logged as a warning at every start). */
+  readonly insecure: boolean;
 }
 
 /**

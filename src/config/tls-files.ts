@@ -1,0 +1,135 @@
+// The files a config's TLS settings name, read and checked once at load (and again by certificate
+// reload): certificate pairs for the TLS listener, the client-certificate CA, each route's
+// upstream CA and client certificate. Paths are relative to the routes file. Every problem names
+// its file, so `switchyard check` and a failed start say the same thing.
+import { X509Certificate } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
+import { dirname, isAbsolute, relative, resolve } from 'node:path';
+import { type CertificatePair, loadCertificatePair } from '../tls/certificate.ts';
+import type { UpstreamTlsOptions } from '../transport/types.ts';
+import type { Config } from './types.ts';
+
+/** One configured pair: where its files are (absolute, for reading and watching) and how messages name them. */
+export interface PairFiles {
+  readonly cert: string;
+  readonly key: string;
+  /** `tls.certificates[0]`, for messages. */
+  readonly at: string;
+}
+
+/** What the TLS settings of a config need from disk, read and checked. */
+export interface TlsFiles {
+  /** The listener's pairs in configured order (the first is the default); empty without `tls`. */
+  readonly pairs: readonly CertificatePair[];
+  /** Where each pair's files are, in the same order, for reload. */
+  readonly pairFiles: readonly PairFiles[];
+  /** `tls.clientAuth.ca` as PEM, or null. */
+  readonly clientCa: string | null;
+  /** Per route index: its compiled upstream TLS options (one object per route, for the transport's pools). */
+  readonly upstreamTls: ReadonlyMap<number, UpstreamTlsOptions>;
+  /** Not fatal, but worth a log line at every start (an insecure upstream, a chain warning). */
+  readonly warnings: readonly string[];
+}
+
+export type TlsFilesResult = { ok: true; files: TlsFiles } | { ok: false; problems: string[] };
+
+/** Nothing to read: a config without TLS settings. */
+export const NO_TLS_FILES: TlsFiles = { pairs: [], pairFiles: [], clientCa: null, upstreamTls: new Map(), warnings: [] };
+
+/** How a path appears in messages: relative to the routes file's folder when under it. */
+function shown(path: string, base: string): string {
+  const rel = relative(base, path);
+  return rel && !rel.startsWith('..') && !isAbsolute(rel) ? rel : path;
+}
+
+/** A PEM file that must hold at least one certificate (a CA bundle), or the problem naming it. */
+async function readCertificates(path: string, base: string, what: string): Promise<{ pem: string } | { problem: string }> {
+  const name = shown(path, base);
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch (error) {
+    const code = (error as { code?: string }).code;
+    return { problem: `${name}: cannot read ${what} (${code === 'ENOENT' ? 'file not found' : (code ?? String(error))})` };
+  }
+  const blocks = text.match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g);
+  if (blocks === null) return { problem: `${name}: ${what} holds no PEM certificate` };
+  for (const block of blocks) {
+    try {
+      new X509Certificate(block);
+    } catch {
+      return { problem: `${name}: ${what} holds an unreadable certificate` };
+    }
+  }
+  return { pem: blocks.join('\n') };
+}
+
+/** Reads and checks one listener pair. */
+export async function loadPair(files: PairFiles, base: string, now?: () => number) {
+  return loadCertificatePair({ cert: files.cert, key: files.key }, { relativeTo: base, now });
+}
+
+/**
+ * Reads every file the config's TLS settings name, relative to `routesFile`'s folder. All
+ * problems at once, each naming its file (and where it is configured when that helps).
+ */
+export async function loadTlsFiles(config: Config, routesFile: string, now?: () => number): Promise<TlsFilesResult> {
+  const base = dirname(routesFile);
+  const at = (path: string) => (isAbsolute(path) ? path : resolve(base, path));
+  const problems: string[] = [];
+  const warnings: string[] = [];
+  const pairs: CertificatePair[] = [];
+  const pairFiles: PairFiles[] = [];
+  let clientCa: string | null = null;
+  const upstreamTls = new Map<number, UpstreamTlsOptions>();
+
+  const tls = config.tls;
+  if (tls !== undefined) {
+    const results = await Promise.all(
+      tls.certificates.map((files, i) => {
+        const pf: PairFiles = { cert: at(files.cert), key: at(files.key), at: `tls.certificates[${i}]` };
+        pairFiles.push(pf);
+        return loadPair(pf, base, now);
+      }),
+    );
+    for (const result of results) {
+      if (result.ok) {
+        pairs.push(result.pair);
+        warnings.push(...result.warnings);
+      } else problems.push(...result.problems);
+    }
+    if (tls.clientAuth !== undefined) {
+      const read = await readCertificates(at(tls.clientAuth.ca), base, 'client CA bundle (tls.clientAuth.ca)');
+      if ('problem' in read) problems.push(read.problem);
+      else clientCa = read.pem;
+    }
+  }
+
+  await Promise.all(
+    config.routes.map(async (route, i) => {
+      const options = route.upstreamTls;
+      if (options === undefined) return;
+      let ca: string | undefined;
+      let cert: string | undefined;
+      let key: string | undefined;
+      if (options.ca !== undefined) {
+        const read = await readCertificates(at(options.ca), base, `CA bundle (routes[${i}].upstreamTls.ca)`);
+        if ('problem' in read) problems.push(read.problem);
+        else ca = read.pem;
+      }
+      if (options.cert !== undefined && options.key !== undefined) {
+        const result = await loadCertificatePair({ cert: at(options.cert), key: at(options.key) }, { relativeTo: base, now });
+        if (result.ok) {
+          cert = result.pair.chainPem;
+          key = result.pair.keyPem;
+        } else problems.push(...result.problems.map((p) => `${p} (routes[${i}].upstreamTls)`));
+      }
+      const insecure = options.insecure === true;
+      if (insecure) warnings.push(`routes[${i}].upstreamTls.insecure: the certificate of ${route.upstream} is not verified`);
+      upstreamTls.set(i, Object.freeze({ ca, serverName: options.serverName, cert, key, insecure }));
+    }),
+  );
+
+  if (problems.length > 0) return { ok: false, problems };
+  return { ok: true, files: { pairs, pairFiles, clientCa, upstreamTls, warnings } };
+}

@@ -1,0 +1,380 @@
+// The TLS listener on every runtime: node:http2's secure server with HTTP/1.1 allowed, the
+// certificate picked per handshake by SNI from the certificate store, h2 and http/1.1 offered by
+// ALPN. It is the only candidate that passes on Bun, Deno and Node alike (docs/tls-listeners.md:
+// Bun.serve rewrites targets and cannot swap certificates in place, Bun.listen serves one
+// certificate, Deno.serve one certificate and silently plain HTTP with a list).
+//
+// Requests reach the app through a thin adapter of our own rather than @hono/node-server's (it
+// cost ~20 µs of a 55 µs HTTPS request on Bun): one Request per request, the response streamed
+// back with backpressure, connection-specific fields never written (on node:http2 they throw
+// ERR_HTTP2_INVALID_CONNECTION_HEADERS, which killed Node and Deno processes).
+
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import {
+  createSecureServer,
+  type Http2ServerRequest,
+  type Http2ServerResponse,
+  type Http2Session,
+  constants as h2,
+  type SecureServerOptions,
+} from 'node:http2';
+import type { AddressInfo } from 'node:net';
+import type { SecureContext, TLSSocket } from 'node:tls';
+import type { Bindings, ClientCertificate, ConnInfo, TlsFacts } from '../app-env.ts';
+import { BODY_QUEUE } from '../http/buffering.ts';
+import { plainReason } from '../http/reason.ts';
+import { normalizePeer } from '../proxy/headers.ts';
+import { ALPN_PROTOCOLS, baseContextOptions } from '../tls/context.ts';
+import type { CertificateStore } from '../tls/store.ts';
+import { parserHeadLimit } from './head-limit.ts';
+import type { AppFetch, Listener, ListenerSpec } from './types.ts';
+
+/** What a TLS listener serves, beyond the plain spec. */
+export interface TlsListenerOptions {
+  /** The certificates, chosen per handshake; swapped in place by reload (and ACME later). */
+  readonly store: CertificateStore<SecureContext>;
+  /** Ask for client certificates from these CAs (PEM); `required` refuses clients without one. */
+  readonly clientAuth: { readonly ca: string; readonly required: boolean } | null;
+  /**
+   * A connection that has not finished its handshake by then is closed.
+   * @default 10000
+   */
+  readonly handshakeTimeoutMs?: number;
+}
+
+/** Capabilities the conformance cases read (listener.cases.ts). */
+export const tlsListenerFeatures = { line: true, connPerSocket: true, upgradeBody: false, upgrade: 'none' } as const;
+
+/** Never written on a response by this listener: RFC 9113 §8.2.2 forbids them on h2, and h1 frames itself. */
+const CONNECTION_SPECIFIC: ReadonlySet<string> = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade']);
+
+const CONN = Symbol('switchyard.conn');
+type Tagged = { [CONN]?: ConnInfo };
+type AnyRequest = (Http2ServerRequest | IncomingMessage) & { stream?: Http2ServerRequest['stream'] };
+type AnyResponse = Http2ServerResponse | ServerResponse;
+
+const DEFAULT_HANDSHAKE_TIMEOUT_MS = 10_000;
+
+/** The verified client certificate of a TLS connection, or null. */
+function clientCertificate(socket: TLSSocket): ClientCertificate | null {
+  if (!socket.authorized) return null;
+  const cert = socket.getPeerCertificate();
+  if (cert === null || typeof cert !== 'object' || !cert.subject) return null;
+  // RFC 4514 order (most specific first), as nginx's $ssl_client_s_dn prints it.
+  const subject = Object.entries(cert.subject)
+    .reverse()
+    .map(([key, value]) => `${key}=${Array.isArray(value) ? value.join('+') : value}`)
+    .join(',');
+  return { subject, fingerprint256: cert.fingerprint256 };
+}
+
+function tlsFactsOf(socket: TLSSocket): TlsFacts {
+  const servername = (socket as TLSSocket & { servername?: string | false }).servername;
+  return {
+    serverName: typeof servername === 'string' && servername ? servername : null,
+    alpn: typeof socket.alpnProtocol === 'string' ? socket.alpnProtocol : 'http/1.1',
+    protocol: socket.getProtocol?.() ?? null,
+    clientCertificate: clientCertificate(socket),
+  };
+}
+
+/** RFC 9113 §8.3.1: an intermediary turning h2 into HTTP/1.1 makes Host from :authority. */
+function requestHeaders(req: AnyRequest, h2req: boolean): Headers {
+  const raw = req.rawHeaders;
+  const headers = new Headers();
+  let cookie: string | null = null;
+  let host = false;
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i] as string;
+    if (name.charCodeAt(0) === 58 /* : */) continue; // pseudo-headers stay on this hop
+    const value = raw[i + 1] as string;
+    // RFC 9113 §8.2.3: h2 may split Cookie into several fields; HTTP/1.1 wants one, "; "-joined.
+    if (h2req && (name === 'cookie' || name === 'Cookie')) {
+      cookie = cookie === null ? value : `${cookie}; ${value}`;
+      continue;
+    }
+    if (!host && name.length === 4 && name.toLowerCase() === 'host') host = true;
+    headers.append(name, value);
+  }
+  if (cookie !== null) headers.append('cookie', cookie);
+  if (h2req) {
+    const authority = req.headers[':authority'];
+    if (!host && typeof authority === 'string') headers.set('host', authority);
+  }
+  return headers;
+}
+
+/** A web stream over a node request body, paused while the stream's queue is full. */
+function requestBody(req: AnyRequest): ReadableStream<Uint8Array> {
+  let done = false;
+  return new ReadableStream<Uint8Array>(
+    {
+      start(controller) {
+        req.on('data', (chunk: Buffer) => {
+          if (done) return;
+          controller.enqueue(new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.byteLength));
+          if ((controller.desiredSize ?? 1) <= 0) req.pause();
+        });
+        req.once('end', () => {
+          if (done) return;
+          done = true;
+          controller.close();
+        });
+        const fail = () => {
+          if (done) return;
+          done = true;
+          controller.error(new Error('client closed the request body'));
+        };
+        req.once('error', fail);
+        req.once('aborted', fail);
+      },
+      pull() {
+        req.resume();
+      },
+      cancel() {
+        done = true;
+        req.resume(); // drain what is left, so the connection (h1) or stream (h2) can end
+      },
+    },
+    BODY_QUEUE,
+  );
+}
+
+/** Whether a request carries a body: h1 says so in its head, h2 by not ending the stream with it. */
+function hasBody(req: AnyRequest, h2req: boolean): boolean {
+  if (h2req) return !(req.stream?.endAfterHeaders ?? true);
+  const h = req.headers;
+  return h['content-length'] !== undefined || h['transfer-encoding'] !== undefined;
+}
+
+/** Response fields for writeHead: joined once, connection-specific ones left out. */
+function responseFields(headers: Headers): Record<string, string | string[]> {
+  const out: Record<string, string | string[]> = {};
+  for (const [name, value] of headers) {
+    if (CONNECTION_SPECIFIC.has(name)) continue;
+    const seen = out[name];
+    if (seen === undefined) out[name] = value;
+    else if (Array.isArray(seen)) seen.push(value);
+    else out[name] = [seen, value];
+  }
+  return out;
+}
+
+/** Resolves when `res` can take more (drain) or is gone (close). */
+function writable(res: AnyResponse): Promise<void> {
+  return new Promise((resolve) => {
+    const done = () => {
+      res.off('drain', done);
+      res.off('close', done);
+      resolve();
+    };
+    res.on('drain', done);
+    res.on('close', done);
+  });
+}
+
+/** Ends a response whose body broke: h2 resets the stream, h1 closes the connection (a short body must not look complete). */
+function breakResponse(res: AnyResponse): void {
+  const stream = (res as Http2ServerResponse).stream;
+  if (stream !== undefined) stream.close(h2.NGHTTP2_INTERNAL_ERROR);
+  else (res as ServerResponse).destroy();
+}
+
+async function sendResponse(response: Response, res: AnyResponse, h2req: boolean): Promise<void> {
+  const fields = responseFields(response.headers);
+  if (h2req) (res as Http2ServerResponse).writeHead(response.status, fields);
+  else {
+    const reason = plainReason(response.statusText);
+    if (reason) (res as ServerResponse).writeHead(response.status, reason, fields);
+    else (res as ServerResponse).writeHead(response.status, fields);
+  }
+  const body = response.body;
+  if (body === null) {
+    res.end();
+    return;
+  }
+  const reader = body.getReader();
+  try {
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      if (res.destroyed || res.writableEnded) {
+        await reader.cancel().catch(() => {});
+        return;
+      }
+      if (!(res as ServerResponse).write(value)) await writable(res);
+    }
+    res.end();
+  } catch {
+    if (!res.destroyed) breakResponse(res);
+    await reader.cancel().catch(() => {});
+  }
+}
+
+/** The simplest answer, for requests the adapter cannot even build. */
+function plainAnswer(res: AnyResponse, status: number, text: string): void {
+  if (res.headersSent) {
+    breakResponse(res);
+    return;
+  }
+  res.writeHead(status, { 'content-type': 'text/plain; charset=utf-8', 'content-length': String(Buffer.byteLength(text)) });
+  res.end(text);
+}
+
+export async function listenTls(fetch: AppFetch, spec: ListenerSpec): Promise<Listener> {
+  const tls = spec.tls;
+  if (tls === undefined) throw new Error(`listener ${spec.name}: proto https needs TLS options`);
+  const { store, clientAuth } = tls;
+  const first = store.current.fallback;
+  if (first === undefined) throw new Error(`listener ${spec.name}: no certificate to serve`);
+  const listener = spec.name;
+  const clientCa = clientAuth?.ca ?? null;
+
+  const options: SecureServerOptions = {
+    ...baseContextOptions(clientCa),
+    cert: first.pair.chainPem,
+    key: first.pair.keyPem,
+    allowHTTP1: true,
+    ALPNProtocols: [...ALPN_PROTOCOLS],
+    // The name -> context lookup is the store's, per handshake, so a swap takes effect at once.
+    SNICallback(servername, callback) {
+      callback(null, store.select(servername)?.context);
+    },
+    requestCert: clientAuth !== null,
+    rejectUnauthorized: clientAuth?.required === true,
+    handshakeTimeout: tls.handshakeTimeoutMs ?? DEFAULT_HANDSHAKE_TIMEOUT_MS,
+    maxSessionMemory: 10,
+    // Let our own limits answer (431, 414) before the h1 parser does.
+    maxHeaderSize: parserHeadLimit(spec.maxHeaderBytes),
+    settings: { maxConcurrentStreams: 128 },
+  } as SecureServerOptions;
+
+  const connOf = (key: Tagged, socket: TLSSocket): ConnInfo => {
+    let conn = key[CONN];
+    if (conn === undefined) {
+      conn = { remoteAddr: normalizePeer(socket.remoteAddress ?? ''), proto: 'https', listener, tls: tlsFactsOf(socket) };
+      key[CONN] = conn;
+    }
+    return conn;
+  };
+
+  // h1 connections and their requests in flight, for a graceful stop; h2 sessions close with GOAWAY.
+  const h1Sockets = new Map<TLSSocket, number>();
+  const sessions = new Set<Http2Session>();
+  let stopping = false;
+
+  async function onRequest(req: AnyRequest, res: AnyResponse): Promise<void> {
+    const h2req = req.httpVersionMajor === 2;
+    let socket: TLSSocket;
+    let key: Tagged;
+    if (h2req) {
+      const session = (req as Http2ServerRequest).stream.session as Http2Session;
+      socket = session.socket as TLSSocket;
+      key = session as Tagged;
+    } else {
+      socket = req.socket as TLSSocket;
+      key = socket as Tagged;
+      h1Sockets.set(socket, (h1Sockets.get(socket) ?? 0) + 1);
+      res.once('close', () => {
+        const left = (h1Sockets.get(socket) ?? 1) - 1;
+        if (h1Sockets.has(socket)) h1Sockets.set(socket, left);
+        if (stopping && left <= 0) socket.end();
+      });
+    }
+    req.on('error', () => {}); // a client reset is the stream's end, not the process's
+    res.on('error', () => {});
+
+    const method = req.method as string;
+    const target = req.url as string;
+    const line = { method, target, version: h2req ? '2.0' : req.httpVersion };
+    const abort = new AbortController();
+    res.once('close', () => {
+      if (!res.writableFinished) abort.abort();
+    });
+
+    let request: Request;
+    try {
+      const headers = requestHeaders(req, h2req);
+      const host = headers.get('host');
+      const body = method !== 'GET' && method !== 'HEAD' && hasBody(req, h2req) ? requestBody(req) : null;
+      // An h2 body without content-length reaches HTTP/1.1 upstreams chunked (RFC 9113 §8.2.2).
+      if (h2req && body !== null && !headers.has('content-length')) headers.set('transfer-encoding', 'chunked');
+      let url = `https://${host ?? 'localhost'}${target.charCodeAt(0) === 47 ? target : '/'}`;
+      if (!URL.canParse(url)) url = 'https://localhost/';
+      request = new Request(url, {
+        method: method === 'CONNECT' ? 'GET' : method,
+        headers,
+        body,
+        signal: abort.signal,
+        ...(body === null ? {} : { duplex: 'half' }),
+      } as RequestInit);
+    } catch {
+      plainAnswer(res, 400, 'bad request\n');
+      return;
+    }
+    const bindings: Bindings = { conn: connOf(key, socket), line };
+    try {
+      const response = await fetch(request, bindings);
+      await sendResponse(response, res, h2req);
+    } catch {
+      plainAnswer(res, 500, 'internal error\n');
+    }
+  }
+
+  const server = createSecureServer(options, (req, res) => void onRequest(req as AnyRequest, res as AnyResponse));
+  // Handshake failures (plain HTTP, garbage, an old TLS version, a missing client certificate,
+  // a handshake that never finishes) close that connection only.
+  server.on('tlsClientError', (_error, socket) => socket.destroy());
+  server.on('sessionError', () => {});
+  server.on('session', (session: Http2Session) => {
+    sessions.add(session);
+    session.on('error', () => {});
+    session.once('close', () => sessions.delete(session));
+    if (stopping) session.close();
+  });
+  server.on('secureConnection', (socket: TLSSocket) => {
+    socket.on('error', () => socket.destroy());
+    socket.once('close', () => h1Sockets.delete(socket));
+  });
+
+  // The default context (no SNI, or a name no pair covers) follows the store's first pair.
+  const unwatch = store.watch((table) => {
+    const fallback = table.fallback;
+    if (fallback !== undefined) server.setSecureContext({ ...baseContextOptions(clientCa), cert: fallback.pair.chainPem, key: fallback.pair.keyPem });
+  });
+
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(spec.port, spec.hostname, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  server.on('error', () => {}); // accept errors (EMFILE) must not end the process
+
+  return {
+    name: spec.name,
+    proto: 'https',
+    hostname: spec.hostname,
+    port: (server.address() as AddressInfo).port,
+    alpn: [...ALPN_PROTOCOLS],
+    async stop(graceMs) {
+      stopping = true;
+      unwatch();
+      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+      // h2: GOAWAY, streams in flight finish; h1: idle connections close now, busy ones after their response.
+      for (const session of sessions) session.close();
+      for (const [socket, inflight] of h1Sockets) if (inflight <= 0) socket.end();
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const grace = new Promise<void>((resolve) => {
+        timer = setTimeout(() => {
+          for (const session of sessions) session.destroy();
+          for (const socket of h1Sockets.keys()) socket.destroy();
+          resolve();
+        }, graceMs);
+      });
+      await Promise.race([closed, grace]);
+      clearTimeout(timer);
+    },
+  };
+}

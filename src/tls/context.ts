@@ -1,0 +1,46 @@
+// The TLS settings every listener context shares, and the node:tls SecureContext built once per
+// certificate pair (the store's `prepare`). node:tls is the one TLS API that serves several
+// certificates by SNI and swaps them at run time on Bun, Deno and Node (docs/tls-listeners.md).
+import { createSecureContext, type SecureContext, type SecureContextOptions } from 'node:tls';
+import type { CertificatePair } from './certificate.ts';
+
+/** TLS 1.2 and 1.3 only: 1.0 and 1.1 are refused at the handshake (RFC 8996). */
+export const MIN_TLS_VERSION = 'TLSv1.2';
+
+/**
+ * TLS 1.2 suites: ECDHE with AEAD only, Mozilla's "intermediate" list (no RC4, 3DES, CBC or
+ * export suites, no static RSA key exchange). TLS 1.3 suites are OpenSSL's defaults, all AEAD.
+ * @see https://wiki.mozilla.org/Security/Server_Side_TLS
+ */
+export const TLS12_CIPHERS = [
+  'ECDHE-ECDSA-AES128-GCM-SHA256',
+  'ECDHE-RSA-AES128-GCM-SHA256',
+  'ECDHE-ECDSA-AES256-GCM-SHA384',
+  'ECDHE-RSA-AES256-GCM-SHA384',
+  'ECDHE-ECDSA-CHACHA20-POLY1305',
+  'ECDHE-RSA-CHACHA20-POLY1305',
+].join(':');
+
+/** Protocols offered by ALPN, in the server's order of preference. */
+export const ALPN_PROTOCOLS = ['h2', 'http/1.1'] as const;
+
+/** The options shared by every context and the server itself. */
+export function baseContextOptions(clientCa: string | null): SecureContextOptions {
+  return {
+    minVersion: MIN_TLS_VERSION,
+    ciphers: TLS12_CIPHERS,
+    honorCipherOrder: true,
+    // The CAs a client certificate must chain to; the server asks only with clientAuth.
+    ...(clientCa === null ? {} : { ca: clientCa }),
+  };
+}
+
+/** The options of one pair's context: the chain served whole, its key, the shared settings. */
+export function pairContextOptions(pair: CertificatePair, clientCa: string | null): SecureContextOptions {
+  return { ...baseContextOptions(clientCa), cert: pair.chainPem, key: pair.keyPem };
+}
+
+/** What the certificate store prepares per pair for the TLS listener: its SecureContext, built once. */
+export function secureContextFor(clientCa: string | null): (pair: CertificatePair) => SecureContext {
+  return (pair) => createSecureContext(pairContextOptions(pair, clientCa));
+}
