@@ -285,7 +285,22 @@ test('onAccess receives one typed entry per request, the same facts as the line'
   assert.equal(line.request_id, ok?.request_id);
   assert.equal(line.bytes, ok?.bytes);
   // The line keeps its documented fields, in order (README "Logs").
-  assert.deepEqual(Object.keys(line), ['time', 'level', 'msg', 'client', 'method', 'host', 'path', 'status', 'bytes', 'duration_ms', 'upstream', 'request_id']);
+  assert.deepEqual(Object.keys(line), [
+    'time',
+    'level',
+    'msg',
+    'client',
+    'scheme',
+    'version',
+    'method',
+    'host',
+    'path',
+    'status',
+    'bytes',
+    'duration_ms',
+    'upstream',
+    'request_id',
+  ]);
 });
 
 test('a throwing subscriber does not break the answer', async () => {

@@ -26,6 +26,10 @@ export interface AccessEntry {
   readonly request_id: string;
   /** The peer's address. */
   readonly client: string;
+  /** The listener's scheme: `"https"` on the TLS listener. */
+  readonly scheme: 'http' | 'https';
+  /** `"1.1"`, `"1.0"`, `"2.0"` (h2), or null where the listener cannot tell (Deno's plain listener). */
+  readonly version: string | null;
   /** The method exactly as sent. */
   readonly method: string;
   /** The Host header as sent, or null. */
@@ -74,7 +78,7 @@ export function createRequestIds(): () => string {
 export function writeAccessLine(logger: Logger, e: AccessEntry): void {
   // Serialised by hand: one line per request is the hottest logging there is.
   const q = JSON.stringify;
-  let fields = `,"client":${q(e.client)},"method":${q(e.method)},"host":${q(e.host)},"path":${q(e.path)}`;
+  let fields = `,"client":${q(e.client)},"scheme":"${e.scheme}","version":${q(e.version)},"method":${q(e.method)},"host":${q(e.host)},"path":${q(e.path)}`;
   fields += `,"status":${e.status},"bytes":${e.bytes},"duration_ms":${e.duration_ms}`;
   fields += `,"upstream":${q(e.upstream)},"request_id":${q(e.request_id)}`;
   if (e.error !== null) fields += `,"error":${q(e.error)}`;
@@ -98,6 +102,8 @@ export const accessLog = ({ logger, onAccess, nextId = createRequestIds(), now =
         time: now(),
         request_id: rec.id,
         client: facts.conn.remoteAddr,
+        scheme: facts.conn.proto,
+        version: facts.httpVersion,
         method: facts.method,
         host: raw.headers.get('host'),
         path,

@@ -296,13 +296,16 @@ export async function listenTls(fetch: AppFetch, spec: ListenerSpec): Promise<Li
     try {
       const headers = requestHeaders(req, h2req);
       const host = headers.get('host');
-      const body = method !== 'GET' && method !== 'HEAD' && hasBody(req, h2req) ? requestBody(req) : null;
+      const body = hasBody(req, h2req) ? requestBody(req) : null;
       // An h2 body without content-length reaches HTTP/1.1 upstreams chunked (RFC 9113 §8.2.2).
       if (h2req && body !== null && !headers.has('content-length')) headers.set('transfer-encoding', 'chunked');
       let url = `https://${host ?? 'localhost'}${target.charCodeAt(0) === 47 ? target : '/'}`;
       if (!URL.canParse(url)) url = 'https://localhost/';
       request = new Request(url, {
-        method: method === 'CONNECT' ? 'GET' : method,
+        // fetch forbids a body on GET and HEAD, and CONNECT altogether; the exact method
+        // travels in `line` (what switchyard's own middlewares read), so a GET with a body
+        // still reaches the upstream as sent.
+        method: body !== null && (method === 'GET' || method === 'HEAD') ? 'POST' : method === 'CONNECT' ? 'GET' : method,
         headers,
         body,
         signal: abort.signal,
