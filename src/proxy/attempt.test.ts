@@ -4,6 +4,7 @@ import type { Transport, UpstreamInit } from '../transport/types.ts';
 import { UpstreamError } from '../transport/types.ts';
 import { sendAttempt } from './attempt.ts';
 import { ProxyError, statusFor } from './errors.ts';
+import { mayRetry } from './retry.ts';
 
 const upstream = { origin: 'http://127.0.0.1:9', hostPort: '127.0.0.1:9' };
 
@@ -115,4 +116,84 @@ test('the transport facts, not the code, say whether the upstream can have seen 
     ),
   );
   assert.match(nested.message, /\(ECONNRESET\)/);
+});
+
+test('a failed TLS handshake is a 502 that says why, never retried, whatever the facts', async () => {
+  const tlsUpstream = { origin: 'https://127.0.0.1:8443', hostPort: '127.0.0.1:8443' };
+  const classify = async (error: unknown) =>
+    (await sendAttempt(
+      transportOf(() => Promise.reject(error)),
+      tlsUpstream,
+      '/',
+      init(),
+    )) as ProxyError;
+  const connectFailed = { connectFailed: true, reusedConnection: false, responseStarted: false };
+  // [thrown, the log line]
+  const cases: [unknown, string][] = [
+    [
+      new UpstreamError('self-signed certificate in certificate chain', 'SELF_SIGNED_CERT_IN_CHAIN', connectFailed),
+      'upstream https://127.0.0.1:8443 failed TLS verification: self-signed certificate in chain (SELF_SIGNED_CERT_IN_CHAIN)',
+    ],
+    [
+      new UpstreamError('unable to verify the first certificate', 'UNABLE_TO_VERIFY_LEAF_SIGNATURE', connectFailed),
+      'upstream https://127.0.0.1:8443 failed TLS verification: certificate not issued by a trusted CA, or chain incomplete (UNABLE_TO_VERIFY_LEAF_SIGNATURE)',
+    ],
+    [
+      new UpstreamError('self-signed certificate', 'DEPTH_ZERO_SELF_SIGNED_CERT', connectFailed),
+      'upstream https://127.0.0.1:8443 failed TLS verification: self-signed certificate (DEPTH_ZERO_SELF_SIGNED_CERT)',
+    ],
+    // A bare error with the code (no facts) and a code only on the cause are classified the same.
+    [
+      Object.assign(new Error('certificate has expired'), { code: 'CERT_HAS_EXPIRED' }),
+      'upstream https://127.0.0.1:8443 failed TLS verification: certificate has expired (CERT_HAS_EXPIRED)',
+    ],
+    [
+      new UpstreamError('tls', undefined, connectFailed, { cause: Object.assign(new Error('x'), { code: 'UNABLE_TO_GET_ISSUER_CERT_LOCALLY' }) }),
+      'upstream https://127.0.0.1:8443 failed TLS verification: certificate not issued by a trusted CA (UNABLE_TO_GET_ISSUER_CERT_LOCALLY)',
+    ],
+    // node:tls names the name it checked (`host`) on a mismatch, on every runtime.
+    [
+      new UpstreamError("Hostname/IP does not match certificate's altnames", 'ERR_TLS_CERT_ALTNAME_INVALID', connectFailed, {
+        cause: Object.assign(new Error('x'), { code: 'ERR_TLS_CERT_ALTNAME_INVALID', host: 'b.test' }),
+      }),
+      'upstream https://127.0.0.1:8443 failed TLS verification: certificate does not name the host b.test (ERR_TLS_CERT_ALTNAME_INVALID)',
+    ],
+    [
+      new UpstreamError('x', 'ERR_TLS_CERT_ALTNAME_INVALID', connectFailed),
+      'upstream https://127.0.0.1:8443 failed TLS verification: certificate does not name the host (ERR_TLS_CERT_ALTNAME_INVALID)',
+    ],
+    // Facts that would make a reset a stale connection do not make a verification failure one.
+    [
+      new UpstreamError('x', 'CERT_HAS_EXPIRED', { connectFailed: false, reusedConnection: true, responseStarted: false }),
+      'upstream https://127.0.0.1:8443 failed TLS verification: certificate has expired (CERT_HAS_EXPIRED)',
+    ],
+    // The upstream refused the handshake (our client certificate, TLS 1.2) before any request.
+    [
+      new UpstreamError('alert', 'ERR_SSL_SSLV3_ALERT_HANDSHAKE_FAILURE', connectFailed),
+      'upstream https://127.0.0.1:8443 failed the TLS handshake (ERR_SSL_SSLV3_ALERT_HANDSHAKE_FAILURE)',
+    ],
+  ];
+  for (const [thrown, message] of cases) {
+    const out = await classify(thrown);
+    assert.ok(out instanceof ProxyError, String(thrown));
+    assert.equal(out.kind, 'tls', message);
+    assert.equal(out.source, 'upstream');
+    assert.equal(statusFor(out.kind), 502);
+    assert.equal(out.message, message);
+    assert.equal(out.retryable, false, message);
+    assert.equal(out.staleConnection, false, message);
+    for (const method of ['GET', 'HEAD', 'PUT']) assert.equal(mayRetry(out, method, false, 1), false, `${method} after ${message}`);
+  }
+  // An ERR_SSL_ code on an established connection is a broken connection, not a handshake.
+  const late = await classify(
+    new UpstreamError('bad record mac', 'ERR_SSL_DECRYPTION_FAILED_OR_BAD_RECORD_MAC', {
+      connectFailed: false,
+      reusedConnection: false,
+      responseStarted: true,
+    }),
+  );
+  assert.equal(late.kind, 'reset');
+  // A refused connection stays a connect failure.
+  const refused = await classify(new UpstreamError('refused', 'ECONNREFUSED', connectFailed));
+  assert.equal(refused.kind, 'connect');
 });

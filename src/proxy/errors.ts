@@ -22,6 +22,12 @@ export type ErrorKind =
   | 'body-too-large'
   /** The upstream refused the connection or it could not be opened (DNS, no route). */
   | 'connect'
+  /**
+   * The TLS handshake with the upstream failed: its certificate did not verify (unknown CA,
+   * wrong name, expired, self-signed), or the upstream refused the handshake (our client
+   * certificate, protocol). A setting or certificate to fix, never retried.
+   */
+  | 'tls'
   /** The connection broke before a full response head arrived. */
   | 'reset'
   /** No response head within the route's timeout. */
@@ -87,6 +93,7 @@ export function statusFor(kind: ErrorKind): number {
     case 'body-too-large':
       return 413;
     case 'connect':
+    case 'tls':
     case 'reset':
       return 502;
     case 'timeout':
@@ -101,6 +108,50 @@ export function statusFor(kind: ErrorKind): number {
 const CONNECT_CODES = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH', 'EADDRNOTAVAIL', 'UND_ERR_CONNECT_TIMEOUT']);
 
 /**
+ * The codes node:tls gives (Bun's and Deno's node:tls the same) when the upstream's certificate
+ * fails verification: OpenSSL's X509_V_ERR names, and node's own for a name mismatch, each with
+ * the words the log line uses.
+ */
+const VERIFY_FAILURES: ReadonlyMap<string, string> = new Map([
+  ['UNABLE_TO_GET_ISSUER_CERT', 'issuer certificate not found'],
+  ['UNABLE_TO_GET_ISSUER_CERT_LOCALLY', 'certificate not issued by a trusted CA'],
+  // Node and Bun: the issuer of a chain of one is unknown; Deno 2.9 also says so of an expired one.
+  ['UNABLE_TO_VERIFY_LEAF_SIGNATURE', 'certificate not issued by a trusted CA, or chain incomplete'],
+  ['SELF_SIGNED_CERT_IN_CHAIN', 'self-signed certificate in chain'],
+  ['DEPTH_ZERO_SELF_SIGNED_CERT', 'self-signed certificate'],
+  ['CERT_HAS_EXPIRED', 'certificate has expired'],
+  ['CERT_NOT_YET_VALID', 'certificate is not yet valid'],
+  ['ERROR_IN_CERT_NOT_BEFORE_FIELD', 'certificate has an invalid start date'],
+  ['ERROR_IN_CERT_NOT_AFTER_FIELD', 'certificate has an invalid end date'],
+  ['ERR_TLS_CERT_ALTNAME_INVALID', 'certificate does not name the host'],
+  ['HOSTNAME_MISMATCH', 'certificate does not name the host'],
+  ['CERT_SIGNATURE_FAILURE', 'certificate signature does not verify'],
+  ['UNABLE_TO_DECRYPT_CERT_SIGNATURE', 'certificate signature does not verify'],
+  ['UNABLE_TO_DECODE_ISSUER_PUBLIC_KEY', "issuer's public key unreadable"],
+  ['CERT_REVOKED', 'certificate revoked'],
+  ['CERT_UNTRUSTED', 'certificate not trusted'],
+  ['CERT_REJECTED', 'certificate rejected'],
+  ['INVALID_CA', 'invalid CA certificate in chain'],
+  ['INVALID_PURPOSE', 'certificate not meant for a TLS server'],
+  ['PATH_LENGTH_EXCEEDED', 'chain longer than a CA allows'],
+  ['CERT_CHAIN_TOO_LONG', 'chain too long'],
+]);
+
+/**
+ * The log line of a failed TLS handshake, or undefined for any other failure. A verification
+ * code is always the handshake's; an `ERR_SSL_` code only counts before a connection was made
+ * (later it is a broken connection, a reset).
+ */
+function tlsFailure(code: string | undefined, error: unknown, connectFailed: boolean, upstream: string): string | undefined {
+  if (code === undefined) return undefined;
+  const words = VERIFY_FAILURES.get(code);
+  if (words === undefined) return connectFailed && code.startsWith('ERR_SSL_') ? `upstream ${upstream} failed the TLS handshake (${code})` : undefined;
+  // A name mismatch says which name was checked (node:tls's `host` on the error, every runtime).
+  const checked = code === 'ERR_TLS_CERT_ALTNAME_INVALID' ? errorField(error, 'host') : undefined;
+  return `upstream ${upstream} failed TLS verification: ${checked === undefined ? words : `${words} ${checked}`} (${code})`;
+}
+
+/**
  * Classifies an error a transport rejected with into a ProxyError naming `upstream`. An
  * `UpstreamError` says itself what happened on the connection; other errors (undici's) are
  * classified by their code.
@@ -109,6 +160,10 @@ export function classifyTransportError(error: unknown, upstream: string): ProxyE
   if (error instanceof ProxyError) return error;
   const code = errorCode(error);
   const facts = error instanceof UpstreamError ? error.facts : null;
+  const tls = tlsFailure(code, error, facts?.connectFailed ?? true, upstream);
+  // Not retryable, though the upstream cannot have seen the request: another attempt gets the
+  // same certificate and settings, and a candidate that would accept them is no fix either.
+  if (tls !== undefined) return new ProxyError('tls', 'upstream', false, tls, { cause: error });
   const connectCode = code !== undefined && CONNECT_CODES.has(code);
   if (facts?.connectFailed || connectCode) {
     // Retryable only when no connection was made: facts say so where the transport knows;
@@ -123,10 +178,15 @@ export function classifyTransportError(error: unknown, upstream: string): ProxyE
 
 /** The most specific error code in an error or its causes (runtimes nest them differently). */
 export function errorCode(error: unknown): string | undefined {
+  return errorField(error, 'code');
+}
+
+/** The first non-empty string `field` of an error or its causes. */
+function errorField(error: unknown, field: 'code' | 'host'): string | undefined {
   let e: unknown = error;
   for (let depth = 0; depth < 4 && e && typeof e === 'object'; depth++) {
-    const code = (e as { code?: unknown }).code;
-    if (typeof code === 'string' && code) return code;
+    const value = (e as Record<string, unknown>)[field];
+    if (typeof value === 'string' && value) return value;
     e = (e as { cause?: unknown }).cause;
   }
   return undefined;

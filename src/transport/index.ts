@@ -1,5 +1,6 @@
 // The transport per runtime. Bun: our own HTTP/1.1 client on Bun.connect for http: upstreams
-// (./bun-socket.ts), undici for https: until the TLS work. Node and Deno: undici's dispatcher.
+// (./bun-socket.ts), undici for https: (with each route's TLS settings, over Bun's node:tls).
+// Node and Deno: undici's dispatcher.
 // docs/runtimes.md has the measurements against Bun's fetch, node:http and Readable-based
 // undici that led here.
 import type { Runtime } from '../server/runtime.ts';

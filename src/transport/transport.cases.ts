@@ -1,14 +1,20 @@
 // The transport contract (types.ts) as cases written once, registered against any
 // implementation by transport.test.ts, against real node:net / node:http upstreams on
-// 127.0.0.1:0: exact requests, filtered responses, body rules, streaming, failures, upgrades.
+// 127.0.0.1:0: exact requests, filtered responses, body rules, streaming, failures, upgrades;
+// and, for transports that serve https:, against node:https upstreams: the route's TLS settings.
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
 import http from 'node:http';
+import https from 'node:https';
 import net from 'node:net';
-import { test } from 'node:test';
+import { after, before, test } from 'node:test';
+import type tls from 'node:tls';
 import { gzipSync } from 'node:zlib';
+import { createTlsFixtures, type TlsFixtures } from '../../tests/support/tls-fixtures.ts';
 import { gate, sleep, until, within } from '../../tests/support/wait.ts';
-import { errorCode } from '../proxy/errors.ts';
-import { type Transport, type UpgradeResult, UpstreamError, type UpstreamInit } from './types.ts';
+import { classifyTransportError, errorCode, statusFor } from '../proxy/errors.ts';
+import { detectRuntime } from '../server/runtime.ts';
+import { type Transport, type UpgradeResult, UpstreamError, type UpstreamInit, type UpstreamTlsOptions } from './types.ts';
 
 interface Upstream {
   readonly port: number;
@@ -424,5 +430,259 @@ export function transportCases(name: string, create: () => Transport): void {
       assert.equal(result.response.headers.get('connection'), null);
       assert.equal(await result.response.text(), 'no');
     });
+  });
+}
+
+/** What an https upstream saw: per request, the SNI and whether the client's certificate verified. */
+interface HttpsUpstream extends Upstream {
+  /** The SNI of each request's connection (`false` or null when none was sent, by runtime). */
+  readonly servernames: unknown[];
+  /** Per request: the client showed a certificate the upstream verified. */
+  readonly clientAuthorized: boolean[];
+}
+
+/** A node:https upstream on 127.0.0.1:0 that answers `ok` to every request. */
+async function httpsUpstream(options: https.ServerOptions): Promise<HttpsUpstream> {
+  const sockets: net.Socket[] = [];
+  const servernames: unknown[] = [];
+  const clientAuthorized: boolean[] = [];
+  const server = https.createServer(options, (req, res) => {
+    const socket = req.socket as tls.TLSSocket;
+    servernames.push(socket.servername);
+    clientAuthorized.push(socket.authorized);
+    res.end('ok');
+  });
+  // Only connections whose handshake succeeded: a pooled connection is one of these.
+  server.on('secureConnection', (s: tls.TLSSocket) => sockets.push(s));
+  // Failed handshakes are what several cases are about.
+  server.on('tlsClientError', () => {});
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    port: (server.address() as net.AddressInfo).port,
+    sockets,
+    servernames,
+    clientAuthorized,
+    close: () =>
+      new Promise<void>((resolve) => {
+        for (const s of sockets) s.destroy();
+        server.close(() => resolve());
+      }),
+  };
+}
+
+/**
+ * The route's upstream TLS settings (`init.tls`) against real node:https upstreams with the
+ * certificates of tests/support/tls-fixtures.ts: trust, names and SNI, client certificates,
+ * `insecure`, the codes a failed verification rejects with, one pool per settings object.
+ */
+export function tlsTransportCases(name: string, create: () => Transport): void {
+  let fx: TlsFixtures;
+  const pem = (file: string) => readFileSync(fx.path(file), 'utf8');
+  before(() => {
+    fx = createTlsFixtures();
+  });
+  after(() => fx.cleanup());
+
+  const withTls = (settings: UpstreamTlsOptions | undefined, host = 'example.test'): UpstreamInit =>
+    settings === undefined ? GET(host) : { ...GET(host), tls: settings };
+
+  /** Runs `body` with a fresh transport and https upstream, and closes both whatever happens. */
+  async function using(options: () => https.ServerOptions, body: (t: Transport, up: HttpsUpstream, url: string) => Promise<void>): Promise<void> {
+    const upstream = await httpsUpstream(options());
+    const transport = create();
+    try {
+      await body(transport, upstream, `https://127.0.0.1:${upstream.port}/`);
+    } finally {
+      await transport.close();
+      await upstream.close();
+    }
+  }
+
+  /** Asserts `pending` rejects as a failed verification with `code`, before any request went out. */
+  async function rejectsVerification(pending: Promise<Response>, code: string, up: HttpsUpstream, origin: string): Promise<void> {
+    await assert.rejects(within(pending, 5000, `the ${code} rejection`), (error) => {
+      assert.ok(error instanceof UpstreamError, `an UpstreamError, got ${error}`);
+      assert.equal(error.code, code);
+      assert.equal(error.facts.connectFailed, true);
+      assert.equal(error.facts.responseStarted, false);
+      // What the proxy makes of it: a 502 that says why, never retried.
+      const failure = classifyTransportError(error, origin);
+      assert.equal(failure.kind, 'tls');
+      assert.equal(failure.retryable, false);
+      assert.equal(failure.staleConnection, false);
+      assert.equal(statusFor(failure.kind), 502);
+      assert.match(failure.message, new RegExp(`^upstream ${origin.replaceAll('.', '\\.')} failed TLS verification: .+ \\(${code}\\)$`));
+      return true;
+    });
+    assert.equal(up.servernames.length, 0, 'no request reached the upstream');
+  }
+
+  test(`${name}: upstream TLS: a private CA trusted through \`ca\`: 200, the URL's IP is the name checked, never the Host`, async () => {
+    await using(
+      () => ({ cert: pem('ip.pem'), key: pem('ip.key') }),
+      async (t, up, url) => {
+        // The certificate names 127.0.0.1 only: verified against the Host, this would fail.
+        const res = await t.fetch(url, withTls({ ca: pem('root.pem'), insecure: false }, 'evil.test'));
+        assert.equal(res.status, 200);
+        assert.equal(await res.text(), 'ok');
+        assert.equal(up.servernames.length, 1);
+        assert.notEqual(up.servernames[0], 'evil.test', 'the client Host is not sent as SNI');
+      },
+    );
+  });
+
+  test(`${name}: upstream TLS: a certificate that names only the client's Host fails verification`, async () => {
+    await using(
+      () => ({ cert: pem('a-chain.pem'), key: pem('a.key') }),
+      async (t, up, url) => {
+        await rejectsVerification(
+          t.fetch(url, withTls({ ca: pem('root.pem'), insecure: false }, 'a.test')),
+          'ERR_TLS_CERT_ALTNAME_INVALID',
+          up,
+          url.slice(0, -1),
+        );
+      },
+    );
+  });
+
+  test(`${name}: upstream TLS: serverName is the SNI and the name verified, instead of the URL's host`, async () => {
+    await using(
+      () => ({ cert: pem('a-chain.pem'), key: pem('a.key') }),
+      async (t, up, url) => {
+        const res = await t.fetch(url, withTls({ ca: pem('root.pem'), serverName: 'x.a.test', insecure: false }, 'other.test'));
+        assert.equal(res.status, 200);
+        await res.arrayBuffer();
+        assert.deepEqual(up.servernames, ['x.a.test']);
+        // The same certificate, a name it does not carry: the message names the name checked.
+        const wrong = t.fetch(url, withTls({ ca: pem('root.pem'), serverName: 'b.test', insecure: false }));
+        await assert.rejects(wrong, (error) => {
+          assert.equal((error as UpstreamError).code, 'ERR_TLS_CERT_ALTNAME_INVALID');
+          assert.match(classifyTransportError(error, 'https://u').message, /: certificate does not name the host b\.test \(ERR_TLS_CERT_ALTNAME_INVALID\)$/);
+          return true;
+        });
+        assert.equal(up.servernames.length, 1, 'the refused one never reached the upstream');
+      },
+    );
+  });
+
+  // [what, server certificate chain, its key, TLS settings (none: the system roots), code];
+  // settings are functions because the fixtures exist only once the suite has started.
+  const failures: [string, string[], string, () => UpstreamTlsOptions | undefined, string][] = [
+    ['the system roots (no settings), a chain of one from a private CA', ['ip.pem'], 'ip.key', () => undefined, 'UNABLE_TO_VERIFY_LEAF_SIGNATURE'],
+    [
+      'the system roots (no `ca`), leaf and intermediate from a private CA',
+      ['a-chain.pem'],
+      'a.key',
+      () => ({ serverName: 'a.test', insecure: false }),
+      'UNABLE_TO_GET_ISSUER_CERT_LOCALLY',
+    ],
+    [
+      'the system roots, a private root sent in the chain',
+      ['a-chain.pem', 'root.pem'],
+      'a.key',
+      () => ({ serverName: 'a.test', insecure: false }),
+      'SELF_SIGNED_CERT_IN_CHAIN',
+    ],
+    ['a self-signed leaf', ['self.pem'], 'self.key', () => ({ serverName: 'self.test', insecure: false }), 'DEPTH_ZERO_SELF_SIGNED_CERT'],
+    [
+      'a trusted certificate for other names',
+      ['a-chain.pem'],
+      'a.key',
+      () => ({ ca: pem('root.pem'), serverName: 'a.test.example', insecure: false }),
+      'ERR_TLS_CERT_ALTNAME_INVALID',
+    ],
+  ];
+  for (const [what, chain, key, settings, code] of failures) {
+    test(`${name}: upstream TLS: ${what} rejects with ${code}, connectFailed, a 502 that says why`, async () => {
+      await using(
+        () => ({ cert: chain.map(pem).join(''), key: pem(key) }),
+        async (t, up, url) => {
+          await rejectsVerification(t.fetch(url, withTls(settings())), code, up, url.slice(0, -1));
+        },
+      );
+    });
+  }
+
+  // Deno 2.9's node:tls reports an expired certificate as UNABLE_TO_VERIFY_LEAF_SIGNATURE, and no
+  // certificate is left to read once its handshake failed, so the transport cannot correct it.
+  const expiredSkip = detectRuntime() === 'deno' ? 'Deno 2.9 node:tls says UNABLE_TO_VERIFY_LEAF_SIGNATURE for an expired certificate (issue 7)' : false;
+  test(`${name}: upstream TLS: an expired certificate rejects with CERT_HAS_EXPIRED`, { skip: expiredSkip }, async () => {
+    await using(
+      () => ({ cert: pem('old.pem'), key: pem('old.key') }),
+      async (t, up, url) => {
+        await rejectsVerification(
+          t.fetch(url, withTls({ ca: pem('root.pem'), serverName: 'old.test', insecure: false })),
+          'CERT_HAS_EXPIRED',
+          up,
+          url.slice(0, -1),
+        );
+      },
+    );
+  });
+
+  test(`${name}: upstream TLS: insecure accepts an untrusted certificate for another name`, async () => {
+    await using(
+      () => ({ cert: pem('self.pem'), key: pem('self.key') }),
+      async (t, _up, url) => {
+        const res = await t.fetch(url, withTls({ insecure: true }));
+        assert.equal(res.status, 200);
+        assert.equal(await res.text(), 'ok');
+      },
+    );
+  });
+
+  test(`${name}: upstream TLS: cert and key are shown to an upstream that requires them; without, it refuses`, async () => {
+    await using(
+      () => ({ cert: pem('ip.pem'), key: pem('ip.key'), ca: pem('root.pem'), requestCert: true, rejectUnauthorized: true }),
+      async (t, up, url) => {
+        const res = await t.fetch(url, withTls({ ca: pem('root.pem'), cert: pem('client.pem'), key: pem('client.key'), insecure: false }));
+        assert.equal(res.status, 200);
+        assert.equal(await res.text(), 'ok');
+        assert.deepEqual(up.clientAuthorized, [true], 'the upstream verified our certificate');
+        // TLS 1.3: the upstream checks the client's certificate after the client's handshake is
+        // done, so this one may fail as the request goes out: any UpstreamError, none answered.
+        const without = t.fetch(url, withTls({ ca: pem('root.pem'), insecure: false }));
+        await assert.rejects(within(without, 5000, 'the refusal'), (error) => error instanceof UpstreamError);
+        assert.equal(up.clientAuthorized.length, 1, 'no request without a certificate was answered');
+      },
+    );
+  });
+
+  test(`${name}: upstream TLS: each settings object has its own pool, even with equal contents`, async () => {
+    await using(
+      () => ({ cert: pem('ip.pem'), key: pem('ip.key') }),
+      async (t, up, url) => {
+        const first: UpstreamTlsOptions = { ca: pem('root.pem'), insecure: false };
+        const second: UpstreamTlsOptions = { ca: pem('root.pem'), insecure: false };
+        const send = async (settings: UpstreamTlsOptions) => {
+          assert.equal(await (await t.fetch(url, withTls(settings))).text(), 'ok');
+          await new Promise((resolve) => setImmediate(resolve));
+        };
+        await send(first);
+        await send(first);
+        assert.equal(up.sockets.length, 1, 'one settings object: one pooled connection, reused');
+        await send(second);
+        assert.equal(up.sockets.length, 2, 'another settings object: a connection of its own');
+        await send(first);
+        await send(second);
+        assert.equal(up.sockets.length, 2, 'each pool keeps its own connection');
+      },
+    );
+  });
+
+  test(`${name}: upstream TLS: close() closes the connections of every settings object`, async () => {
+    const upstream = await httpsUpstream({ cert: pem('ip.pem'), key: pem('ip.key') });
+    const transport = create();
+    try {
+      const url = `https://127.0.0.1:${upstream.port}/`;
+      for (const settings of [{ ca: pem('root.pem'), insecure: false }, { insecure: true }])
+        await (await transport.fetch(url, withTls(settings))).arrayBuffer();
+      assert.equal(upstream.sockets.length, 2);
+      await transport.close();
+      await until(() => upstream.sockets.every((s) => s.destroyed || s.readableEnded), 2000, 'every pooled connection is closed');
+    } finally {
+      await transport.close();
+      await upstream.close();
+    }
   });
 }

@@ -3,30 +3,74 @@
 // ways, and upgrades (the upstream's socket after a 101). It keeps the promises of types.ts.
 // It uses the low-level dispatch handler API and feeds a web ReadableStream directly: going
 // through undici's Node Readable and Readable.toWeb cost ~35% of throughput on Bun and Node.
+// A route's upstream TLS settings (`init.tls`) get an agent of their own, so pools and TLS
+// sessions are never shared between settings.
 // Global fetch is no option: it drops Host and decompresses on Node and Deno, and adds headers
 // and normalises paths on Bun (docs/runtimes.md).
 // 'undici/index.js', not 'undici': on Bun the bare name is Bun's own shim (which decompresses).
 import type { Duplex } from 'node:stream';
-import { Agent, type Dispatcher } from 'undici/index.js';
+import { Agent, buildConnector, type Dispatcher, Pool } from 'undici/index.js';
 import { bodilessHeaders, responseBodyIsNull } from '../http/body-rules.ts';
 import { BODY_HIGH_WATER_BYTES, BODY_QUEUE, SMALL_BODY_BYTES } from '../http/buffering.ts';
 import { headersFromFields, headersWithoutHopByHop } from '../http/hop-by-hop.ts';
 import { plainReason } from '../http/reason.ts';
 import { duplexByteStream } from '../tunnel/node-socket-stream.ts';
 import { lookupWithLocalhost } from './localhost.ts';
-import { IDLE_KEEP_ALIVE_MS, type Transport, type UpgradeResult, UpstreamError, type UpstreamInit } from './types.ts';
+import { IDLE_KEEP_ALIVE_MS, type Transport, type UpgradeResult, UpstreamError, type UpstreamInit, type UpstreamTlsOptions } from './types.ts';
 
 type Fields = Record<string, string | string[] | undefined>;
 
-// SNI and certificate name per upstream origin; computed once per origin (IP literals get none).
-const servernames = new Map<string, string | undefined>();
-function servernameOf(origin: string): string | undefined {
-  if (!servernames.has(origin)) {
-    const { protocol, hostname } = new URL(origin);
-    const isIp = hostname.startsWith('[') || /^\d+\.\d+\.\d+\.\d+$/.test(hostname);
-    servernames.set(origin, protocol === 'https:' && !isIp ? hostname : undefined);
+// The host of each upstream origin (an IP literal too), computed once per origin: the
+// `servername` every request of an origin gives undici. undici compares it with its
+// connection's and reconnects when they differ, and without one takes the client's Host
+// (core/request.js), so it must be fixed per origin. What SNI carries and which name the
+// certificate must show is the connector's decision (`connectorFor`), not this value's.
+const hostnames = new Map<string, string>();
+function hostnameOf(origin: string): string {
+  let hostname = hostnames.get(origin);
+  if (hostname === undefined) {
+    hostname = new URL(origin).hostname;
+    hostnames.set(origin, hostname);
   }
-  return servernames.get(origin);
+  return hostname;
+}
+
+/** Options of every agent: the proxy enforces its own header timeout per route; the body may take as long as it takes. */
+const AGENT_OPTIONS = { headersTimeout: 0, bodyTimeout: 0, keepAliveTimeout: IDLE_KEEP_ALIVE_MS } as const;
+
+/** How every connection is opened: `localhost` may be served on ::1 or 127.0.0.1 only, so both are offered and tried (RFC 8305). */
+const CONNECT_OPTIONS = { lookup: lookupWithLocalhost, autoSelectFamily: true, autoSelectFamilyAttemptTimeout: 250 } as const;
+
+/** node:tls client options for a route's settings (Bun and Deno take them through their node:tls). */
+function tlsConnectOptions(tls: UpstreamTlsOptions): { ca?: string; cert?: string; key?: string; rejectUnauthorized: boolean } {
+  const options: { ca?: string; cert?: string; key?: string; rejectUnauthorized: boolean } = { rejectUnauthorized: !tls.insecure };
+  // Only the keys given: an explicit `ca: undefined` must still mean the system roots.
+  if (tls.ca !== undefined) options.ca = tls.ca;
+  if (tls.cert !== undefined) options.cert = tls.cert;
+  if (tls.key !== undefined) options.key = tls.key;
+  return options;
+}
+
+/**
+ * One origin's connector: undici's own (its TLS session cache per origin, as undici keeps it),
+ * with SNI and the verification name fixed to `tls.serverName`, else the origin's host (none
+ * for an IP literal, which is then checked against the certificate's IP names). undici would
+ * otherwise hand on the request's servername, which falls back to the client's Host header.
+ */
+function connectorFor(tls: UpstreamTlsOptions | undefined): buildConnector.connector {
+  const connect = buildConnector(tls === undefined ? CONNECT_OPTIONS : { ...CONNECT_OPTIONS, ...tlsConnectOptions(tls) });
+  const servername = tls?.serverName;
+  return function connectUpstream(options, callback) {
+    return connect({ ...options, servername }, callback);
+  };
+}
+
+/** An agent for one set of TLS settings (or none): a pool per origin, each with its own connector. */
+function createAgent(tls: UpstreamTlsOptions | undefined): Agent {
+  return new Agent({
+    ...AGENT_OPTIONS,
+    factory: (origin, options) => new Pool(origin, { ...options, connect: connectorFor(tls) }),
+  });
 }
 
 /**
@@ -67,6 +111,8 @@ interface Exchange {
   readonly headers: Iterable<[string, string]> | string[];
   readonly body: ReadableStream<Uint8Array> | null;
   readonly signal: AbortSignal;
+  /** The route's upstream TLS settings; none: system roots, the URL's host. */
+  readonly tls: UpstreamTlsOptions | undefined;
   /** Set for upgrade requests: undici writes Connection and Upgrade itself. */
   readonly upgrade?: string;
   /** Set for upgrade requests: the 101 and the upstream's socket. */
@@ -74,14 +120,23 @@ interface Exchange {
 }
 
 export function createUndiciTransport(): Transport {
-  const agent = new Agent({
-    // The proxy enforces its own header timeout per route; the body may take as long as it takes.
-    headersTimeout: 0,
-    bodyTimeout: 0,
-    keepAliveTimeout: IDLE_KEEP_ALIVE_MS,
-    // `localhost` may be served on ::1 or 127.0.0.1 only: offer both and try each (RFC 8305).
-    connect: { lookup: lookupWithLocalhost, autoSelectFamily: true, autoSelectFamilyAttemptTimeout: 250 },
-  });
+  const agent = createAgent(undefined);
+  // A route's TLS settings are one object for all its requests (compiled once): one agent each,
+  // made on first use (an http: origin in it is a plain pool: TLS options apply to https:
+  // only). `agents` holds every agent made, for close(); one whose settings are gone (a reload)
+  // stays until then, its connections closing once idle (IDLE_KEEP_ALIVE_MS).
+  const tlsAgents = new WeakMap<UpstreamTlsOptions, Agent>();
+  const agents = new Set<Agent>([agent]);
+  const agentFor = (tls: UpstreamTlsOptions | undefined): Agent => {
+    if (tls === undefined) return agent;
+    let tlsAgent = tlsAgents.get(tls);
+    if (tlsAgent === undefined) {
+      tlsAgent = createAgent(tls);
+      tlsAgents.set(tls, tlsAgent);
+      agents.add(tlsAgent);
+    }
+    return tlsAgent;
+  };
 
   /** One exchange: resolves with the response once its head is in (or rejects with an UpstreamError). */
   function exchange(x: Exchange): Promise<Response> {
@@ -233,12 +288,12 @@ export function createUndiciTransport(): Transport {
         },
       };
 
-      agent.dispatch(
+      agentFor(x.tls).dispatch(
         {
           origin: x.origin,
           path: x.path,
-          // TLS checks the configured upstream's name, never the client's Host.
-          servername: servernameOf(x.origin),
+          // A fixed value per origin, never the client's Host (see hostnameOf).
+          servername: hostnameOf(x.origin),
           method: method as Dispatcher.HttpMethod,
           headers: x.headers as Iterable<[string, string]>,
           // A web ReadableStream is an async iterable on every runtime; undici streams it.
@@ -269,6 +324,7 @@ export function createUndiciTransport(): Transport {
         headers: init.headers as unknown as Iterable<[string, string]>,
         body: init.body,
         signal: init.signal,
+        tls: init.tls,
       });
     },
     upgrade: function undiciUpgrade(url: string, init: UpstreamInit): Promise<UpgradeResult> {
@@ -285,6 +341,7 @@ export function createUndiciTransport(): Transport {
           headers: fields,
           body: init.body,
           signal: init.signal,
+          tls: init.tls,
           upgrade,
           // A 101's hop-by-hop fields (Upgrade, Connection) are its substance: all kept.
           onUpgrade: (headers, socket) =>
@@ -296,7 +353,9 @@ export function createUndiciTransport(): Transport {
         }).then((response) => resolve({ switched: false, response }), reject);
       });
     },
-    // Called after the grace period: whatever is still in flight is cut.
-    close: () => agent.destroy(),
+    // Called after the grace period: whatever is still in flight is cut, on every agent.
+    close: async () => {
+      await Promise.all(Array.from(agents, (a) => a.destroy()));
+    },
   };
 }

@@ -19,8 +19,12 @@ export interface TlsFixtures {
 interface Issue {
   /** Subject CN. */
   readonly cn: string;
-  /** SAN DNS names; none means a certificate with no SAN extension. */
+  /** SAN DNS names; none (and no `ip`) means a certificate with no SAN extension. */
   readonly dns?: readonly string[];
+  /** SAN IP addresses. */
+  readonly ip?: readonly string[];
+  /** extendedKeyUsage clientAuth: a certificate a client shows (mutual TLS). */
+  readonly clientAuth?: boolean;
   /** File stem of the issuing CA (`root`, `inter`). */
   readonly signer: string;
   readonly days?: number;
@@ -37,6 +41,9 @@ interface Issue {
  *   only), `b` (RSA, SAN `b.test`), `x` (SAN `x.a.test`), `cn` (no SAN, CN `cn.test`), `day`
  *   (valid one day, SAN `day.test`), `old` (valid 2020-01-01 to 2020-01-02 only, SAN
  *   `old.test`), each with its `.key`;
+ * - for upstream TLS: `ip` (SAN `IP:127.0.0.1`, signed by root), `self` (self-signed leaf, SAN
+ *   `self.test`), `client` (CN `switchyard test client`, extendedKeyUsage clientAuth, signed by
+ *   root), each with its `.key`;
  * - `other.key` (matches nothing), `garbage.key`, `broken.key`, `enc.key` (encrypted),
  *   `broken.pem`, `misordered.pem` (a, then b, which did not issue it).
  */
@@ -54,7 +61,9 @@ export function createTlsFixtures(): TlsFixtures {
       : openssl('genpkey', '-algorithm', 'EC', '-pkeyopt', 'ec_paramgen_curve:P-256', '-out', `${stem}.key`);
   const extensions = (stem: string, spec: Issue): string => {
     const lines = spec.ca ? ['basicConstraints=critical,CA:TRUE', 'keyUsage=critical,keyCertSign,cRLSign'] : ['basicConstraints=CA:FALSE'];
-    if (spec.dns !== undefined) lines.push(`subjectAltName=${spec.dns.map((name) => `DNS:${name}`).join(',')}`);
+    const san = [...(spec.dns ?? []).map((name) => `DNS:${name}`), ...(spec.ip ?? []).map((address) => `IP:${address}`)];
+    if (san.length > 0) lines.push(`subjectAltName=${san.join(',')}`);
+    if (spec.clientAuth) lines.push('extendedKeyUsage=clientAuth');
     writeFileSync(path(`${stem}.ext`), `${lines.join('\n')}\n`);
     return `${stem}.ext`;
   };
@@ -138,6 +147,12 @@ export function createTlsFixtures(): TlsFixtures {
     '-enddate',
     '20200102000000Z',
   );
+
+  issue('ip', { cn: '127.0.0.1', ip: ['127.0.0.1'], signer: 'root' });
+  issue('client', { cn: 'switchyard test client', signer: 'root', clientAuth: true });
+  newKey('self');
+  const selfExt = ['-addext', 'subjectAltName=DNS:self.test', '-addext', 'basicConstraints=CA:FALSE'];
+  openssl('req', '-x509', '-new', '-key', 'self.key', '-subj', '/CN=self.test', ...selfExt, '-days', '30', '-out', 'self.pem');
 
   writeFileSync(path('a-chain.pem'), readFileSync(path('a.pem'), 'utf8') + readFileSync(path('inter.pem'), 'utf8'));
   writeFileSync(path('misordered.pem'), readFileSync(path('a.pem'), 'utf8') + readFileSync(path('b.pem'), 'utf8'));
