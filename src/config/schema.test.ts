@@ -132,3 +132,169 @@ test('VERSION matches package.json', () => {
   const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8'));
   assert.equal(VERSION, pkg.version);
 });
+
+// --- TLS settings (issue 7) ------------------------------------------------------------------
+
+const tlsSection = { certificates: [{ cert: 'certs/a.pem', key: 'certs/a.key' }] };
+const oneRoute = (extra: Record<string, unknown> = {}) => [{ host: 'a.test', upstream: 'https://localhost:8443', ...extra }];
+
+test('a full TLS config is valid', () => {
+  assert.deepEqual(
+    problems({
+      tls: {
+        listen: '127.0.0.1:8443',
+        certificates: [
+          { cert: 'certs/a.pem', key: 'certs/a.key' },
+          { cert: '/etc/ssl/b.pem', key: '/etc/ssl/b.key' },
+        ],
+        redirectHttp: false,
+        clientAuth: { ca: 'certs/root.pem', required: false, header: 'X-Client-Subject' },
+      },
+      routes: [
+        {
+          host: 'a.test',
+          upstream: 'https://localhost:8443',
+          hsts: true,
+          redirectHttp: true,
+          upstreamTls: { ca: 'certs/root.pem', serverName: 'api.internal', cert: 'c.pem', key: 'c.key' },
+        },
+        { host: 'b.test', upstream: 'https://localhost:9443', hsts: { maxAge: 60, includeSubDomains: true, preload: true }, upstreamTls: { insecure: true } },
+        { host: 'c.test', upstream: 'http://localhost:80', hsts: false, redirectHttp: false },
+        { host: 'd.test', upstream: 'http://localhost:80', hsts: {} },
+      ],
+    }),
+    [],
+  );
+});
+
+test('tls.certificates: required, at least one pair, each with cert and key', () => {
+  assert.deepEqual(problems({ tls: { certificates: [] }, routes: [] }), ['tls.certificates: must name at least one { cert, key } pair']);
+  assert.deepEqual(problems({ tls: {}, routes: [] }), ['tls.certificates: is required']);
+  assert.deepEqual(problems({ tls: { certificates: 'certs/a.pem' }, routes: [] }), ['tls.certificates: must be an array of { cert, key }']);
+  assert.deepEqual(problems({ tls: { certificates: [{ cert: 'certs/a.pem' }, { cert: '', key: 'k', chain: 'c' }] }, routes: [] }), [
+    'tls.certificates[0].key: is required',
+    'tls.certificates[1].cert: must not be empty',
+    'tls.certificates[1].chain: unknown key',
+  ]);
+  assert.deepEqual(problems({ tls: { certificates: [{ cert: 1, key: 'k' }] }, routes: [] }), ['tls.certificates[0].cert: must be a file path string']);
+});
+
+test('tls: listen, redirectHttp, clientAuth and unknown keys, all at once with their paths', () => {
+  assert.deepEqual(
+    problems({
+      tls: { ...tlsSection, listen: '8443', redirectHttp: 'yes', clientAuth: { required: 1, header: 'x client', crl: 'x' }, sni: true },
+      routes: [],
+    }),
+    [
+      'tls.listen: must be HOST:PORT, :PORT or [IPv6]:PORT',
+      'tls.redirectHttp: must be true or false',
+      'tls.clientAuth.ca: is required',
+      'tls.clientAuth.required: must be true or false',
+      'tls.clientAuth.header: must be a header field name',
+      'tls.clientAuth.crl: unknown key',
+      'tls.sni: unknown key',
+    ],
+  );
+  assert.deepEqual(problems({ tls: { ...tlsSection, listen: ':70000' }, routes: [] }), ['tls.listen: port must be 0-65535']);
+  assert.deepEqual(problems({ tls: { ...tlsSection, clientAuth: { ca: '' } }, routes: [] }), ['tls.clientAuth.ca: must not be empty']);
+  assert.deepEqual(problems({ tls: { ...tlsSection, clientAuth: { ca: 'ca.pem', header: '' } }, routes: [] }), [
+    'tls.clientAuth.header: must be a header field name',
+  ]);
+  assert.deepEqual(problems({ tls: { ...tlsSection, clientAuth: { ca: 'ca.pem', header: 'X-Client-Cert:' } }, routes: [] }), [
+    'tls.clientAuth.header: must be a header field name',
+  ]);
+});
+
+test('route hsts: true, false or the object form; anything else names the route', () => {
+  assert.deepEqual(problems({ tls: tlsSection, routes: oneRoute({ hsts: 'yes' }) }), [
+    'routes[0].hsts: must be true, false or { maxAge, includeSubDomains, preload }',
+  ]);
+  assert.deepEqual(problems({ tls: tlsSection, routes: oneRoute({ hsts: { maxAge: -1 } }) }), ['routes[0].hsts.maxAge: must be at least 0']);
+  assert.deepEqual(problems({ tls: tlsSection, routes: oneRoute({ hsts: { maxAge: 1.5 } }) }), ['routes[0].hsts.maxAge: must be an integer']);
+  // A part of the wrong type or a misspelled part is refused, not dropped: valibot's union then
+  // reports its own message for the whole field.
+  const wholeField = ['routes[0].hsts: must be true, false or { maxAge, includeSubDomains, preload }'];
+  assert.deepEqual(problems({ tls: tlsSection, routes: oneRoute({ hsts: { preload: 'yes' } }) }), wholeField);
+  assert.deepEqual(problems({ tls: tlsSection, routes: oneRoute({ hsts: { maxage: 60 } }) }), wholeField);
+  assert.deepEqual(problems({ tls: tlsSection, routes: oneRoute({ redirectHttp: 'no' }) }), ['routes[0].redirectHttp: must be true or false']);
+});
+
+test('hsts and redirectHttp: true without a tls listener are mistakes; false is not', () => {
+  assert.deepEqual(
+    problems({
+      routes: [
+        { host: 'a.test', upstream: 'http://localhost:1', hsts: true },
+        { host: 'b.test', upstream: 'http://localhost:1', hsts: { maxAge: 1 }, redirectHttp: true },
+        { host: 'c.test', upstream: 'http://localhost:1', hsts: false, redirectHttp: false },
+      ],
+    }),
+    [
+      'routes[0].hsts: needs a tls listener (HSTS is sent on HTTPS responses only)',
+      'routes[1].hsts: needs a tls listener (HSTS is sent on HTTPS responses only)',
+      'routes[1].redirectHttp: needs a tls listener to redirect to',
+    ],
+  );
+  assert.deepEqual(problems({ tls: tlsSection, routes: [{ host: 'a.test', upstream: 'http://localhost:1', hsts: true, redirectHttp: true }] }), []);
+});
+
+test('upstreamTls: needs an https:// upstream, cert and key together, no unknown keys', () => {
+  assert.deepEqual(problems({ routes: [{ host: 'a.test', upstream: 'http://localhost:8080', upstreamTls: {} }] }), [
+    'routes[0].upstreamTls: needs an https:// upstream (upstream is http://localhost:8080)',
+  ]);
+  assert.deepEqual(problems({ routes: oneRoute({ upstreamTls: { cert: 'c.pem' } }) }), ['routes[0].upstreamTls: cert and key go together']);
+  assert.deepEqual(problems({ routes: oneRoute({ upstreamTls: { key: 'c.key' } }) }), ['routes[0].upstreamTls: cert and key go together']);
+  assert.deepEqual(
+    problems({
+      routes: [
+        { host: 'a.test', upstream: 'https://localhost:1' },
+        { host: 'b.test', upstream: 'https://localhost:1', upstreamTls: { verify: false, insecure: 'yes', ca: '', serverName: 'bad name' } },
+      ],
+    }),
+    [
+      'routes[1].upstreamTls.ca: must not be empty',
+      'routes[1].upstreamTls.serverName: must be a DNS name such as internal.xyz.com (no wildcard, port or IP address)',
+      'routes[1].upstreamTls.insecure: must be true or false',
+      'routes[1].upstreamTls.verify: unknown key',
+    ],
+  );
+  assert.deepEqual(problems({ routes: oneRoute({ upstreamTls: { serverName: 'api.internal:443' } }) }), [
+    'routes[0].upstreamTls.serverName: must be a DNS name such as internal.xyz.com (no wildcard, port or IP address)',
+  ]);
+  assert.deepEqual(
+    problems({ routes: oneRoute({ upstreamTls: { ca: 'ca.pem', serverName: 'api.internal', cert: 'c.pem', key: 'c.key', insecure: false } }) }),
+    [],
+  );
+});
+
+test('route TLS problems of several routes are reported together', () => {
+  assert.deepEqual(
+    problems({
+      routes: [
+        { host: 'a.test', upstream: 'http://localhost:1', upstreamTls: { cert: 'c.pem' }, hsts: true },
+        { host: 'b.test', upstream: 'https://localhost:1', upstreamTls: { key: 'k' }, redirectHttp: true },
+      ],
+    }),
+    [
+      'routes[0].upstreamTls: needs an https:// upstream (upstream is http://localhost:1)',
+      'routes[0].upstreamTls: cert and key go together',
+      'routes[0].hsts: needs a tls listener (HSTS is sent on HTTPS responses only)',
+      'routes[1].upstreamTls: cert and key go together',
+      'routes[1].redirectHttp: needs a tls listener to redirect to',
+    ],
+  );
+});
+
+test('upstreamTls.serverName is an SNI name: no wildcard, no IP; an HTTPS:// upstream in capitals is https', () => {
+  for (const name of ['*', '*.a.test', '10.0.0.5']) {
+    assert.equal(problems({ routes: oneRoute({ upstreamTls: { serverName: name } }) }).length, 1, name);
+  }
+  assert.deepEqual(problems({ routes: [{ host: 'a', upstream: 'HTTPS://x:1', upstreamTls: {} }] }), []);
+});
+
+test('tls.clientAuth.header must not name a header the proxy sets or frames itself', () => {
+  for (const header of ['host', 'X-Forwarded-For', 'x-request-id', 'forwarded', 'connection', 'content-length']) {
+    const found = problems({ routes: oneRoute(), tls: { certificates: [{ cert: 'c', key: 'k' }], clientAuth: { ca: 'ca.pem', header } } });
+    assert.equal(found.length, 1, header);
+    assert.match(found[0] as string, /^tls\.clientAuth\.header: names a header the proxy sets/);
+  }
+});

@@ -2,6 +2,7 @@
 // with valibot so a plain-JS file or a typo fails with a message naming the path to the mistake.
 // It does not compile anything; see ./compile.ts.
 import * as v from 'valibot';
+import { HOP_BY_HOP } from '../http/hop-by-hop.ts';
 import { cidrProblem } from '../proxy/cidr.ts';
 import { hostPatternProblem } from '../router/host.ts';
 import type { Config } from './types.ts';
@@ -60,8 +61,31 @@ const hostPattern = v.pipe(v.string('must be a string'), withProblem(hostPattern
 
 const filePath = v.pipe(v.string('must be a file path string'), v.minLength(1, 'must not be empty'));
 const flag = v.boolean('must be true or false');
+// Fields the proxy sets or frames itself: a client certificate's subject must not replace them.
+const OWN_FIELDS = new Set([
+  'host',
+  'x-forwarded-for',
+  'x-forwarded-proto',
+  'x-forwarded-host',
+  'forwarded',
+  'x-request-id',
+  'content-length',
+  'cookie',
+  ...HOP_BY_HOP,
+]);
 // RFC 9110 §5.1 field name.
-const headerName = v.pipe(v.string('must be a string'), v.regex(/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/, 'must be a header field name'));
+const headerName = v.pipe(
+  v.string('must be a string'),
+  v.regex(/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/, 'must be a header field name'),
+  v.check((name) => !OWN_FIELDS.has(name.toLowerCase()), 'names a header the proxy sets or frames itself; pick another, e.g. x-client-subject'),
+);
+// A DNS name for SNI (RFC 6066 §3): no wildcard, no port, no IP literal.
+const SNI_NAME = /^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?$/;
+const serverName = v.pipe(
+  v.string('must be a string'),
+  v.regex(SNI_NAME, 'must be a DNS name such as internal.xyz.com (no wildcard, port or IP address)'),
+  v.check((name) => !/^[\d.]+$/.test(name), 'must be a DNS name, not an IP address'),
+);
 
 const HstsSchema = v.union(
   [
@@ -77,7 +101,7 @@ const HstsSchema = v.union(
 
 const UpstreamTlsSchema = v.strictObject({
   ca: v.optional(filePath),
-  serverName: v.optional(v.pipe(v.string('must be a string'), withProblem(hostPatternProblem))),
+  serverName: v.optional(serverName),
   cert: v.optional(filePath),
   key: v.optional(filePath),
   insecure: v.optional(flag),
@@ -183,7 +207,7 @@ function crossRouteProblems(config: Config): string[] {
   config.routes.forEach((route, i) => {
     const upstreamTls = route.upstreamTls;
     if (upstreamTls !== undefined) {
-      if (!route.upstream.startsWith('https:')) problems.push(`routes[${i}].upstreamTls: needs an https:// upstream (upstream is ${route.upstream})`);
+      if (!/^https:/i.test(route.upstream)) problems.push(`routes[${i}].upstreamTls: needs an https:// upstream (upstream is ${route.upstream})`);
       if ((upstreamTls.cert === undefined) !== (upstreamTls.key === undefined)) problems.push(`routes[${i}].upstreamTls: cert and key go together`);
     }
     if (config.tls === undefined) {

@@ -69,3 +69,35 @@ test('normalizePeer strips the IPv4-mapped prefix only', () => {
   assert.equal(normalizePeer('::1'), '::1');
   assert.equal(normalizePeer('::ffff:abcd'), '::ffff:abcd');
 });
+
+test('client certificate header: a client-sent copy is always dropped; the verified subject is set when there is one', () => {
+  const src = new Headers({ 'X-Client-Subject': 'CN=forged', 'x-keep': 'k' });
+  const withSubject = upstreamRequestHeaders(src, facts({ clientCertHeader: 'x-client-subject', clientSubject: 'CN=client.test,O=Example' }), 16384)!;
+  assert.equal(withSubject.get('x-client-subject'), 'CN=client.test,O=Example');
+  assert.equal(withSubject.get('x-keep'), 'k');
+  // One value, the proxy's: the forged one is not appended to.
+  assert.equal([...withSubject].filter(([name]) => name === 'x-client-subject').length, 1);
+
+  for (const clientSubject of [null, undefined, '']) {
+    const without = upstreamRequestHeaders(src, facts({ clientCertHeader: 'x-client-subject', clientSubject }), 16384)!;
+    assert.equal(without.get('x-client-subject'), null, `subject ${String(clientSubject)}`);
+    assert.equal(without.get('x-keep'), 'k');
+  }
+  const noCertificateAsked = upstreamRequestHeaders(new Headers({ 'x-keep': 'k' }), facts({ clientCertHeader: 'x-client-subject' }), 16384)!;
+  assert.equal(noCertificateAsked.has('x-client-subject'), false);
+});
+
+test('client certificate header: a Connection token cannot remove the subject; without the setting the header is an ordinary one', () => {
+  const src = new Headers({ connection: 'x-client-subject', 'x-client-subject': 'CN=forged' });
+  const out = upstreamRequestHeaders(src, facts({ clientCertHeader: 'x-client-subject', clientSubject: 'CN=client.test' }), 16384)!;
+  assert.equal(out.get('x-client-subject'), 'CN=client.test');
+  // Not configured: nothing is dropped or added (the header is no more special than any other).
+  const plain = upstreamRequestHeaders(
+    new Headers({ 'x-client-subject': 'CN=whatever' }),
+    facts({ clientCertHeader: null, clientSubject: 'CN=client.test' }),
+    16384,
+  )!;
+  assert.equal(plain.get('x-client-subject'), 'CN=whatever');
+  const absent = upstreamRequestHeaders(new Headers({ 'x-client-subject': 'CN=whatever' }), facts(), 16384)!;
+  assert.equal(absent.get('x-client-subject'), 'CN=whatever');
+});

@@ -106,7 +106,13 @@ export async function startReloader<C>(options: ReloaderOptions<C>): Promise<Rel
   };
   checkExpiry();
 
-  const poll = setInterval(() => void tick(), options.pollMs ?? 500);
+  const poll = setInterval(
+    () =>
+      void tick().catch((error) =>
+        logger.error('certificate reload failed', { error: error instanceof Error ? (error.stack ?? error.message) : String(error) }),
+      ),
+    options.pollMs ?? 500,
+  );
   const expiry = setInterval(checkExpiry, options.expiryCheckMs ?? 3_600_000);
 
   return {

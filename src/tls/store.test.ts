@@ -271,3 +271,79 @@ describe('expiry report', () => {
     assert.equal(s.select('day.test')?.pair.id, 'certs/day.pem');
   });
 });
+
+describe('watch', () => {
+  test('a watcher that throws neither undoes the swap nor skips the next watcher nor makes put throw', async () => {
+    const s = createCertificateStore([pair('a')]);
+    let later = 0;
+    s.watch(() => {
+      throw new Error('listener bug');
+    });
+    s.watch(() => later++);
+    const put = s.put(await load('b'));
+    assert.equal(put.ok, true);
+    assert.equal(s.select('b.test')?.pair.certFile, 'certs/b.pem');
+    assert.equal(later, 1);
+  });
+
+  test('called with each new table on put (added, replaced) and remove, after it is current', async () => {
+    const s = createCertificateStore([{ ...pair('a'), id: 'site-a' }]);
+    const seen: CertificateTable[] = [];
+    const currentWhenCalled: boolean[] = [];
+    s.watch((table) => {
+      seen.push(table);
+      currentWhenCalled.push(s.current === table);
+    });
+    assert.equal(s.put(await load('b')).ok, true);
+    assert.equal(seen.length, 1);
+    assert.deepEqual(
+      seen[0]?.entries.map((e) => e.pair.id),
+      ['site-a', 'certs/b.pem'],
+    );
+    const replaced = s.put(await load('a2', { id: 'site-a' }));
+    assert.equal(replaced.ok && replaced.action, 'replaced');
+    assert.equal(seen.length, 2);
+    assert.equal(seen[1]?.select('a.test')?.pair.certFile, 'certs/a2.pem');
+    assert.equal(s.remove('certs/b.pem'), true);
+    assert.equal(seen.length, 3);
+    assert.deepEqual(
+      seen[2]?.entries.map((e) => e.pair.id),
+      ['site-a'],
+    );
+    assert.deepEqual(currentWhenCalled, [true, true, true]);
+    // Each call gets its own generation.
+    assert.equal(new Set(seen).size, 3);
+  });
+
+  test('not called when nothing changes: an unchanged put, a refused put, removing an unknown id', async () => {
+    const s = createCertificateStore([pair('a')]);
+    let calls = 0;
+    s.watch(() => calls++);
+    const same = s.put(await load('a'));
+    assert.equal(same.ok && same.action, 'unchanged');
+    assert.equal(s.put(await load('a', { key: 'other.key' })).ok, false);
+    assert.equal(s.remove('certs/nope.pem'), false);
+    assert.equal(calls, 0);
+  });
+
+  test('every watcher is called; the unsubscribe stops one and leaves the others', async () => {
+    const s = store('a');
+    const first: CertificateTable[] = [];
+    const second: CertificateTable[] = [];
+    const stopFirst = s.watch((table) => first.push(table));
+    s.watch((table) => second.push(table));
+    s.put(await load('b'));
+    assert.equal(first.length, 1);
+    assert.equal(second.length, 1);
+    assert.equal(first[0], second[0]);
+    stopFirst();
+    s.remove('certs/b.pem');
+    assert.equal(first.length, 1);
+    assert.equal(second.length, 2);
+    // Unsubscribing twice is harmless.
+    stopFirst();
+    s.put(await load('w'));
+    assert.equal(first.length, 1);
+    assert.equal(second.length, 3);
+  });
+});

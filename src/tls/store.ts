@@ -135,7 +135,12 @@ export function createCertificateStore<C = undefined>(pairs: readonly Certificat
   const watchers = new Set<(table: CertificateTable<C>) => void>();
   const swap = (next: CertificateTable<C>) => {
     current = next;
-    for (const onSwap of watchers) onSwap(next);
+    // A watcher's failure must not undo the swap, skip the others or make put/remove throw.
+    for (const onSwap of watchers) {
+      try {
+        onSwap(next);
+      } catch {}
+    }
   };
 
   return {
