@@ -176,7 +176,8 @@ function writable(res: AnyResponse): Promise<void> {
 /** Ends a response whose body broke: h2 resets the stream, h1 closes the connection (a short body must not look complete). */
 function breakResponse(res: AnyResponse): void {
   const stream = (res as Http2ServerResponse).stream;
-  if (stream !== undefined) stream.close(h2.NGHTTP2_INTERNAL_ERROR);
+  // destroy, not close(code): Bun 1.4.5's close(code) ends the stream cleanly (END_STREAM, no RST_STREAM)
+  if (stream !== undefined) stream.destroy(new Error('response body failed'));
   else (res as ServerResponse).destroy();
 }
 
@@ -288,8 +289,10 @@ export async function listenTls(fetch: AppFetch, spec: ListenerSpec): Promise<Li
     const target = req.url as string;
     const line = { method, target, version: h2req ? '2.0' : req.httpVersion };
     const abort = new AbortController();
+    // h2: a reset stream still reports writableFinished (node:http2 ends its writable side on close),
+    // so a response the listener never ended is the sign there.
     res.once('close', () => {
-      if (!res.writableFinished) abort.abort();
+      if (!(h2req ? res.writableEnded : res.writableFinished)) abort.abort();
     });
 
     let request: Request;
@@ -338,6 +341,11 @@ export async function listenTls(fetch: AppFetch, spec: ListenerSpec): Promise<Li
   server.on('secureConnection', (socket: TLSSocket) => {
     socket.on('error', () => socket.destroy());
     socket.once('close', () => h1Sockets.delete(socket));
+    // h1 connections count from their handshake, so stop also ends one that has not sent a request yet.
+    if (socket.alpnProtocol !== 'h2') {
+      h1Sockets.set(socket, 0);
+      if (stopping) socket.end(); // its handshake finished after stop began
+    }
   });
 
   // The default context (no SNI, or a name no pair covers) follows the store's first pair.

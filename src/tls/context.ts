@@ -1,6 +1,7 @@
 // The TLS settings every listener context shares, and the node:tls SecureContext built once per
 // certificate pair (the store's `prepare`). node:tls is the one TLS API that serves several
 // certificates by SNI and swaps them at run time on Bun, Deno and Node (docs/tls-listeners.md).
+import { createPrivateKey } from 'node:crypto';
 import { createSecureContext, type SecureContext, type SecureContextOptions } from 'node:tls';
 import type { CertificatePair } from './certificate.ts';
 
@@ -43,4 +44,21 @@ export function pairContextOptions(pair: CertificatePair, clientCa: string | nul
 /** What the certificate store prepares per pair for the TLS listener: its SecureContext, built once. */
 export function secureContextFor(clientCa: string | null): (pair: CertificatePair) => SecureContext {
   return (pair) => createSecureContext(pairContextOptions(pair, clientCa));
+}
+
+/** `"ec"`, `"rsa"`, `"ed25519"`...: the pair's key algorithm. */
+export function keyTypeOf(pair: CertificatePair): string {
+  return createPrivateKey(pair.keyPem).asymmetricKeyType ?? 'unknown';
+}
+
+/**
+ * Node 20 serves an SNI context's certificate only when its key type is the default context's
+ * (nodejs/node#54235: an RSA pair behind an EC first pair gets the EC certificate). Bun and
+ * Deno are not affected. The problem naming the files, or undefined.
+ */
+export function mixedKeyTypesProblem(pair: CertificatePair, others: readonly CertificatePair[]): string | undefined {
+  const type = keyTypeOf(pair);
+  const other = others.find((o) => o.id !== pair.id && keyTypeOf(o) !== type);
+  if (other === undefined) return undefined;
+  return `${pair.certFile}: its ${type.toUpperCase()} key cannot be served next to ${other.certFile} (${keyTypeOf(other).toUpperCase()}) on Node 20 (nodejs/node#54235: Node serves an SNI certificate only with the default certificate's key type); use one key type for every certificate, or run the Bun binary or Deno`;
 }
