@@ -1,11 +1,18 @@
 // The repo's own routes: the seed example. `make run` starts the proxy with this file on
-// 127.0.0.1:4433 and demo backends on 8080, 8181 and 8888.
+// 127.0.0.1:4433 (plain HTTP) and 127.0.0.1:4443 (HTTPS, h2 and HTTP/1.1) and demo backends on
+// 8080, 8181 and 8888. The demo certificate is made by tests/demo/certs.sh (a private CA).
 import type { Config } from './src/config/types.ts';
 
 export default {
   listen: '127.0.0.1:4433',
+  tls: {
+    listen: '127.0.0.1:4443',
+    certificates: [{ cert: '.tmp/demo-certs/xyz.pem', key: '.tmp/demo-certs/xyz.key' }],
+    // The demo keeps plain HTTP answering; a real edge leaves this out (308 to https://).
+    redirectHttp: false,
+  },
   routes: [
-    { host: 'sub1.xyz.com', upstream: 'http://localhost:8080' },
+    { host: 'sub1.xyz.com', upstream: 'http://localhost:8080', hsts: true },
     { host: '*.xyz.com', upstream: 'http://localhost:8181' },
     { host: '*', upstream: 'http://localhost:8888' },
   ],

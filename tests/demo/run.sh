@@ -4,9 +4,12 @@
 #   curl -H 'Host: sub1.xyz.com' localhost:4433    -> backend :8080
 #   curl -H 'Host: sub2.xyz.com' localhost:4433    -> backend :8181
 #   curl -H 'Host: anything.else' localhost:4433   -> backend :8888
+#   curl --cacert .tmp/demo-certs/ca.pem --resolve sub1.xyz.com:4443:127.0.0.1 https://sub1.xyz.com:4443/
+#                                                   -> backend :8080 over HTTPS (h2)
 # Ctrl-C stops everything. RUNTIME=deno|node runs the proxy on another runtime.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
+bash tests/demo/certs.sh
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done; wait 2>/dev/null; }
 trap cleanup EXIT INT TERM
@@ -20,7 +23,7 @@ case "${RUNTIME:-bun}" in
   node) cmd=(node dist/switchyard.mjs) ;;
 esac
 sleep 0.3
-echo "switchyard on 127.0.0.1:4433 (try: curl -H 'Host: sub1.xyz.com' localhost:4433)" >&2
+echo "switchyard on 127.0.0.1:4433 and https on 127.0.0.1:4443 (try: curl -H 'Host: sub1.xyz.com' localhost:4433)" >&2
 "${cmd[@]}" serve --routes routes.ts &
 pids+=($!)
 wait "${pids[-1]}"
