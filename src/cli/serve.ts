@@ -54,7 +54,13 @@ export async function serve(options: ServeOptions): Promise<number> {
     const prepare =
       options.runtime === 'node'
         ? (pair: CertificatePair) => {
-            const problem = store === null ? undefined : mixedKeyTypesProblem(pair, store.current.entries.map((e) => e.pair));
+            const problem =
+              store === null
+                ? undefined
+                : mixedKeyTypesProblem(
+                    pair,
+                    store.current.entries.map((e) => e.pair),
+                  );
             if (problem !== undefined) throw new Error(problem);
             return contextFor(pair);
           }

@@ -21,6 +21,58 @@
 #   are not part of the bench; a row where that exceeded 15% of a core is
 #   marked "noisy" in the table (the numbers are then not trustworthy).
 #
+# HTTPS part (tests/bench/tls.sh), in the same run after the plain part and its
+# paired phase (BENCH_TLS=0 skips it, BENCH_TLS_ONLY=1 runs only it), for nginx
+# and switchyard on each runtime (BENCH_TARGETS; "direct" has no TLS), GET
+# /small over TLS to the same upstream:
+#     https-h1   : wrk -t1 -c32, keep-alive HTTP/1.1 over TLS         -> req/s
+#     https-h2   : h2load -t1 -c32 -m10, ALPN h2                     -> req/s
+#     handshakes : wrk -t1 -c32 -H 'Connection: close': one request  -> new TLS
+#                  per connection, each a full TLS 1.3 handshake        connections/s
+#   and for each, like the A/B mode, µs of proxy CPU per request: utime+stime
+#   of the proxy process (/proc/PID/stat, its workers and threads included)
+#   over the measurement / responses. All targets are up at once, pinned to
+#   core 1 (an idle one takes ~1% of it), warmed (h1: BENCH_TLS_WARMUP s for a
+#   switchyard build, 2 s for nginx; then 2 s of h2 and of handshakes), then
+#   BENCH_TLS_ROUNDS rounds (default 3) of BENCH_TLS_DURATION s (default 4),
+#   each round measuring every test on every target, the target order rotating
+#   per round. Reported: medians over rounds, ratios vs nginx, the rounds, and
+#   the load side (below). ~3.5 minutes with the defaults.
+#   Certificate: a private CA and an EC P-256 leaf for bench.test (SAN
+#   DNS:bench.test and IP:127.0.0.1), made with openssl in the temp dir at
+#   run time (never committed; removed with the temp dir).
+#   nginx: the plain reference's proxy settings on one `listen 127.0.0.1:PORT
+#   ssl http2` server, ssl_protocols TLSv1.2 TLSv1.3, the same certificate,
+#   nginx's defaults otherwise (no session cache, session tickets on).
+#   switchyard: a routes file with `listen` and `tls: { listen, certificates:
+#   [{ cert, key }], redirectHttp: false }` on free ports; the TLS port is read
+#   from its "listening" line with "tls": true. A build that refuses the tls
+#   config, announces no TLS listener or fails the checks is "not measured"
+#   (exit status 1). Checks first, per target: curl GET /small verified
+#   against the private CA by name (SNI bench.test) over http/1.1 and over h2
+#   (ALPN), by IP (IP SAN), and a TLS 1.2-only handshake; the TLS column shows
+#   what OpenSSL's defaults (wrk's, curl's) negotiated. wrk connects to
+#   https://127.0.0.1:PORT (it sends SNI "127.0.0.1": the default certificate),
+#   h2load to https://bench.test:PORT (--connect-to, SNI bench.test).
+#   Full handshakes: wrk keeps one SSL object per connection slot and on
+#   reconnect calls SSL_clear, which keeps the session, so on its own wrk
+#   RESUMES nearly every reconnect (TLS 1.3 PSK from the server's ticket: no
+#   certificate, no signature; measured against nginx: 1686 of 1690). So
+#   tests/bench/no-resume.c, built with cc into the temp dir and preloaded into
+#   wrk only (LD_PRELOAD), drops the session after SSL_clear, and nginx's
+#   access log ($ssl_session_reused, $connection_requests) is checked to show
+#   that every handshake-test request had its own connection and a full
+#   handshake. BENCH_TLS_RESUME=1 measures resumed handshakes instead (no shim,
+#   lines named "handshakes-resumed"). h2load resumes too, but holds its
+#   connections open.
+#   The load side: wrk needs ~30-35 µs of core 0 per HTTPS request (OpenSSL
+#   3.0), shared with the upstream, and a full handshake costs the client more
+#   than the server (key share + signature verify), so nginx's HTTPS rows and
+#   most handshake rows are limited by core 0, not by the proxy. A row whose
+#   proxy core was under 90% busy is listed as "Load-bound" with the client's
+#   µs per request: there req/s (and its ratio) is the client's limit; compare
+#   µs CPU per request.
+#
 # The upstream is an nginx (1 worker, own temp prefix, 127.0.0.1, free port)
 # serving /small (100 B), /1m (1 MiB) and /upload. /upload reads the whole
 # request body into memory *before* answering 200 (proxy_pass with
@@ -41,7 +93,17 @@
 # per request as well (its stdout goes to a file).
 #
 # Output: progress on stderr; on stdout a markdown table, a table of ratios vs
-# nginx, the paired small-GET rounds, and as the very last line
+# nginx, the paired small-GET rounds, the HTTPS tables, then the HTTPS summary
+# lines (RT = bun, deno, node, those selected; R = 2 decimals, "n/a" if either
+# side is missing):
+#   bench https-h1 switchyard-RT/nginx: R    (median req/s over nginx's)
+#   bench https-h2 switchyard-RT/nginx: R
+#   bench handshakes switchyard-RT/nginx: R
+#   bench https-h1 cpu-per-request switchyard-RT/nginx: R   (median µs CPU per
+#   bench https-h2 cpu-per-request switchyard-RT/nginx: R    request over
+#   bench handshakes cpu-per-request switchyard-RT/nginx: R  nginx's; lower is cheaper)
+# and, always as the very last line (so scripts reading the last line keep
+# working; "n/a" with BENCH_TLS_ONLY=1),
 #   bench small-get switchyard/nginx: R
 # where R = switchyard-bun small-GET req/s / nginx small-GET req/s (2 decimals;
 # "n/a" if either could not be measured). R is the ratio of the medians of a
@@ -81,13 +143,27 @@
 #                      in the first 3 s, 9k after 20 s)
 #   BENCH_WARMUP_LARGE warm-up seconds before the 1 MiB GET and upload (default 1)
 #   BENCH_CONNECTIONS  wrk connections (default 32)
-#   BENCH_KEEP_TMP=1   keep the temp dir (configs, logs, raw wrk output)
+#   BENCH_KEEP_TMP=1   keep the temp dir (configs, logs, raw wrk/h2load output, the
+#                      bench certificate and its private keys)
 #   BENCH_PAIR_ROUNDS  paired rounds: nginx vs switchyard-bun (default 3; 0 = none), or
 #                      in A/B mode baseline vs current per runtime (default 5)
-#   BENCH_BASELINE     another checkout to compare with (A/B mode, above)
+#   BENCH_BASELINE     another checkout to compare with (A/B mode, above; no HTTPS part)
+#   BENCH_DIST         a folder holding this checkout's Bun binary and Node bundle
+#                      (DIR/switchyard, DIR/switchyard.mjs) to use instead of dist/, e.g.
+#                      builds of a tree others are editing: node_modules/.bin/bun build
+#                      src/main.ts --compile --outfile DIR/switchyard (--target=node
+#                      --outfile DIR/switchyard.mjs). Deno always runs src/main.ts.
+#   BENCH_TLS=0        skip the HTTPS part (default 1)
+#   BENCH_TLS_ONLY=1   run only the HTTPS part (the plain part and its paired phase are skipped)
+#   BENCH_TLS_DURATION seconds per HTTPS measurement (default 4)
+#   BENCH_TLS_ROUNDS   HTTPS rounds (default 3)
+#   BENCH_TLS_WARMUP   seconds of HTTPS h1 warm-up per switchyard build (default 10; nginx 2)
+#   BENCH_H2_STREAMS   h2load -m: concurrent streams per h2 connection (default 10)
+#   BENCH_TLS_RESUME=1 the handshake test with wrk's resumed sessions instead of full handshakes
 #
-# Needs: bash, wrk, nginx, curl, taskset, 2+ cores. Installs wrk/nginx/curl
-# with apt-get when missing. Artifacts are not built here: run `make build`
+# Needs: bash, wrk, nginx, curl, taskset, 2+ cores; for the HTTPS part also
+# h2load, openssl and cc. Installs wrk/nginx/curl (and nghttp2-client,
+# openssl, gcc) with apt-get when missing. Artifacts are not built here: run `make build`
 # first (a missing artifact is reported as such and its row left empty).
 
 # W_* and the cpu_snapshot results are assigned with printf -v:
@@ -116,12 +192,26 @@ BASELINE=""
 if [[ -n ${BENCH_BASELINE:-} ]]; then
   BASELINE=$(cd "$BENCH_BASELINE" 2>/dev/null && pwd) || die "BENCH_BASELINE=$BENCH_BASELINE is not a directory"
 fi
+DIST=""
+if [[ -n ${BENCH_DIST:-} ]]; then
+  DIST=$(cd "$BENCH_DIST" 2>/dev/null && pwd) || die "BENCH_DIST=$BENCH_DIST is not a directory"
+fi
+TLS=${BENCH_TLS:-1}
+TLS_ONLY=${BENCH_TLS_ONLY:-0}
+[[ $TLS == [01] && $TLS_ONLY == [01] ]] || die "BENCH_TLS and BENCH_TLS_ONLY take 0 or 1"
+((TLS || !TLS_ONLY)) || die "BENCH_TLS=0 with BENCH_TLS_ONLY=1 leaves nothing to run"
+[[ -z $BASELINE ]] || TLS=0 # A/B mode measures plain small GETs only
 
 # ---------------------------------------------------------------- tools ----
 need_install=()
 command -v wrk >/dev/null 2>&1 || need_install+=(wrk)
 command -v nginx >/dev/null 2>&1 || [[ -x /usr/sbin/nginx ]] || need_install+=(nginx)
 command -v curl >/dev/null 2>&1 || need_install+=(curl)
+if ((TLS)); then
+  command -v h2load >/dev/null 2>&1 || need_install+=(nghttp2-client)
+  command -v openssl >/dev/null 2>&1 || need_install+=(openssl)
+  command -v cc >/dev/null 2>&1 || need_install+=(gcc) # builds tests/bench/no-resume.c
+fi
 if ((${#need_install[@]})); then
   say "installing ${need_install[*]} with apt-get"
   SUDO=()
@@ -145,8 +235,19 @@ TMP=$(mktemp -d "${TMPDIR:-/tmp}/switchyard-bench.XXXXXX")
 PIDS=()
 
 # children_of PID: PIDs whose parent is PID (from /proc; no procps needed).
+# /proc/PID/task/*/children when the kernel has it (a few ms: cpu_snapshot
+# runs it around every measurement, inside the measured window), else a scan
+# of every process (~40 ms).
 children_of() {
   local f line rest fields
+  if [[ -e /proc/$1/task/$1/children ]]; then
+    for f in /proc/"$1"/task/*/children; do
+      fields=()
+      { read -r -a fields <"$f"; } 2>/dev/null || true # no newline at its end
+      ((${#fields[@]} == 0)) || printf '%s\n' "${fields[@]}"
+    done
+    return 0
+  fi
   for f in /proc/[0-9]*/stat; do
     { IFS= read -r line <"$f"; } 2>/dev/null || continue
     rest=${line##*) }
@@ -346,11 +447,12 @@ ROUTES=$TMP/routes.ts
 # node dist/switchyard.mjs. Leaves CMD empty when something is missing; ART
 # names what it looked for.
 switchyard_cmd() {
-  local rt=$1 dir=$2
+  local rt=$1 dir=$2 dist=$2/dist
+  [[ $dir != "$ROOT" || -z $DIST ]] || dist=$DIST # BENCH_DIST: this checkout's Bun/Node artifacts
   CMD=() ART=""
   case $rt in
     bun)
-      ART=$dir/dist/switchyard
+      ART=$dist/switchyard
       [[ -x $ART ]] && CMD=("$ART" serve) ;;
     deno)
       ART=$dir/node_modules/.bin/deno
@@ -358,7 +460,7 @@ switchyard_cmd() {
         CMD=("$ART" run -A --config "$dir/deno.json" "$dir/src/main.ts" serve)
       ART="$ART, $dir/deno.json, $dir/src/main.ts" ;;
     node)
-      ART=$dir/dist/switchyard.mjs
+      ART=$dist/switchyard.mjs
       command -v node >/dev/null 2>&1 && [[ -f $ART ]] && CMD=(node "$ART" serve)
       ART="node + $ART" ;;
   esac
@@ -367,11 +469,14 @@ switchyard_cmd() {
 
 # start_switchyard NAME DIR CMD...  (run from checkout DIR, pinned to PROXY_CPU)
 # Reads the port from the "listening" JSON line. stdout (the access log) goes
-# to a file, never a pipe. Sets STARTED_PID and STARTED_PORT.
+# to a file, never a pipe. Sets STARTED_PID and STARTED_PORT. SY_ROUTES=FILE
+# serves that routes file with its own listen addresses (no --listen).
 start_switchyard() {
   local name=$1 dir=$2 out=$TMP/$1.stdout err=$TMP/$1.stderr pid port="" i line
+  local args=(--routes "$ROUTES" --listen 127.0.0.1:0)
+  [[ -z ${SY_ROUTES:-} ]] || args=(--routes "$SY_ROUTES")
   shift 2
-  (cd "$dir" && exec taskset -c "$PROXY_CPU" "$@" --routes "$ROUTES" --listen 127.0.0.1:0) \
+  (cd "$dir" && exec taskset -c "$PROXY_CPU" "$@" "${args[@]}") \
     </dev/null >"$out" 2>"$err" &
   pid=$!
   PIDS+=("$pid")
@@ -443,14 +548,17 @@ cpu_delta() {
 
 NOISE_LIMIT=15 # % of a core used by others during a measurement -> row marked noisy
 
-# run_wrk TAG URL UPLOAD_BYTES SECONDS -> sets W_* variables
+# run_wrk TAG URL UPLOAD_BYTES SECONDS -> sets W_* variables. WRK_ARGS (array):
+# extra wrk arguments (the HTTPS part's -H 'Connection: close'); WRK_ENV (array):
+# NAME=VALUE for wrk's environment only (the HTTPS part's LD_PRELOAD).
+WRK_ARGS=() WRK_ENV=()
 run_wrk() {
   local tag=$1 url=$2 upload=$3 secs=$4 raw=$TMP/wrk-$1.txt line before after
   local wrk_pid rc=0
   cpu_snapshot before
   # In the background + wait, so that a signal runs the cleanup trap at once.
-  BENCH_UPLOAD_BYTES=$upload taskset -c "$LOAD_CPU" \
-    wrk -t1 -c"$CONNS" -d"${secs}s" --timeout 10s --latency -s "$WRK_LUA" "$url" \
+  env BENCH_UPLOAD_BYTES="$upload" "${WRK_ENV[@]}" taskset -c "$LOAD_CPU" \
+    wrk -t1 -c"$CONNS" -d"${secs}s" --timeout 10s --latency -s "$WRK_LUA" "${WRK_ARGS[@]}" "$url" \
     </dev/null >"$raw" 2>&1 &
   wrk_pid=$!
   PIDS+=("$wrk_pid")
@@ -472,6 +580,8 @@ run_wrk() {
   W_worst=$((W_other0 > W_other1 ? W_other0 : W_other1))
   # CPU ticks of the proxy under test during the run (utime+stime, threads included).
   W_proxy_ticks=$(awk -v b="$before" -v a="$after" 'BEGIN { split(b, x, " "); split(a, y, " "); print y[8] - x[8] }')
+  # CPU of the load generator (this shell's finished children: wrk), in 1/100 s.
+  W_client_ticks=$(awk -v b="$before" -v a="$after" 'BEGIN { split(b, x, " "); split(a, y, " "); print y[9] - x[9] }')
 }
 
 median() { printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
@@ -568,6 +678,10 @@ bench_target() {
 
   [[ -z ${RES[$t,err]:-} ]]
 }
+
+# The HTTPS part's functions (tls_part, tls_report, tls_summary).
+# shellcheck source=tests/bench/tls.sh
+source "$SCRIPT_DIR/tls.sh"
 
 # ------------------------------------------------------------- main ------
 # Other load on the cores makes every number noisy: say so up front.
@@ -745,7 +859,7 @@ declare -A STATUS
 selected() { [[ " $TARGETS " == *" $1 "* ]]; }
 
 for t in "${ROWS[@]}"; do
-  selected "$t" || { STATUS[$t]="not selected"; continue; }
+  ((!TLS_ONLY)) && selected "$t" || { STATUS[$t]="not selected"; continue; }
   say "---- ${LABEL[$t]}"
   pid=""
   case $t in
@@ -804,7 +918,8 @@ if ((PAIR_ROUNDS > 0)) && [[ ${STATUS[nginx]:-} == ok* && ${STATUS[bun]:-} == ok
   say "---- paired small GET: nginx and switchyard-bun alternating, $PAIR_ROUNDS rounds of ${DURATION}s"
   if start_nginx reference "$PROXY_CPU" write_reference_conf "$UP_PORT"; then
     npid=$STARTED_PID nport=$STARTED_PORT
-    if start_switchyard bun "$ROOT" "$ROOT/dist/switchyard" serve; then
+    switchyard_cmd bun "$ROOT"
+    if start_switchyard bun "$ROOT" "${CMD[@]}"; then
       bpid=$STARTED_PID bport=$STARTED_PORT
       run_wrk pair-bun-warm "http://127.0.0.1:$bport/small" 0 20 &&
         run_wrk pair-nginx-warm "http://127.0.0.1:$nport/small" 0 3 || PAIR_ROUNDS=0
@@ -834,6 +949,10 @@ if ((PAIR_ROUNDS > 0)) && [[ ${STATUS[nginx]:-} == ok* && ${STATUS[bun]:-} == ok
   fi
 fi
 
+# ---------------------------------------------------------------- HTTPS --
+# After the plain part (and its paired phase), in the same run: tests/bench/tls.sh.
+((!TLS)) || tls_part || true
+
 # ------------------------------------------------------------ report ------
 cell() { # cell TARGET KEY DECIMALS
   local v=${RES[$1,$2]:-}
@@ -845,54 +964,59 @@ ratio() { # ratio TARGET KEY -> value / nginx value
   else printf -- '-'; fi
 }
 
-echo
-echo "switchyard bench: wrk -t1 -c$CONNS, ${DURATION}s per test after warm-up; proxy on core $PROXY_CPU, wrk + upstream nginx on core $LOAD_CPU; MB = 10^6 bytes"
-echo "(background load before the run: core$LOAD_CPU ${BG0}%, core$PROXY_CPU ${BG1}%)"
-echo
-echo "| target | small GET req/s | p50 ms | p99 ms | 1 MiB GET MB/s | 10 MiB upload MB/s | status |"
-echo "|---|---:|---:|---:|---:|---:|---|"
-for t in "${ROWS[@]}"; do
-  [[ ${STATUS[$t]} == "not selected" ]] && continue
-  printf '| %s | %s | %s | %s | %s | %s | %s |\n' "${LABEL[$t]}" \
-    "$(cell "$t" rps 0)" "$(cell "$t" p50 2)" "$(cell "$t" p99 2)" \
-    "$(cell "$t" large 0)" "$(cell "$t" upload 0)" "${STATUS[$t]}"
-done
-echo
-echo "Relative to nginx (throughput: higher is better; latency: lower is better)"
-echo
-echo "| target | req/s | p50 | p99 | 1 MiB GET | 10 MiB upload |"
-echo "|---|---:|---:|---:|---:|---:|"
-for t in "${ROWS[@]}"; do
-  [[ ${STATUS[$t]} == "not selected" ]] && continue
-  printf '| %s | %s | %s | %s | %s | %s |\n' "${LABEL[$t]}" \
-    "$(ratio "$t" rps)" "$(ratio "$t" p50)" "$(ratio "$t" p99)" \
-    "$(ratio "$t" large)" "$(ratio "$t" upload)"
-done
-echo
-
-if ((${#PAIR_N[@]} > 0 && ${#PAIR_B[@]} > 0)); then
-  pn="" pb=""
-  for v in "${PAIR_N[@]}"; do pn+="$(fmt "$v") "; done
-  for v in "${PAIR_B[@]}"; do pb+="$(fmt "$v") "; done
-  echo "Paired small GET (alternating rounds, req/s): nginx ${pn}-> median $(fmt "$(median "${PAIR_N[@]}")");" \
-    "switchyard-bun ${pb}-> median $(fmt "$(median "${PAIR_B[@]}")"); the last line's ratio is of these medians."
-  if ((PAIR_LOADBOUND > 0)); then
-    echo "Warning: in $PAIR_LOADBOUND of ${#PAIR_N[@]} nginx rounds nginx's core was under 90% busy: the load side" \
-      "(wrk + upstream on core $LOAD_CPU) was the limit, so nginx's figure is a lower bound and the ratio overstates switchyard."
-  fi
+if ((!TLS_ONLY)); then
   echo
+  echo "switchyard bench: wrk -t1 -c$CONNS, ${DURATION}s per test after warm-up; proxy on core $PROXY_CPU, wrk + upstream nginx on core $LOAD_CPU; MB = 10^6 bytes"
+  echo "(background load before the run: core$LOAD_CPU ${BG0}%, core$PROXY_CPU ${BG1}%)"
+  echo
+  echo "| target | small GET req/s | p50 ms | p99 ms | 1 MiB GET MB/s | 10 MiB upload MB/s | status |"
+  echo "|---|---:|---:|---:|---:|---:|---|"
+  for t in "${ROWS[@]}"; do
+    [[ ${STATUS[$t]} == "not selected" ]] && continue
+    printf '| %s | %s | %s | %s | %s | %s | %s |\n' "${LABEL[$t]}" \
+      "$(cell "$t" rps 0)" "$(cell "$t" p50 2)" "$(cell "$t" p99 2)" \
+      "$(cell "$t" large 0)" "$(cell "$t" upload 0)" "${STATUS[$t]}"
+  done
+  echo
+  echo "Relative to nginx (throughput: higher is better; latency: lower is better)"
+  echo
+  echo "| target | req/s | p50 | p99 | 1 MiB GET | 10 MiB upload |"
+  echo "|---|---:|---:|---:|---:|---:|"
+  for t in "${ROWS[@]}"; do
+    [[ ${STATUS[$t]} == "not selected" ]] && continue
+    printf '| %s | %s | %s | %s | %s | %s |\n' "${LABEL[$t]}" \
+      "$(ratio "$t" rps)" "$(ratio "$t" p50)" "$(ratio "$t" p99)" \
+      "$(ratio "$t" large)" "$(ratio "$t" upload)"
+  done
+  echo
+
+  if ((${#PAIR_N[@]} > 0 && ${#PAIR_B[@]} > 0)); then
+    pn="" pb=""
+    for v in "${PAIR_N[@]}"; do pn+="$(fmt "$v") "; done
+    for v in "${PAIR_B[@]}"; do pb+="$(fmt "$v") "; done
+    echo "Paired small GET (alternating rounds, req/s): nginx ${pn}-> median $(fmt "$(median "${PAIR_N[@]}")");" \
+      "switchyard-bun ${pb}-> median $(fmt "$(median "${PAIR_B[@]}")"); the last line's ratio is of these medians."
+    if ((PAIR_LOADBOUND > 0)); then
+      echo "Warning: in $PAIR_LOADBOUND of ${#PAIR_N[@]} nginx rounds nginx's core was under 90% busy: the load side" \
+        "(wrk + upstream on core $LOAD_CPU) was the limit, so nginx's figure is a lower bound and the ratio overstates switchyard."
+    fi
+    echo
+  fi
 fi
+((!TLS)) || tls_report
 
 # Stop everything before the final line so nothing can print after it.
 for pid in "${PIDS[@]}"; do stop_pid "$pid"; done
 PIDS=()
 [[ -z ${BENCH_KEEP_TMP:-} ]] || say "kept temp dir $TMP"
 
+# The HTTPS summary lines first, so that the very last line stays the plain one.
+((!TLS)) || tls_summary
 if ((${#PAIR_N[@]} > 0 && ${#PAIR_B[@]} > 0)); then
   R=$(awk -v a="$(median "${PAIR_B[@]}")" -v b="$(median "${PAIR_N[@]}")" 'BEGIN { printf "%.2f", a / b }')
 else
   R=$(ratio bun rps) # no paired phase: the single measurements of the table
 fi
-[[ $R == "-" ]] && R="n/a"
+[[ $R == "-" ]] && R="n/a" # also with BENCH_TLS_ONLY=1 (no plain part)
 echo "bench small-get switchyard/nginx: $R"
 exit "$FAILED"
