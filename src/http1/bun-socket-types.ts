@@ -1,3 +1,5 @@
+import type { TlsFacts } from '../app-env.ts';
+
 // The parts of Bun's socket API our HTTP/1.1 server and client use, typed here once so Deno and
 // Node type-check those files without Bun's declarations, and the one accessor of the `Bun` global.
 
@@ -5,6 +7,8 @@
 export interface BunSocket<Data> {
   data: Data;
   readonly remoteAddress: string;
+  /** What the TLS handshake settled, on sockets that come from a TLS listener (server/bun-tls.ts). */
+  readonly tls?: TlsFacts;
   /** Writes what the kernel takes now and returns that count (-1: closed); buffers nothing. */
   write(data: Uint8Array, byteOffset?: number, byteLength?: number): number;
   /** Sends FIN after what was written. */

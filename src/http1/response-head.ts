@@ -38,7 +38,9 @@ export function responseHead(method: string, http10: boolean, res: Response, dat
   let hasDate = false;
   let length: string | null = null;
   for (const [name, value] of res.headers) {
-    if (name === 'transfer-encoding' || name === 'connection' || name === 'keep-alive') continue;
+    // Connection-specific fields (RFC 9110 §7.6.1) describe this hop only; a 101's Upgrade is
+    // switchingHead's.
+    if (name === 'transfer-encoding' || name === 'connection' || name === 'keep-alive' || name === 'upgrade' || name === 'proxy-connection') continue;
     if (name === 'content-length') {
       if (body === null && frames) continue;
       length = value;

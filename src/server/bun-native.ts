@@ -101,7 +101,9 @@ class Conn {
     maxHeadBytes: number,
   ) {
     this.idleSince = clock.now;
-    this.info = { remoteAddr: normalizePeer(socket.remoteAddress ?? ''), proto: spec.proto, listener: spec.name };
+    const remoteAddr = normalizePeer(socket.remoteAddress ?? '');
+    const tls = socket.tls;
+    this.info = tls === undefined ? { remoteAddr, proto: spec.proto, listener: spec.name } : { remoteAddr, proto: spec.proto, listener: spec.name, tls };
     this.reader = new HeadReader({ maxBytes: maxHeadBytes, server: true });
   }
 }
@@ -135,9 +137,38 @@ const matching = (bytes: Uint8Array, length: string | null): Uint8Array | null =
 /** Capabilities the conformance cases read (listener.cases.ts): our parser has the request line, one Conn per socket, and the byte hand-over. */
 export const bunNativeListenerFeatures = { line: true, connPerSocket: true, upgradeBody: true, upgrade: 'bytes' } as const;
 
+/**
+ * The HTTP/1.1 server without its listening socket: the handlers of every connection and the
+ * graceful stop of those it has. `listenBunNative` feeds it Bun.listen's sockets; the Bun TLS
+ * listener (./bun-tls.ts) feeds it node:tls sockets that negotiated http/1.1.
+ */
+export interface Http1Engine {
+  readonly handlers: SocketHandlers<Conn>;
+  /** Closes idle connections now and busy ones after their response, the rest after `graceMs`. */
+  stop(graceMs: number): Promise<void>;
+}
+
 export async function listenBunNative(fetch: AppFetch, spec: ListenerSpec): Promise<Listener> {
+  const engine = createHttp1Engine(fetch, spec);
+  // allowHalfOpen: a tunnel's peer may end its side and still read ours; HTTP connections are
+  // closed on the client's FIN by the engine's `end`.
+  const server = bunSockets().listen({ hostname: spec.hostname, port: spec.port, allowHalfOpen: true, socket: engine.handlers });
+  return {
+    name: spec.name,
+    proto: spec.proto,
+    hostname: spec.hostname,
+    port: server.port,
+    async stop(graceMs) {
+      server.stop(false);
+      await engine.stop(graceMs);
+    },
+  };
+}
+
+export function createHttp1Engine(fetch: AppFetch, spec: ListenerSpec): Http1Engine {
   const maxHeadBytes = parserHeadLimit(spec.maxHeaderBytes);
   const conns = new Set<Conn>();
+  const scheme = `${spec.proto}://`;
   const upgrades = spec.upgrades === true;
   // Small responses are assembled here and written at once; never held across an await.
   const scratch = Buffer.allocUnsafe(SMALL_BODY_BYTES + 16 * 1024);
@@ -406,7 +437,7 @@ export async function listenBunNative(fetch: AppFetch, spec: ListenerSpec): Prom
   const toRequest = (line: RequestLine, host: string | null, headers: Headers, body: ReadableStream<Uint8Array> | null, signal: AbortSignal) => {
     const target = line.target;
     const first = target.charCodeAt(0);
-    const url = first === 47 /* / */ ? `http://${host ?? 'localhost'}${target}` : first === 42 /* * */ ? `http://${host ?? 'localhost'}/*` : target;
+    const url = first === 47 /* / */ ? `${scheme}${host ?? 'localhost'}${target}` : first === 42 /* * */ ? `${scheme}${host ?? 'localhost'}/*` : target;
     try {
       return new Request(url, { method: line.method, headers, body, signal, duplex: 'half' } as RequestInit);
     } catch {
@@ -635,18 +666,10 @@ export async function listenBunNative(fetch: AppFetch, spec: ListenerSpec): Prom
     },
   };
 
-  // allowHalfOpen: a tunnel's peer may end its side and still read ours; HTTP connections are
-  // closed on the client's FIN by `end` above.
-  const server = bunSockets().listen({ hostname: spec.hostname, port: spec.port, allowHalfOpen: true, socket: handlers });
-
   return {
-    name: spec.name,
-    proto: spec.proto,
-    hostname: spec.hostname,
-    port: server.port,
+    handlers,
     async stop(graceMs) {
       stopping = true;
-      server.stop(false);
       const allClosed = new Promise<void>((resolve) => {
         onAllClosed = resolve;
       });

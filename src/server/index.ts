@@ -14,6 +14,12 @@ export async function listenFnFor(runtime: Runtime): Promise<ListenFn> {
   return (await import('./node.ts')).listenNode;
 }
 
+/** The runtime's TLS listener: on Bun node:tls with our HTTP/1.1 server for http/1.1 (./bun-tls.ts), elsewhere node:http2's (./tls.ts). */
+export async function tlsListenFnFor(runtime: Runtime): Promise<ListenFn> {
+  if (runtime === 'bun') return (await import('./bun-tls.ts')).listenBunTls;
+  return (await import('./tls.ts')).listenTls;
+}
+
 export async function listen(runtime: Runtime, fetch: AppFetch, spec: ListenerSpec): Promise<Listener> {
   return (await listenFnFor(runtime))(fetch, spec);
 }
@@ -56,6 +62,6 @@ export async function startListenerGroup(listenFn: ListenFn, fetch: AppFetch, sp
 /** Every listener of the config on this runtime, started together and stopped together. */
 export async function listenAll(runtime: Runtime, fetch: AppFetch, specs: readonly ListenerSpec[]): Promise<ListenerGroup> {
   const plain = await listenFnFor(runtime);
-  const secure = specs.some((spec) => spec.proto === 'https') ? (await import('./tls.ts')).listenTls : plain;
+  const secure = specs.some((spec) => spec.proto === 'https') ? await tlsListenFnFor(runtime) : plain;
   return startListenerGroup((app, spec) => (spec.proto === 'https' ? secure(app, spec) : plain(app, spec)), fetch, specs);
 }

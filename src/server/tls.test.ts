@@ -18,8 +18,13 @@ import type { Bindings } from '../app-env.ts';
 import { type CertificatePair, loadCertificatePair } from '../tls/certificate.ts';
 import { secureContextFor } from '../tls/context.ts';
 import { type CertificateStore, createCertificateStore } from '../tls/store.ts';
+import { tlsListenFnFor } from './index.ts';
 import { detectRuntime } from './runtime.ts';
-import { listenTls, type TlsListenerOptions } from './tls.ts';
+import type { TlsListenerOptions } from './tls.ts';
+
+// The runtime's TLS listener: on Bun node:tls + our HTTP/1.1 server (bun-tls.ts), elsewhere node:http2's (tls.ts).
+const listenTls = await tlsListenFnFor(detectRuntime());
+
 import type { AppFetch, Listener } from './types.ts';
 
 const CASE = { timeout: 20_000 };

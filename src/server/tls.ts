@@ -10,13 +10,7 @@
 // ERR_HTTP2_INVALID_CONNECTION_HEADERS, which killed Node and Deno processes).
 
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import {
-  createSecureServer,
-  type Http2ServerRequest,
-  type Http2ServerResponse,
-  type Http2Session,
-  type SecureServerOptions,
-} from 'node:http2';
+import { createSecureServer, type Http2ServerRequest, type Http2ServerResponse, type Http2Session, type SecureServerOptions } from 'node:http2';
 import type { AddressInfo } from 'node:net';
 import type { SecureContext, TLSSocket } from 'node:tls';
 import type { Bindings, ClientCertificate, ConnInfo, TlsFacts } from '../app-env.ts';
@@ -67,7 +61,7 @@ function clientCertificate(socket: TLSSocket): ClientCertificate | null {
   return { subject, fingerprint256: cert.fingerprint256 };
 }
 
-function tlsFactsOf(socket: TLSSocket): TlsFacts {
+export function tlsFactsOf(socket: TLSSocket): TlsFacts {
   const servername = (socket as TLSSocket & { servername?: string | false }).servername;
   return {
     serverName: typeof servername === 'string' && servername ? servername : null,
@@ -257,23 +251,30 @@ function plainAnswer(res: AnyResponse, status: number, text: string): void {
   res.end(text);
 }
 
-export async function listenTls(fetch: AppFetch, spec: ListenerSpec): Promise<Listener> {
+/** What a TLS listener tracks for a graceful stop: h1 connections with their requests in flight, h2 sessions. */
+export interface CompatState {
+  stopping: boolean;
+  readonly h1Sockets: Map<TLSSocket, number>;
+  readonly sessions: Set<Http2Session>;
+}
+
+export const newCompatState = (): CompatState => ({ stopping: false, h1Sockets: new Map(), sessions: new Set() });
+
+/** The options of the TLS server (every runtime): certificates from the store by SNI, our versions and suites, ALPN. */
+export function tlsServerOptions(spec: ListenerSpec): SecureServerOptions {
   const tls = spec.tls;
   if (tls === undefined) throw new Error(`listener ${spec.name}: proto https needs TLS options`);
   const { store, clientAuth } = tls;
   const first = store.current.fallback;
   if (first === undefined) throw new Error(`listener ${spec.name}: no certificate to serve`);
-  const listener = spec.name;
-  const clientCa = clientAuth?.ca ?? null;
-
-  const options: SecureServerOptions = {
-    ...baseContextOptions(clientCa),
+  return {
+    ...baseContextOptions(clientAuth?.ca ?? null),
     cert: first.pair.chainPem,
     key: first.pair.keyPem,
     allowHTTP1: true,
     ALPNProtocols: [...ALPN_PROTOCOLS],
     // The name -> context lookup is the store's, per handshake, so a swap takes effect at once.
-    SNICallback(servername, callback) {
+    SNICallback(servername: string, callback: (error: Error | null, context?: SecureContext) => void) {
       callback(null, store.select(servername)?.context);
     },
     requestCert: clientAuth !== null,
@@ -284,7 +285,12 @@ export async function listenTls(fetch: AppFetch, spec: ListenerSpec): Promise<Li
     maxHeaderSize: parserHeadLimit(spec.maxHeaderBytes),
     settings: { maxConcurrentStreams: 128 },
   } as SecureServerOptions;
+}
 
+/** node:http2's compatibility requests (h2, and h1 where node:http2 parses it) to the app. */
+export function compatRequestHandler(fetch: AppFetch, spec: ListenerSpec, state: CompatState): (req: AnyRequest, res: AnyResponse) => Promise<void> {
+  const listener = spec.name;
+  const h1Sockets = state.h1Sockets;
   const connOf = (key: Tagged, socket: TLSSocket): ConnInfo => {
     let conn = key[CONN];
     if (conn === undefined) {
@@ -293,11 +299,6 @@ export async function listenTls(fetch: AppFetch, spec: ListenerSpec): Promise<Li
     }
     return conn;
   };
-
-  // h1 connections and their requests in flight, for a graceful stop; h2 sessions close with GOAWAY.
-  const h1Sockets = new Map<TLSSocket, number>();
-  const sessions = new Set<Http2Session>();
-  let stopping = false;
 
   async function onRequest(req: AnyRequest, res: AnyResponse): Promise<void> {
     const h2req = req.httpVersionMajor === 2;
@@ -314,7 +315,7 @@ export async function listenTls(fetch: AppFetch, spec: ListenerSpec): Promise<Li
       res.once('close', () => {
         const left = (h1Sockets.get(socket) ?? 1) - 1;
         if (h1Sockets.has(socket)) h1Sockets.set(socket, left);
-        if (stopping && left <= 0) socket.end();
+        if (state.stopping && left <= 0) socket.end();
       });
     }
     req.on('error', () => {}); // a client reset is the stream's end, not the process's
@@ -362,24 +363,39 @@ export async function listenTls(fetch: AppFetch, spec: ListenerSpec): Promise<Li
     }
   }
 
+  return onRequest;
+}
+
+/** Sessions are tracked for a graceful stop; their errors end them, never the process. */
+export function trackSessions(server: { on(event: 'session', listener: (session: Http2Session) => void): unknown }, state: CompatState): void {
+  server.on('session', (session: Http2Session) => {
+    state.sessions.add(session);
+    session.on('error', () => {});
+    session.once('close', () => state.sessions.delete(session));
+    if (state.stopping) session.close();
+  });
+}
+
+export async function listenTls(fetch: AppFetch, spec: ListenerSpec): Promise<Listener> {
+  const options = tlsServerOptions(spec);
+  const { store, clientAuth } = spec.tls as TlsListenerOptions;
+  const clientCa = clientAuth?.ca ?? null;
+  const state = newCompatState();
+  const { h1Sockets, sessions } = state;
+  const onRequest = compatRequestHandler(fetch, spec, state);
   const server = createSecureServer(options, (req, res) => void onRequest(req as AnyRequest, res as AnyResponse));
   // Handshake failures (plain HTTP, garbage, an old TLS version, a missing client certificate,
   // a handshake that never finishes) close that connection only.
   server.on('tlsClientError', (_error, socket) => socket.destroy());
   server.on('sessionError', () => {});
-  server.on('session', (session: Http2Session) => {
-    sessions.add(session);
-    session.on('error', () => {});
-    session.once('close', () => sessions.delete(session));
-    if (stopping) session.close();
-  });
+  trackSessions(server, state);
   server.on('secureConnection', (socket: TLSSocket) => {
     socket.on('error', () => socket.destroy());
     socket.once('close', () => h1Sockets.delete(socket));
     // h1 connections count from their handshake, so stop also ends one that has not sent a request yet.
     if (socket.alpnProtocol !== 'h2') {
       h1Sockets.set(socket, 0);
-      if (stopping) socket.end(); // its handshake finished after stop began
+      if (state.stopping) socket.end(); // its handshake finished after stop began
     }
   });
 
@@ -405,7 +421,7 @@ export async function listenTls(fetch: AppFetch, spec: ListenerSpec): Promise<Li
     port: (server.address() as AddressInfo).port,
     alpn: [...ALPN_PROTOCOLS],
     async stop(graceMs) {
-      stopping = true;
+      state.stopping = true;
       unwatch();
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
       // h2: GOAWAY, streams in flight finish; h1: idle connections close now, busy ones after their response.

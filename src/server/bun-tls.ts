@@ -1,0 +1,121 @@
+// The TLS listener on Bun: node:tls picks the certificate by SNI and negotiates ALPN; an h2
+// connection goes to node:http2 (a server without TLS of its own, handed the decrypted socket),
+// an http/1.1 one to our own HTTP/1.1 server (./bun-native.ts), the same code as the plain
+// listener. Bun's node:http2 parses HTTP/1.1 through its node:http emulation, which cost about
+// a third of the CPU of a proxied HTTPS request (docs/runtimes.md); ALPN decides once per
+// connection instead. Certificates, versions, suites and the graceful stop are ./tls.ts's.
+import { createServer as createH2Server } from 'node:http2';
+import type { AddressInfo } from 'node:net';
+import { createServer as createTlsServer, type TLSSocket } from 'node:tls';
+import type { TlsFacts } from '../app-env.ts';
+import type { BunSocket } from '../http1/bun-socket-types.ts';
+import { baseContextOptions } from '../tls/context.ts';
+import { createHttp1Engine } from './bun-native.ts';
+import { compatRequestHandler, newCompatState, type TlsListenerOptions, tlsFactsOf, tlsServerOptions, trackSessions } from './tls.ts';
+import type { AppFetch, Listener, ListenerSpec } from './types.ts';
+
+/**
+ * A node:tls socket as our HTTP/1.1 server's socket (http1/bun-socket-types.ts). Writes are
+ * copied (the server reuses its buffers) and refused while node's buffer is over its high-water
+ * mark, which the server takes as "the kernel took nothing": it waits for `drain`.
+ */
+class TlsSocketShim<Data> implements BunSocket<Data> {
+  data!: Data;
+  constructor(
+    private readonly socket: TLSSocket,
+    readonly tls: TlsFacts,
+  ) {}
+  get remoteAddress(): string {
+    return this.socket.remoteAddress ?? '';
+  }
+  write(data: Uint8Array, byteOffset = 0, byteLength = data.byteLength - byteOffset): number {
+    const socket = this.socket;
+    if (socket.destroyed || !socket.writable) return -1;
+    if (socket.writableNeedDrain) return 0;
+    socket.write(Buffer.from(data.subarray(byteOffset, byteOffset + byteLength)));
+    return byteLength;
+  }
+  end(): void {
+    this.socket.end();
+  }
+  terminate(): void {
+    this.socket.destroy();
+  }
+  pause(): void {
+    this.socket.pause();
+  }
+  resume(): void {
+    this.socket.resume();
+  }
+}
+
+export async function listenBunTls(fetch: AppFetch, spec: ListenerSpec): Promise<Listener> {
+  const options = tlsServerOptions(spec);
+  const { store, clientAuth } = spec.tls as TlsListenerOptions;
+  const clientCa = clientAuth?.ca ?? null;
+  const state = newCompatState();
+  const engine = createHttp1Engine(fetch, spec);
+  const { handlers } = engine;
+
+  const onRequest = compatRequestHandler(fetch, spec, state);
+  const h2 = createH2Server({ settings: { maxConcurrentStreams: 128 }, maxSessionMemory: 10 }, (req, res) => void onRequest(req, res));
+  trackSessions(h2, state);
+  h2.on('sessionError', () => {});
+
+  const server = createTlsServer({ ...options, allowHalfOpen: true }, (socket: TLSSocket) => {
+    socket.on('error', () => socket.destroy());
+    if (socket.alpnProtocol === 'h2') {
+      h2.emit('connection', socket);
+      return;
+    }
+    const shim = new TlsSocketShim<never>(socket, tlsFactsOf(socket));
+    const s = shim as unknown as BunSocket<never>;
+    handlers.open?.(s as never);
+    socket.on('data', (chunk: Buffer) => handlers.data(s as never, chunk));
+    socket.on('drain', () => handlers.drain(s as never));
+    socket.on('end', () => handlers.end(s as never));
+    socket.once('close', () => handlers.close(s as never));
+  });
+  server.on('tlsClientError', (_error, socket) => socket.destroy());
+
+  const unwatch = store.watch((table) => {
+    const fallback = table.fallback;
+    if (fallback !== undefined) server.setSecureContext({ ...baseContextOptions(clientCa), cert: fallback.pair.chainPem, key: fallback.pair.keyPem });
+  });
+
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(spec.port, spec.hostname, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  server.on('error', () => {}); // accept errors (EMFILE) must not end the process
+
+  return {
+    name: spec.name,
+    proto: 'https',
+    hostname: spec.hostname,
+    port: (server.address() as AddressInfo).port,
+    alpn: [...(options.ALPNProtocols as string[])],
+    async stop(graceMs) {
+      state.stopping = true;
+      unwatch();
+      server.close();
+      for (const session of state.sessions) session.close();
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const sessionsGone = new Promise<void>((resolve) => {
+        const check = () => (state.sessions.size === 0 ? resolve() : setTimeout(check, 20));
+        check();
+      });
+      const grace = new Promise<void>((resolve) => {
+        timer = setTimeout(() => {
+          for (const session of state.sessions) session.destroy();
+          resolve();
+        }, graceMs);
+      });
+      await Promise.all([engine.stop(graceMs), Promise.race([sessionsGone, grace])]);
+      clearTimeout(timer);
+    },
+  };
+}
