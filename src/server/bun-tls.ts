@@ -11,7 +11,8 @@ import type { TlsFacts } from '../app-env.ts';
 import type { BunSocket } from '../http1/bun-socket-types.ts';
 import { baseContextOptions } from '../tls/context.ts';
 import { createHttp1Engine } from './bun-native.ts';
-import { compatRequestHandler, newCompatState, type TlsListenerOptions, tlsFactsOf, tlsServerOptions, trackSessions } from './tls.ts';
+import { h2StreamHandler } from './h2-stream.ts';
+import { newCompatState, type TlsListenerOptions, tlsFactsOf, tlsServerOptions, trackSessions } from './tls.ts';
 import type { AppFetch, Listener, ListenerSpec } from './types.ts';
 
 /**
@@ -57,8 +58,9 @@ export async function listenBunTls(fetch: AppFetch, spec: ListenerSpec): Promise
   const engine = createHttp1Engine(fetch, spec);
   const { handlers } = engine;
 
-  const onRequest = compatRequestHandler(fetch, spec, state);
-  const h2 = createH2Server({ settings: { maxConcurrentStreams: 128 }, maxSessionMemory: 10 }, (req, res) => void onRequest(req, res));
+  // No request listener: the stream API (./h2-stream.ts) instead of node:http2's compatibility layer.
+  const h2 = createH2Server({ settings: { maxConcurrentStreams: 128 }, maxSessionMemory: 10 });
+  h2.on('stream', h2StreamHandler(fetch, spec));
   trackSessions(h2, state);
   h2.on('sessionError', () => {});
 

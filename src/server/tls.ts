@@ -12,6 +12,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { createSecureServer, type Http2ServerRequest, type Http2ServerResponse, type Http2Session, type SecureServerOptions } from 'node:http2';
 import type { AddressInfo } from 'node:net';
+import type { Readable } from 'node:stream';
 import type { SecureContext, TLSSocket } from 'node:tls';
 import type { Bindings, ClientCertificate, ConnInfo, TlsFacts } from '../app-env.ts';
 import { BODY_QUEUE, SMALL_BODY_BYTES } from '../http/buffering.ts';
@@ -98,7 +99,7 @@ function requestHeaders(req: AnyRequest, h2req: boolean): Headers {
 }
 
 /** A web stream over a node request body, paused while the stream's queue is full. */
-function requestBody(req: AnyRequest): ReadableStream<Uint8Array> {
+export function requestBody(req: AnyRequest | Readable): ReadableStream<Uint8Array> {
   let done = false;
   return new ReadableStream<Uint8Array>(
     {
@@ -141,7 +142,7 @@ function hasBody(req: AnyRequest, h2req: boolean): boolean {
 }
 
 /** Response fields for writeHead: joined once, connection-specific ones left out. */
-function responseFields(headers: Headers): Record<string, string | string[]> {
+export function responseFields(headers: Headers): Record<string, string | string[]> {
   const out: Record<string, string | string[]> = {};
   for (const [name, value] of headers) {
     if (CONNECTION_SPECIFIC.has(name)) continue;

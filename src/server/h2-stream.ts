@@ -1,0 +1,162 @@
+// HTTP/2 requests through node:http2's stream API rather than its compatibility layer: one
+// Request per stream from the header block, the answer as one `respond` and the body with
+// backpressure. Used where the h2 server is our own (Bun's TLS listener, ./bun-tls.ts): Bun's
+// Http2ServerRequest/Response emulation was the larger part of an h2 request's CPU. The rules are
+// ./tls.ts's: Host from :authority (RFC 9113 §8.3.1), Cookie fields joined, a body without a
+// length forwarded chunked, connection-specific fields never written, a broken body resets the
+// stream, a client's RST_STREAM aborts the request.
+import { constants, type IncomingHttpHeaders, type OutgoingHttpHeaders, type ServerHttp2Stream } from 'node:http2';
+import type { TLSSocket } from 'node:tls';
+import type { Bindings, ConnInfo } from '../app-env.ts';
+import { SMALL_BODY_BYTES } from '../http/buffering.ts';
+import { normalizePeer } from '../proxy/headers.ts';
+import { requestBody, responseFields, tlsFactsOf } from './tls.ts';
+import type { AppFetch, ListenerSpec } from './types.ts';
+
+const CONN = Symbol('switchyard.h2conn');
+type Tagged = { [CONN]?: ConnInfo };
+const END_STREAM = constants.NGHTTP2_FLAG_END_STREAM;
+
+/** The header block as Headers: pseudo-headers stay on this hop, Host comes from :authority. */
+function headersOf(block: IncomingHttpHeaders): Headers {
+  const headers = new Headers();
+  let host = false;
+  for (const name in block) {
+    if (name.charCodeAt(0) === 58 /* : */) continue;
+    const value = block[name];
+    if (value === undefined) continue;
+    if (name === 'host') host = true;
+    // node joins several cookie fields with "; " already (RFC 9113 §8.2.3).
+    if (Array.isArray(value)) for (const v of value) headers.append(name, v);
+    else headers.append(name, value);
+  }
+  const authority = block[':authority'];
+  if (!host && typeof authority === 'string') headers.set('host', authority);
+  return headers;
+}
+
+/** Resolves when the stream can take more, or is gone. */
+function writable(stream: ServerHttp2Stream): Promise<void> {
+  return new Promise((resolve) => {
+    const done = () => {
+      stream.off('drain', done);
+      stream.off('close', done);
+      resolve();
+    };
+    stream.on('drain', done);
+    stream.on('close', done);
+  });
+}
+
+function respond(stream: ServerHttp2Stream, response: Response, endStream: boolean): void {
+  const head = responseFields(response.headers) as OutgoingHttpHeaders;
+  head[':status'] = response.status;
+  stream.respond(head, { endStream });
+}
+
+async function send(stream: ServerHttp2Stream, response: Response): Promise<void> {
+  const body = response.body;
+  if (body === null) {
+    respond(stream, response, true);
+    return;
+  }
+  const length = response.headers.get('content-length');
+  if (length !== null && length.length <= 5 && Number(length) <= SMALL_BODY_BYTES) {
+    let bytes: Uint8Array;
+    try {
+      bytes = await response.bytes();
+    } catch {
+      stream.destroy(new Error('response body failed'));
+      return;
+    }
+    if (stream.destroyed) return;
+    respond(stream, response, false);
+    stream.end(bytes);
+    return;
+  }
+  respond(stream, response, false);
+  const reader = body.getReader();
+  try {
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      if (stream.destroyed) {
+        await reader.cancel().catch(() => {});
+        return;
+      }
+      if (!stream.write(value)) await writable(stream);
+    }
+    stream.end();
+  } catch {
+    // destroy, not close(code): Bun's close(code) ends the stream as if complete.
+    if (!stream.destroyed) stream.destroy(new Error('response body failed'));
+    await reader.cancel().catch(() => {});
+  }
+}
+
+function plain(stream: ServerHttp2Stream, status: number, text: string): void {
+  if (stream.destroyed) return;
+  if (stream.headersSent) {
+    stream.destroy(new Error(text));
+    return;
+  }
+  stream.respond({ ':status': status, 'content-type': 'text/plain; charset=utf-8', 'content-length': String(Buffer.byteLength(text)) });
+  stream.end(text);
+}
+
+/** The 'stream' listener of an h2 server: each stream to the app. */
+export function h2StreamHandler(fetch: AppFetch, spec: ListenerSpec): (stream: ServerHttp2Stream, headers: IncomingHttpHeaders, flags: number) => void {
+  const listener = spec.name;
+  const connOf = (stream: ServerHttp2Stream): ConnInfo => {
+    const session = stream.session as unknown as Tagged & { socket: TLSSocket };
+    let conn = session[CONN];
+    if (conn === undefined) {
+      const socket = session.socket;
+      conn = { remoteAddr: normalizePeer(socket.remoteAddress ?? ''), proto: 'https', listener, tls: tlsFactsOf(socket) };
+      session[CONN] = conn;
+    }
+    return conn;
+  };
+
+  return function onStream(stream, block, flags) {
+    stream.on('error', () => {}); // a client reset is the stream's end, not the process's
+    const method = block[':method'] as string;
+    const target = (block[':path'] as string | undefined) ?? '';
+    const abort = new AbortController();
+    // Closed before our answer ended, or reset (Bun reports a reset stream as ended): the client
+    // cancelled it or went away.
+    stream.once('close', () => {
+      if (!stream.writableFinished || stream.rstCode !== constants.NGHTTP2_NO_ERROR) abort.abort();
+    });
+    let request: Request;
+    try {
+      const headers = headersOf(block);
+      const body = (flags & END_STREAM) === 0 && !stream.endAfterHeaders ? requestBody(stream) : null;
+      // An h2 body without content-length reaches HTTP/1.1 upstreams chunked (RFC 9113 §8.2.2).
+      if (body !== null && !headers.has('content-length')) headers.set('transfer-encoding', 'chunked');
+      const host = headers.get('host');
+      let url = `https://${host ?? 'localhost'}${target.charCodeAt(0) === 47 ? target : '/'}`;
+      if (!URL.canParse(url)) url = 'https://localhost/';
+      request = new Request(url, {
+        // As in tls.ts: the exact method travels in `line`.
+        method: body !== null && (method === 'GET' || method === 'HEAD') ? 'POST' : method === 'CONNECT' ? 'GET' : method,
+        headers,
+        body,
+        signal: abort.signal,
+        ...(body === null ? {} : { duplex: 'half' }),
+      } as RequestInit);
+    } catch {
+      plain(stream, 400, 'bad request\n');
+      return;
+    }
+    const bindings: Bindings = { conn: connOf(stream), line: { method, target, version: '2.0' } };
+    void (async () => {
+      try {
+        const response = await fetch(request, bindings);
+        await send(stream, response);
+      } catch {
+        plain(stream, 500, 'internal error\n');
+      }
+    })();
+  };
+}
