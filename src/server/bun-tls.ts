@@ -67,6 +67,9 @@ export async function listenBunTls(fetch: AppFetch, spec: ListenerSpec): Promise
   const server = createTlsServer({ ...options, allowHalfOpen: true }, (socket: TLSSocket) => {
     socket.on('error', () => socket.destroy());
     if (socket.alpnProtocol === 'h2') {
+      // The server is half-open for our HTTP/1.1 engine (tunnels); an h2 peer's FIN ends the
+      // connection, or node:http2 never hears of it and the session's streams stay open.
+      socket.once('end', () => socket.end());
       h2.emit('connection', socket);
       return;
     }

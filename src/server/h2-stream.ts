@@ -14,7 +14,8 @@ import { requestBody, responseFields, tlsFactsOf } from './tls.ts';
 import type { AppFetch, ListenerSpec } from './types.ts';
 
 const CONN = Symbol('switchyard.h2conn');
-type Tagged = { [CONN]?: ConnInfo };
+const OPEN = Symbol('switchyard.h2open');
+type Tagged = { [CONN]?: ConnInfo; [OPEN]?: Set<AbortController> };
 const END_STREAM = constants.NGHTTP2_FLAG_END_STREAM;
 
 /** The header block as Headers: pseudo-headers stay on this hop, Host comes from :authority. */
@@ -54,9 +55,10 @@ function respond(stream: ServerHttp2Stream, response: Response, endStream: boole
   stream.respond(head, { endStream });
 }
 
-async function send(stream: ServerHttp2Stream, response: Response): Promise<void> {
+async function send(stream: ServerHttp2Stream, response: Response, answer: { ended: boolean }): Promise<void> {
   const body = response.body;
   if (body === null) {
+    answer.ended = true;
     respond(stream, response, true);
     return;
   }
@@ -70,6 +72,7 @@ async function send(stream: ServerHttp2Stream, response: Response): Promise<void
       return;
     }
     if (stream.destroyed) return;
+    answer.ended = true;
     respond(stream, response, false);
     stream.end(bytes);
     return;
@@ -86,6 +89,7 @@ async function send(stream: ServerHttp2Stream, response: Response): Promise<void
       }
       if (!stream.write(value)) await writable(stream);
     }
+    answer.ended = true;
     stream.end();
   } catch {
     // destroy, not close(code): Bun's close(code) ends the stream as if complete.
@@ -107,8 +111,8 @@ function plain(stream: ServerHttp2Stream, status: number, text: string): void {
 /** The 'stream' listener of an h2 server: each stream to the app. */
 export function h2StreamHandler(fetch: AppFetch, spec: ListenerSpec): (stream: ServerHttp2Stream, headers: IncomingHttpHeaders, flags: number) => void {
   const listener = spec.name;
-  const connOf = (stream: ServerHttp2Stream): ConnInfo => {
-    const session = stream.session as unknown as Tagged & { socket: TLSSocket };
+  type Session = Tagged & { socket: TLSSocket; once(event: 'close', listener: () => void): unknown };
+  const connOf = (session: Session): ConnInfo => {
     let conn = session[CONN];
     if (conn === undefined) {
       const socket = session.socket;
@@ -117,16 +121,37 @@ export function h2StreamHandler(fetch: AppFetch, spec: ListenerSpec): (stream: S
     }
     return conn;
   };
+  // Requests in flight per session: a torn-down connection may close the session without a
+  // 'close' on each of its streams (seen on Bun), so the session's close aborts what is left.
+  const openOf = (session: Session): Set<AbortController> => {
+    let open = session[OPEN];
+    if (open === undefined) {
+      const set = new Set<AbortController>();
+      open = set;
+      session[OPEN] = set;
+      const abortAll = () => {
+        for (const abort of set) abort.abort();
+        set.clear();
+      };
+      session.once('close', abortAll);
+    }
+    return open;
+  };
 
   return function onStream(stream, block, flags) {
     stream.on('error', () => {}); // a client reset is the stream's end, not the process's
     const method = block[':method'] as string;
     const target = (block[':path'] as string | undefined) ?? '';
     const abort = new AbortController();
-    // Closed before our answer ended, or reset (Bun reports a reset stream as ended): the client
-    // cancelled it or went away.
+    const session = stream.session as unknown as Session;
+    const open = openOf(session);
+    open.add(abort);
+    // Closed before our answer ended, or reset: the client cancelled it or went away. Our own
+    // flag, since Bun 1.4.5 reports a stream closed under it as finished with no error code.
+    const answer = { ended: false };
     stream.once('close', () => {
-      if (!stream.writableFinished || stream.rstCode !== constants.NGHTTP2_NO_ERROR) abort.abort();
+      open.delete(abort);
+      if (!answer.ended || stream.rstCode !== constants.NGHTTP2_NO_ERROR) abort.abort();
     });
     let request: Request;
     try {
@@ -149,11 +174,11 @@ export function h2StreamHandler(fetch: AppFetch, spec: ListenerSpec): (stream: S
       plain(stream, 400, 'bad request\n');
       return;
     }
-    const bindings: Bindings = { conn: connOf(stream), line: { method, target, version: '2.0' } };
+    const bindings: Bindings = { conn: connOf(session), line: { method, target, version: '2.0' } };
     void (async () => {
       try {
         const response = await fetch(request, bindings);
-        await send(stream, response);
+        await send(stream, response, answer);
       } catch {
         plain(stream, 500, 'internal error\n');
       }
