@@ -2,7 +2,7 @@
 import { loadConfig } from '../config/load.ts';
 import { loadTlsFiles } from '../config/tls-files.ts';
 import { detectRuntime } from '../server/runtime.ts';
-import { mixedKeyTypesProblem } from '../tls/context.ts';
+import { runtimePairsProblem } from '../tls/context.ts';
 import { VERSION } from '../version.ts';
 import { parseCommand } from './args.ts';
 import { initDirectory } from './init.ts';
@@ -33,11 +33,8 @@ export async function main(argv: readonly string[], io: Io): Promise<number> {
       const files = loaded.ok ? await loadTlsFiles(loaded.config, loaded.file) : null;
       const problems = loaded.ok ? (files?.ok === false ? files.problems : []) : loaded.problems;
       // What this runtime cannot serve (tls/context.ts) is a problem here as it is at serve.
-      if (runtime === 'node' && files?.ok) {
-        const pairs = files.files.pairs;
-        const mixed = pairs.map((pair) => mixedKeyTypesProblem(pair, pairs)).find((p) => p !== undefined);
-        if (mixed !== undefined) problems.push(mixed);
-      }
+      const unservable = files?.ok ? runtimePairsProblem(runtime, files.files.pairs) : undefined;
+      if (unservable !== undefined) problems.push(unservable);
       if (loaded.ok && problems.length === 0) {
         const certificates = loaded.config.tls ? `, ${loaded.config.tls.certificates.length} certificates` : '';
         io.stdout(`${loaded.file}: ok (${loaded.config.routes.length} routes${certificates})\n`);

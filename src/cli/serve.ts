@@ -11,10 +11,9 @@ import { loadPair, loadTlsFiles } from '../config/tls-files.ts';
 import { createLogger, stdoutWriter } from '../log/logger.ts';
 import { type ListenerGroup, type ListenerSpec, listenAll } from '../server/index.ts';
 import type { Runtime } from '../server/runtime.ts';
-import type { CertificatePair } from '../tls/certificate.ts';
-import { mixedKeyTypesProblem, secureContextFor } from '../tls/context.ts';
+import { createListenerStore } from '../tls/context.ts';
 import { type Reloader, startReloader } from '../tls/reload.ts';
-import { type CertificateStore, CertificateStoreError, createCertificateStore } from '../tls/store.ts';
+import { type CertificateStore, CertificateStoreError } from '../tls/store.ts';
 import { createTransport } from '../transport/index.ts';
 import { VERSION } from '../version.ts';
 
@@ -42,31 +41,8 @@ export async function serve(options: ServeOptions): Promise<number> {
   const address = options.listen ? parseListen(options.listen) : config.listen;
   let store: CertificateStore<SecureContext> | null = null;
   if (config.tls !== null) {
-    const contextFor = secureContextFor(config.tls.clientAuth?.ca ?? null);
-    // Node cannot serve pairs of two key types from one listener (tls/context.ts): refused at
-    // startup, and a reload that would mix them is refused with the same message.
-    const pairs = tlsFiles.files.pairs;
-    const mixed = options.runtime === 'node' ? pairs.map((pair) => mixedKeyTypesProblem(pair, pairs)).find((p) => p !== undefined) : undefined;
-    if (mixed !== undefined) {
-      options.stderr(`switchyard: cannot start with ${loaded.file}:\n  ${mixed}\n`);
-      return 1;
-    }
-    const prepare =
-      options.runtime === 'node'
-        ? (pair: CertificatePair) => {
-            const problem =
-              store === null
-                ? undefined
-                : mixedKeyTypesProblem(
-                    pair,
-                    store.current.entries.map((e) => e.pair),
-                  );
-            if (problem !== undefined) throw new Error(problem);
-            return contextFor(pair);
-          }
-        : contextFor;
     try {
-      store = createCertificateStore(pairs, { prepare });
+      store = createListenerStore(options.runtime, tlsFiles.files.pairs, config.tls.clientAuth?.ca ?? null);
     } catch (error) {
       const problems = error instanceof CertificateStoreError ? error.problems : [String(error)];
       options.stderr(`switchyard: cannot start with ${loaded.file}:\n${problems.map((p) => `  ${p}`).join('\n')}\n`);

@@ -2,10 +2,8 @@
 // reload): certificate pairs for the TLS listener, the client-certificate CA, each route's
 // upstream CA and client certificate. Paths are relative to the routes file. Every problem names
 // its file, so `switchyard check` and a failed start say the same thing.
-import { X509Certificate } from 'node:crypto';
-import { readFile } from 'node:fs/promises';
-import { dirname, isAbsolute, relative, resolve } from 'node:path';
-import { type CertificatePair, loadCertificatePair } from '../tls/certificate.ts';
+import { dirname, isAbsolute, resolve } from 'node:path';
+import { type CertificatePair, loadCaBundle, loadCertificatePair } from '../tls/certificate.ts';
 import type { UpstreamTlsOptions } from '../transport/types.ts';
 import type { Config } from './types.ts';
 
@@ -35,34 +33,6 @@ export type TlsFilesResult = { ok: true; files: TlsFiles } | { ok: false; proble
 
 /** Nothing to read: a config without TLS settings. */
 export const NO_TLS_FILES: TlsFiles = { pairs: [], pairFiles: [], clientCa: null, upstreamTls: new Map(), warnings: [] };
-
-/** How a path appears in messages: relative to the routes file's folder when under it. */
-function shown(path: string, base: string): string {
-  const rel = relative(base, path);
-  return rel && !rel.startsWith('..') && !isAbsolute(rel) ? rel : path;
-}
-
-/** A PEM file that must hold at least one certificate (a CA bundle), or the problem naming it. */
-async function readCertificates(path: string, base: string, what: string): Promise<{ pem: string } | { problem: string }> {
-  const name = shown(path, base);
-  let text: string;
-  try {
-    text = await readFile(path, 'utf8');
-  } catch (error) {
-    const code = (error as { code?: string }).code;
-    return { problem: `${name}: cannot read ${what} (${code === 'ENOENT' ? 'file not found' : (code ?? String(error))})` };
-  }
-  const blocks = text.match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g);
-  if (blocks === null) return { problem: `${name}: ${what} holds no PEM certificate` };
-  for (const block of blocks) {
-    try {
-      new X509Certificate(block);
-    } catch {
-      return { problem: `${name}: ${what} holds an unreadable certificate` };
-    }
-  }
-  return { pem: blocks.join('\n') };
-}
 
 /** Reads and checks one listener pair. */
 export async function loadPair(files: PairFiles, base: string, now?: () => number) {
@@ -99,9 +69,9 @@ export async function loadTlsFiles(config: Config, routesFile: string, now?: () 
       } else problems.push(...result.problems);
     }
     if (tls.clientAuth !== undefined) {
-      const read = await readCertificates(at(tls.clientAuth.ca), base, 'client CA bundle (tls.clientAuth.ca)');
-      if ('problem' in read) problems.push(read.problem);
-      else clientCa = read.pem;
+      const read = await loadCaBundle(at(tls.clientAuth.ca), 'client CA bundle (tls.clientAuth.ca)', base);
+      if (read.ok) clientCa = read.pem;
+      else problems.push(...read.problems);
     }
   }
 
@@ -113,9 +83,9 @@ export async function loadTlsFiles(config: Config, routesFile: string, now?: () 
       let cert: string | undefined;
       let key: string | undefined;
       if (options.ca !== undefined) {
-        const read = await readCertificates(at(options.ca), base, `CA bundle (routes[${i}].upstreamTls.ca)`);
-        if ('problem' in read) problems.push(read.problem);
-        else ca = read.pem;
+        const read = await loadCaBundle(at(options.ca), `CA bundle (routes[${i}].upstreamTls.ca)`, base);
+        if (read.ok) ca = read.pem;
+        else problems.push(...read.problems);
       }
       if (options.cert !== undefined && options.key !== undefined) {
         const result = await loadCertificatePair({ cert: at(options.cert), key: at(options.key) }, { relativeTo: base, now });

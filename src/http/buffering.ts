@@ -5,6 +5,9 @@
 /** A declared body this small is collected whole and handed over as bytes (like nginx's proxy buffers). */
 export const SMALL_BODY_BYTES = 64 * 1024;
 
+/** Whether a Content-Length value declares a body of at most SMALL_BODY_BYTES. */
+export const isSmallLength = (value: string | null): boolean => value !== null && value.length <= 5 && Number(value) <= SMALL_BODY_BYTES;
+
 /** Bytes queued in a body stream before its source is paused (backpressure). */
 export const BODY_HIGH_WATER_BYTES = 64 * 1024;
 

@@ -9,6 +9,13 @@
  */
 export const HOP_BY_HOP: ReadonlySet<string> = new Set(['connection', 'keep-alive', 'proxy-connection', 'te', 'trailer', 'transfer-encoding', 'upgrade']);
 
+/**
+ * The fields of HOP_BY_HOP a server never writes on a final response itself: it frames the
+ * message and manages the connection (HTTP/1.1), and RFC 9113 §8.2.2 forbids them on h2, where
+ * node:http2 throws on them. (A 101 names its protocol in Upgrade: that head is built apart.)
+ */
+export const CONNECTION_SPECIFIC: ReadonlySet<string> = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade']);
+
 /** Lowercased field names listed in a Connection header value (RFC 9110 §7.6.1). */
 export function connectionTokens(value: string): Set<string> {
   const out = new Set<string>();

@@ -1,8 +1,10 @@
 // Response heads our Bun server writes (RFC 9112 §4, §6; RFC 9110 §6.6.1): the status line and
 // its reason rule, the app's fields minus the framing ones this server decides, Date, and how
 // the body is framed. Pure functions over a Response; the socket glue writes what they return.
+
 import { STATUS_CODES } from 'node:http';
 import { endsAtHead, lengthFrames } from '../http/body-rules.ts';
+import { CONNECTION_SPECIFIC } from '../http/hop-by-hop.ts';
 import { plainReason } from '../http/reason.ts';
 
 /** What to write for one response, decided before the first byte goes out. */
@@ -38,9 +40,7 @@ export function responseHead(method: string, http10: boolean, res: Response, dat
   let hasDate = false;
   let length: string | null = null;
   for (const [name, value] of res.headers) {
-    // Connection-specific fields (RFC 9110 §7.6.1) describe this hop only; a 101's Upgrade is
-    // switchingHead's.
-    if (name === 'transfer-encoding' || name === 'connection' || name === 'keep-alive' || name === 'upgrade' || name === 'proxy-connection') continue;
+    if (CONNECTION_SPECIFIC.has(name)) continue;
     if (name === 'content-length') {
       if (body === null && frames) continue;
       length = value;

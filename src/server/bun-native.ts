@@ -142,6 +142,8 @@ export const bunNativeListenerFeatures = { line: true, connPerSocket: true, upgr
  * graceful stop of those it has. `listenBunNative` feeds it Bun.listen's sockets; the Bun TLS
  * listener (./bun-tls.ts) feeds it node:tls sockets that negotiated http/1.1.
  */
+export type Http1Conn = Conn;
+
 export interface Http1Engine {
   readonly handlers: SocketHandlers<Conn>;
   /** Closes idle connections now and busy ones after their response, the rest after `graceMs`. */

@@ -5,14 +5,14 @@
 // a third of the CPU of a proxied HTTPS request (docs/runtimes.md); ALPN decides once per
 // connection instead. Certificates, versions, suites and the graceful stop are ./tls.ts's.
 import { createServer as createH2Server } from 'node:http2';
-import type { AddressInfo } from 'node:net';
 import { createServer as createTlsServer, type TLSSocket } from 'node:tls';
 import type { TlsFacts } from '../app-env.ts';
 import type { BunSocket } from '../http1/bun-socket-types.ts';
-import { baseContextOptions } from '../tls/context.ts';
-import { createHttp1Engine } from './bun-native.ts';
+import { ALPN_PROTOCOLS } from '../tls/context.ts';
+import { bindServer } from './bind.ts';
+import { createHttp1Engine, type Http1Conn } from './bun-native.ts';
 import { h2StreamHandler } from './h2-stream.ts';
-import { newCompatState, type TlsListenerOptions, tlsFactsOf, tlsServerOptions, trackSessions } from './tls.ts';
+import { followDefaultContext, newCompatState, type TlsListenerOptions, tlsFactsOf, tlsServerOptions, trackSessions } from './tls.ts';
 import type { AppFetch, Listener, ListenerSpec } from './types.ts';
 
 /**
@@ -52,8 +52,6 @@ class TlsSocketShim<Data> implements BunSocket<Data> {
 
 export async function listenBunTls(fetch: AppFetch, spec: ListenerSpec): Promise<Listener> {
   const options = tlsServerOptions(spec);
-  const { store, clientAuth } = spec.tls as TlsListenerOptions;
-  const clientCa = clientAuth?.ca ?? null;
   const state = newCompatState();
   const engine = createHttp1Engine(fetch, spec);
   const { handlers } = engine;
@@ -73,46 +71,32 @@ export async function listenBunTls(fetch: AppFetch, spec: ListenerSpec): Promise
       h2.emit('connection', socket);
       return;
     }
-    const shim = new TlsSocketShim<never>(socket, tlsFactsOf(socket));
-    const s = shim as unknown as BunSocket<never>;
-    handlers.open?.(s as never);
-    socket.on('data', (chunk: Buffer) => handlers.data(s as never, chunk));
-    socket.on('drain', () => handlers.drain(s as never));
-    socket.on('end', () => handlers.end(s as never));
-    socket.once('close', () => handlers.close(s as never));
+    const shim = new TlsSocketShim<Http1Conn>(socket, tlsFactsOf(socket));
+    handlers.open?.(shim);
+    socket.on('data', (chunk: Buffer) => handlers.data(shim, chunk));
+    socket.on('drain', () => handlers.drain(shim));
+    socket.on('end', () => handlers.end(shim));
+    socket.once('close', () => handlers.close(shim));
   });
   server.on('tlsClientError', (_error, socket) => socket.destroy());
 
-  const unwatch = store.watch((table) => {
-    const fallback = table.fallback;
-    if (fallback !== undefined) server.setSecureContext({ ...baseContextOptions(clientCa), cert: fallback.pair.chainPem, key: fallback.pair.keyPem });
-  });
-
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(spec.port, spec.hostname, () => {
-      server.off('error', reject);
-      resolve();
-    });
-  });
-  server.on('error', () => {}); // accept errors (EMFILE) must not end the process
+  const unwatch = followDefaultContext(server, spec.tls as TlsListenerOptions);
+  const port = await bindServer(server, spec);
 
   return {
     name: spec.name,
     proto: 'https',
     hostname: spec.hostname,
-    port: (server.address() as AddressInfo).port,
-    alpn: [...(options.ALPNProtocols as string[])],
+    port,
+    alpn: [...ALPN_PROTOCOLS],
     async stop(graceMs) {
       state.stopping = true;
       unwatch();
       server.close();
+      // h2: GOAWAY, streams in flight finish; the engine does the same for h1.
+      const sessionsGone = Promise.all([...state.sessions].map((session) => new Promise((resolve) => session.once('close', resolve))));
       for (const session of state.sessions) session.close();
       let timer: ReturnType<typeof setTimeout> | undefined;
-      const sessionsGone = new Promise<void>((resolve) => {
-        const check = () => (state.sessions.size === 0 ? resolve() : setTimeout(check, 20));
-        check();
-      });
       const grace = new Promise<void>((resolve) => {
         timer = setTimeout(() => {
           for (const session of state.sessions) session.destroy();

@@ -7,15 +7,14 @@
 // stream, a client's RST_STREAM aborts the request.
 import { constants, type IncomingHttpHeaders, type OutgoingHttpHeaders, type ServerHttp2Stream } from 'node:http2';
 import type { TLSSocket } from 'node:tls';
-import type { Bindings, ConnInfo } from '../app-env.ts';
-import { SMALL_BODY_BYTES } from '../http/buffering.ts';
-import { normalizePeer } from '../proxy/headers.ts';
-import { requestBody, responseFields, tlsFactsOf } from './tls.ts';
+import type { Bindings } from '../app-env.ts';
+import { isSmallLength } from '../http/buffering.ts';
+import { adaptedRequest, requestBody, responseFields, writeBody } from './fetch-adapter.ts';
+import { tlsConnOf } from './tls.ts';
 import type { AppFetch, ListenerSpec } from './types.ts';
 
-const CONN = Symbol('switchyard.h2conn');
 const OPEN = Symbol('switchyard.h2open');
-type Tagged = { [CONN]?: ConnInfo; [OPEN]?: Set<AbortController> };
+type Tagged = { [OPEN]?: Set<AbortController> };
 const END_STREAM = constants.NGHTTP2_FLAG_END_STREAM;
 
 /** The header block as Headers: pseudo-headers stay on this hop, Host comes from :authority. */
@@ -36,19 +35,6 @@ function headersOf(block: IncomingHttpHeaders): Headers {
   return headers;
 }
 
-/** Resolves when the stream can take more, or is gone. */
-function writable(stream: ServerHttp2Stream): Promise<void> {
-  return new Promise((resolve) => {
-    const done = () => {
-      stream.off('drain', done);
-      stream.off('close', done);
-      resolve();
-    };
-    stream.on('drain', done);
-    stream.on('close', done);
-  });
-}
-
 function respond(stream: ServerHttp2Stream, response: Response, endStream: boolean): void {
   const head = responseFields(response.headers) as OutgoingHttpHeaders;
   head[':status'] = response.status;
@@ -62,8 +48,7 @@ async function send(stream: ServerHttp2Stream, response: Response, answer: { end
     respond(stream, response, true);
     return;
   }
-  const length = response.headers.get('content-length');
-  if (length !== null && length.length <= 5 && Number(length) <= SMALL_BODY_BYTES) {
+  if (isSmallLength(response.headers.get('content-length'))) {
     let bytes: Uint8Array;
     try {
       bytes = await response.bytes();
@@ -78,24 +63,15 @@ async function send(stream: ServerHttp2Stream, response: Response, answer: { end
     return;
   }
   respond(stream, response, false);
-  const reader = body.getReader();
-  try {
-    for (;;) {
-      const { done, value } = await reader.read();
-      if (done) break;
-      if (stream.destroyed) {
-        await reader.cancel().catch(() => {});
-        return;
-      }
-      if (!stream.write(value)) await writable(stream);
-    }
-    answer.ended = true;
-    stream.end();
-  } catch {
+  await writeBody(
+    body,
+    stream,
     // destroy, not close(code): Bun's close(code) ends the stream as if complete.
-    if (!stream.destroyed) stream.destroy(new Error('response body failed'));
-    await reader.cancel().catch(() => {});
-  }
+    () => stream.destroy(new Error('response body failed')),
+    () => {
+      answer.ended = true;
+    },
+  );
 }
 
 function plain(stream: ServerHttp2Stream, status: number, text: string): void {
@@ -112,15 +88,6 @@ function plain(stream: ServerHttp2Stream, status: number, text: string): void {
 export function h2StreamHandler(fetch: AppFetch, spec: ListenerSpec): (stream: ServerHttp2Stream, headers: IncomingHttpHeaders, flags: number) => void {
   const listener = spec.name;
   type Session = Tagged & { socket: TLSSocket; once(event: 'close', listener: () => void): unknown };
-  const connOf = (session: Session): ConnInfo => {
-    let conn = session[CONN];
-    if (conn === undefined) {
-      const socket = session.socket;
-      conn = { remoteAddr: normalizePeer(socket.remoteAddress ?? ''), proto: 'https', listener, tls: tlsFactsOf(socket) };
-      session[CONN] = conn;
-    }
-    return conn;
-  };
   // Requests in flight per session: a torn-down connection may close the session without a
   // 'close' on each of its streams (seen on Bun), so the session's close aborts what is left.
   const openOf = (session: Session): Set<AbortController> => {
@@ -159,22 +126,12 @@ export function h2StreamHandler(fetch: AppFetch, spec: ListenerSpec): (stream: S
       const body = (flags & END_STREAM) === 0 && !stream.endAfterHeaders ? requestBody(stream) : null;
       // An h2 body without content-length reaches HTTP/1.1 upstreams chunked (RFC 9113 §8.2.2).
       if (body !== null && !headers.has('content-length')) headers.set('transfer-encoding', 'chunked');
-      const host = headers.get('host');
-      let url = `https://${host ?? 'localhost'}${target.charCodeAt(0) === 47 ? target : '/'}`;
-      if (!URL.canParse(url)) url = 'https://localhost/';
-      request = new Request(url, {
-        // As in tls.ts: the exact method travels in `line`.
-        method: body !== null && (method === 'GET' || method === 'HEAD') ? 'POST' : method === 'CONNECT' ? 'GET' : method,
-        headers,
-        body,
-        signal: abort.signal,
-        ...(body === null ? {} : { duplex: 'half' }),
-      } as RequestInit);
+      request = adaptedRequest(method, headers.get('host'), target, headers, body, abort.signal);
     } catch {
       plain(stream, 400, 'bad request\n');
       return;
     }
-    const bindings: Bindings = { conn: connOf(session), line: { method, target, version: '2.0' } };
+    const bindings: Bindings = { conn: tlsConnOf(session, session.socket, listener), line: { method, target, version: '2.0' } };
     void (async () => {
       try {
         const response = await fetch(request, bindings);

@@ -2,7 +2,7 @@
 // socket, the request line as node:http parsed it, the hand-over of a connection after a 101
 // ('upgrade' event, kind 'bytes'), binding and graceful stop. No TLS, no HTTP/2 (issue 7).
 import { createServer, type IncomingMessage, type Server, type ServerOptions, ServerResponse } from 'node:http';
-import type { AddressInfo, Socket } from 'node:net';
+import type { Socket } from 'node:net';
 import { getRequestListener, type Http2Bindings, type HttpBindings } from '@hono/node-server';
 import type { Bindings, ConnInfo } from '../app-env.ts';
 import { requestDeclaresBody } from '../http/body-rules.ts';
@@ -10,6 +10,7 @@ import { switchingHead } from '../http1/response-head.ts';
 import { normalizePeer } from '../proxy/headers.ts';
 import { duplexByteStream } from '../tunnel/node-socket-stream.ts';
 import type { ByteStream } from '../tunnel/types.ts';
+import { bindServer } from './bind.ts';
 import { parserHeadLimit } from './head-limit.ts';
 import type { AppFetch, Listener, ListenerSpec } from './types.ts';
 
@@ -149,18 +150,12 @@ export async function listenNode(fetch: AppFetch, spec: ListenerSpec): Promise<L
     });
   server.on('connection', (socket: TaggedSocket) => void connOf(socket));
 
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(spec.port, spec.hostname, () => {
-      server.off('error', reject);
-      resolve();
-    });
-  });
+  const port = await bindServer(server, spec);
   return {
     name: spec.name,
     proto,
     hostname: spec.hostname,
-    port: (server.address() as AddressInfo).port,
+    port,
     async stop(graceMs) {
       // close() stops accepting and resolves once every connection is gone; idle keep-alive
       // connections go now, busy ones when their response ends or the grace period runs out.

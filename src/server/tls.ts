@@ -11,15 +11,15 @@
 
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { createSecureServer, type Http2ServerRequest, type Http2ServerResponse, type Http2Session, type SecureServerOptions } from 'node:http2';
-import type { AddressInfo } from 'node:net';
-import type { Readable } from 'node:stream';
-import type { SecureContext, TLSSocket } from 'node:tls';
+import type { SecureContext, SecureContextOptions, TLSSocket } from 'node:tls';
 import type { Bindings, ClientCertificate, ConnInfo, TlsFacts } from '../app-env.ts';
-import { BODY_QUEUE, SMALL_BODY_BYTES } from '../http/buffering.ts';
+import { isSmallLength } from '../http/buffering.ts';
 import { plainReason } from '../http/reason.ts';
 import { normalizePeer } from '../proxy/headers.ts';
 import { ALPN_PROTOCOLS, baseContextOptions } from '../tls/context.ts';
 import type { CertificateStore } from '../tls/store.ts';
+import { bindServer } from './bind.ts';
+import { adaptedRequest, type BodySink, requestBody, responseFields, writeBody } from './fetch-adapter.ts';
 import { parserHeadLimit } from './head-limit.ts';
 import type { AppFetch, Listener, ListenerSpec } from './types.ts';
 
@@ -35,12 +35,6 @@ export interface TlsListenerOptions {
    */
   readonly handshakeTimeoutMs?: number;
 }
-
-/** Capabilities the conformance cases read (listener.cases.ts). */
-export const tlsListenerFeatures = { line: true, connPerSocket: true, upgradeBody: false, upgrade: 'none' } as const;
-
-/** Never written on a response by this listener: RFC 9113 §8.2.2 forbids them on h2, and h1 frames itself. */
-const CONNECTION_SPECIFIC: ReadonlySet<string> = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade']);
 
 const CONN = Symbol('switchyard.conn');
 type Tagged = { [CONN]?: ConnInfo };
@@ -60,6 +54,20 @@ function clientCertificate(socket: TLSSocket): ClientCertificate | null {
     .map(([key, value]) => `${key}=${Array.isArray(value) ? value.join('+') : value}`)
     .join(',');
   return { subject, fingerprint256: cert.fingerprint256 };
+}
+
+/**
+ * The ConnInfo of a TLS connection, made once and kept on `key` (the h1 socket, or the h2
+ * session its streams share): no lookup table per request.
+ */
+export function tlsConnOf(key: object, socket: TLSSocket, listener: string): ConnInfo {
+  const tagged = key as Tagged;
+  let conn = tagged[CONN];
+  if (conn === undefined) {
+    conn = { remoteAddr: normalizePeer(socket.remoteAddress ?? ''), proto: 'https', listener, tls: tlsFactsOf(socket) };
+    tagged[CONN] = conn;
+  }
+  return conn;
 }
 
 export function tlsFactsOf(socket: TLSSocket): TlsFacts {
@@ -98,73 +106,11 @@ function requestHeaders(req: AnyRequest, h2req: boolean): Headers {
   return headers;
 }
 
-/** A web stream over a node request body, paused while the stream's queue is full. */
-export function requestBody(req: AnyRequest | Readable): ReadableStream<Uint8Array> {
-  let done = false;
-  return new ReadableStream<Uint8Array>(
-    {
-      start(controller) {
-        req.on('data', (chunk: Buffer) => {
-          if (done) return;
-          controller.enqueue(new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.byteLength));
-          if ((controller.desiredSize ?? 1) <= 0) req.pause();
-        });
-        req.once('end', () => {
-          if (done) return;
-          done = true;
-          controller.close();
-        });
-        const fail = () => {
-          if (done) return;
-          done = true;
-          controller.error(new Error('client closed the request body'));
-        };
-        req.once('error', fail);
-        req.once('aborted', fail);
-      },
-      pull() {
-        req.resume();
-      },
-      cancel() {
-        done = true;
-        req.resume(); // drain what is left, so the connection (h1) or stream (h2) can end
-      },
-    },
-    BODY_QUEUE,
-  );
-}
-
 /** Whether a request carries a body: h1 says so in its head, h2 by not ending the stream with it. */
 function hasBody(req: AnyRequest, h2req: boolean): boolean {
   if (h2req) return !(req.stream?.endAfterHeaders ?? true);
   const h = req.headers;
   return h['content-length'] !== undefined || h['transfer-encoding'] !== undefined;
-}
-
-/** Response fields for writeHead: joined once, connection-specific ones left out. */
-export function responseFields(headers: Headers): Record<string, string | string[]> {
-  const out: Record<string, string | string[]> = {};
-  for (const [name, value] of headers) {
-    if (CONNECTION_SPECIFIC.has(name)) continue;
-    const seen = out[name];
-    if (seen === undefined) out[name] = value;
-    else if (Array.isArray(seen)) seen.push(value);
-    else out[name] = [seen, value];
-  }
-  return out;
-}
-
-/** Resolves when `res` can take more (drain) or is gone (close). */
-function writable(res: AnyResponse): Promise<void> {
-  return new Promise((resolve) => {
-    const done = () => {
-      res.off('drain', done);
-      res.off('close', done);
-      resolve();
-    };
-    res.on('drain', done);
-    res.on('close', done);
-  });
 }
 
 /** Ends a response whose body broke: h2 resets the stream, h1 closes the connection (a short body must not look complete). */
@@ -194,8 +140,7 @@ async function sendResponse(response: Response, res: AnyResponse, h2req: boolean
   }
   // A small body of known length goes out with its head in one write: each write is a TLS
   // record and a syscall, and socket writes were over half of Bun's CPU per small request.
-  const length = response.headers.get('content-length');
-  if (length !== null && length.length <= 5 && Number(length) <= SMALL_BODY_BYTES) {
+  if (isSmallLength(response.headers.get('content-length'))) {
     let bytes: Uint8Array;
     try {
       bytes = await response.bytes();
@@ -224,22 +169,7 @@ async function sendResponse(response: Response, res: AnyResponse, h2req: boolean
     return;
   }
   writeHead(response, res, h2req);
-  const reader = body.getReader();
-  try {
-    for (;;) {
-      const { done, value } = await reader.read();
-      if (done) break;
-      if (res.destroyed || res.writableEnded) {
-        await reader.cancel().catch(() => {});
-        return;
-      }
-      if (!(res as ServerResponse).write(value)) await writable(res);
-    }
-    res.end();
-  } catch {
-    if (!res.destroyed) breakResponse(res);
-    await reader.cancel().catch(() => {});
-  }
+  await writeBody(body, res as BodySink, () => breakResponse(res));
 }
 
 /** The simplest answer, for requests the adapter cannot even build. */
@@ -292,26 +222,18 @@ export function tlsServerOptions(spec: ListenerSpec): SecureServerOptions {
 export function compatRequestHandler(fetch: AppFetch, spec: ListenerSpec, state: CompatState): (req: AnyRequest, res: AnyResponse) => Promise<void> {
   const listener = spec.name;
   const h1Sockets = state.h1Sockets;
-  const connOf = (key: Tagged, socket: TLSSocket): ConnInfo => {
-    let conn = key[CONN];
-    if (conn === undefined) {
-      conn = { remoteAddr: normalizePeer(socket.remoteAddress ?? ''), proto: 'https', listener, tls: tlsFactsOf(socket) };
-      key[CONN] = conn;
-    }
-    return conn;
-  };
 
   async function onRequest(req: AnyRequest, res: AnyResponse): Promise<void> {
     const h2req = req.httpVersionMajor === 2;
     let socket: TLSSocket;
-    let key: Tagged;
+    let key: object;
     if (h2req) {
       const session = (req as Http2ServerRequest).stream.session as Http2Session;
       socket = session.socket as TLSSocket;
-      key = session as Tagged;
+      key = session;
     } else {
       socket = req.socket as TLSSocket;
-      key = socket as Tagged;
+      key = socket;
       h1Sockets.set(socket, (h1Sockets.get(socket) ?? 0) + 1);
       res.once('close', () => {
         const left = (h1Sockets.get(socket) ?? 1) - 1;
@@ -339,23 +261,12 @@ export function compatRequestHandler(fetch: AppFetch, spec: ListenerSpec, state:
       const body = hasBody(req, h2req) ? requestBody(req) : null;
       // An h2 body without content-length reaches HTTP/1.1 upstreams chunked (RFC 9113 §8.2.2).
       if (h2req && body !== null && !headers.has('content-length')) headers.set('transfer-encoding', 'chunked');
-      let url = `https://${host ?? 'localhost'}${target.charCodeAt(0) === 47 ? target : '/'}`;
-      if (!URL.canParse(url)) url = 'https://localhost/';
-      request = new Request(url, {
-        // fetch forbids a body on GET and HEAD, and CONNECT altogether; the exact method
-        // travels in `line` (what switchyard's own middlewares read), so a GET with a body
-        // still reaches the upstream as sent.
-        method: body !== null && (method === 'GET' || method === 'HEAD') ? 'POST' : method === 'CONNECT' ? 'GET' : method,
-        headers,
-        body,
-        signal: abort.signal,
-        ...(body === null ? {} : { duplex: 'half' }),
-      } as RequestInit);
+      request = adaptedRequest(method, host, target, headers, body, abort.signal);
     } catch {
       plainAnswer(res, 400, 'bad request\n');
       return;
     }
-    const bindings: Bindings = { conn: connOf(key, socket), line };
+    const bindings: Bindings = { conn: tlsConnOf(key, socket, listener), line };
     try {
       const response = await fetch(request, bindings);
       await sendResponse(response, res, h2req);
@@ -377,10 +288,20 @@ export function trackSessions(server: { on(event: 'session', listener: (session:
   });
 }
 
+/**
+ * The default context (no SNI, or a name no pair covers) follows the store's first pair: SNI
+ * lookups read the store per handshake, the default is the server's own. Returns the unwatch.
+ */
+export function followDefaultContext(server: { setSecureContext(options: SecureContextOptions): void }, { store, clientAuth }: TlsListenerOptions): () => void {
+  const clientCa = clientAuth?.ca ?? null;
+  return store.watch((table) => {
+    const fallback = table.fallback;
+    if (fallback !== undefined) server.setSecureContext({ ...baseContextOptions(clientCa), cert: fallback.pair.chainPem, key: fallback.pair.keyPem });
+  });
+}
+
 export async function listenTls(fetch: AppFetch, spec: ListenerSpec): Promise<Listener> {
   const options = tlsServerOptions(spec);
-  const { store, clientAuth } = spec.tls as TlsListenerOptions;
-  const clientCa = clientAuth?.ca ?? null;
   const state = newCompatState();
   const { h1Sockets, sessions } = state;
   const onRequest = compatRequestHandler(fetch, spec, state);
@@ -400,26 +321,14 @@ export async function listenTls(fetch: AppFetch, spec: ListenerSpec): Promise<Li
     }
   });
 
-  // The default context (no SNI, or a name no pair covers) follows the store's first pair.
-  const unwatch = store.watch((table) => {
-    const fallback = table.fallback;
-    if (fallback !== undefined) server.setSecureContext({ ...baseContextOptions(clientCa), cert: fallback.pair.chainPem, key: fallback.pair.keyPem });
-  });
-
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(spec.port, spec.hostname, () => {
-      server.off('error', reject);
-      resolve();
-    });
-  });
-  server.on('error', () => {}); // accept errors (EMFILE) must not end the process
+  const unwatch = followDefaultContext(server, spec.tls as TlsListenerOptions);
+  const port = await bindServer(server, spec);
 
   return {
     name: spec.name,
     proto: 'https',
     hostname: spec.hostname,
-    port: (server.address() as AddressInfo).port,
+    port,
     alpn: [...ALPN_PROTOCOLS],
     async stop(graceMs) {
       state.stopping = true;

@@ -90,6 +90,31 @@ export async function loadCertificatePair(files: CertificateFiles, options: Load
 }
 
 /**
+ * Reads a CA bundle (one or more PEM certificates: a private CA for upstreams, the CAs of client
+ * certificates) and returns its certificates as PEM, or the problem, naming the file and `what`
+ * it is configured as.
+ */
+export async function loadCaBundle(path: string, what: string, relativeTo?: string): Promise<{ ok: true; pem: string } | { ok: false; problems: string[] }> {
+  const shown = shownPath(path, relativeTo);
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch (error) {
+    return { ok: false, problems: [`${shown}: cannot read ${what} (${readFailure(error)})`] };
+  }
+  const blocks = pemBlocks(text).filter((block) => block.label === 'CERTIFICATE');
+  if (blocks.length === 0) return { ok: false, problems: [`${shown}: ${what} holds no PEM certificate`] };
+  for (const block of blocks) {
+    try {
+      new X509Certificate(block.text);
+    } catch {
+      return { ok: false, problems: [`${shown}: ${what} holds an unreadable certificate`] };
+    }
+  }
+  return { ok: true, pem: blocks.map((block) => block.text).join('\n') };
+}
+
+/**
  * Checks a pair's PEM text with node:crypto (`X509Certificate`, `createPrivateKey`,
  * `checkPrivateKey`): a parseable chain with the leaf first, one unencrypted key that matches the
  * leaf, and a leaf valid at `now`. Every problem found is reported, each naming its file; never

@@ -3,7 +3,9 @@
 // certificates by SNI and swaps them at run time on Bun, Deno and Node (docs/tls-listeners.md).
 import { createPrivateKey } from 'node:crypto';
 import { createSecureContext, type SecureContext, type SecureContextOptions } from 'node:tls';
+import type { Runtime } from '../server/runtime.ts';
 import type { CertificatePair } from './certificate.ts';
+import { type CertificateStore, createCertificateStore } from './store.ts';
 
 /** TLS 1.2 and 1.3 only: 1.0 and 1.1 are refused at the handshake (RFC 8996). */
 export const MIN_TLS_VERSION = 'TLSv1.2';
@@ -61,4 +63,32 @@ export function mixedKeyTypesProblem(pair: CertificatePair, others: readonly Cer
   const other = others.find((o) => o.id !== pair.id && keyTypeOf(o) !== type);
   if (other === undefined) return undefined;
   return `${pair.certFile}: its ${type.toUpperCase()} key cannot be served next to ${other.certFile} (${keyTypeOf(other).toUpperCase()}) on Node 20 (nodejs/node#54235: Node serves an SNI certificate only with the default certificate's key type); use one key type for every certificate, or run the Bun binary or Deno`;
+}
+
+/** What `runtime` cannot serve in this set of pairs (Node 20: two key types), or undefined. */
+export function runtimePairsProblem(runtime: Runtime, pairs: readonly CertificatePair[]): string | undefined {
+  if (runtime !== 'node') return undefined;
+  for (const pair of pairs) {
+    const problem = mixedKeyTypesProblem(pair, pairs);
+    if (problem !== undefined) return problem;
+  }
+  return undefined;
+}
+
+/**
+ * The TLS listener's certificate store on `runtime`: one SecureContext per pair, built as the pair
+ * enters. A pair the runtime cannot serve beside the others is refused at startup (a
+ * CertificateStoreError) and at run time (`put` refuses it, the old pair keeps serving).
+ */
+export function createListenerStore(runtime: Runtime, pairs: readonly CertificatePair[], clientCa: string | null): CertificateStore<SecureContext> {
+  const contextFor = secureContextFor(clientCa);
+  if (runtime !== 'node') return createCertificateStore(pairs, { prepare: contextFor });
+  let store: CertificateStore<SecureContext> | undefined;
+  const prepare = (pair: CertificatePair): SecureContext => {
+    const problem = mixedKeyTypesProblem(pair, store === undefined ? pairs : store.current.entries.map((entry) => entry.pair));
+    if (problem !== undefined) throw new Error(problem);
+    return contextFor(pair);
+  };
+  store = createCertificateStore(pairs, { prepare });
+  return store;
 }
