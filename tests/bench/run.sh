@@ -378,13 +378,16 @@ EOF
   } >"$d/nginx.conf"
 }
 
-write_reference_conf() { # $1 prefix, $2 port, $3 upstream port
-  local d=$1 port=$2 up=$3
+# write_reference_conf PREFIX PORT UPSTREAM_PORT [LISTEN_EXTRA SERVER_LINES ACCESS_LOG]: the
+# reference reverse proxy. The HTTPS reference (tls.sh) is the same with `ssl http2` on the
+# listen line, its certificate lines and an access log of its own.
+write_reference_conf() {
+  local d=$1 port=$2 up=$3 listen_extra=${4:-} server_lines=${5:-} access_log=${6:-"access_log $1/access.log;"}
   {
     nginx_common "$d"
     cat <<EOF
 http {
-  access_log $d/access.log;
+  $access_log
   tcp_nodelay on;
   keepalive_requests 1000000;
   keepalive_timeout 300s;
@@ -396,7 +399,8 @@ $(nginx_temp_paths "$d")
     keepalive_requests 1000000;
   }
   server {
-    listen 127.0.0.1:$port backlog=4096;
+    listen 127.0.0.1:$port$listen_extra backlog=4096;
+$server_lines
     location / {
       proxy_pass http://backend;
       proxy_http_version 1.1;

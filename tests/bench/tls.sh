@@ -98,41 +98,13 @@ tls_build_shim() {
 # protocol, whether the session was resumed and the request's number on its
 # connection, which prove "one full handshake per request" in the handshake test.
 write_tls_reference_conf() { # $1 prefix, $2 port, $3 upstream port
-  local d=$1 port=$2 up=$3
-  {
-    nginx_common "$d"
-    cat <<EOF
-http {
-  log_format tls '\$remote_addr - \$remote_user [\$time_local] "\$request" \$status \$body_bytes_sent '
-                 '"\$http_referer" "\$http_user_agent" \$ssl_protocol \$ssl_session_reused \$connection_requests';
-  access_log $d/access.log tls;
-  tcp_nodelay on;
-  keepalive_requests 1000000;
-  keepalive_timeout 300s;
-  client_max_body_size 20m;
-$(nginx_temp_paths "$d")
-  upstream backend {
-    server 127.0.0.1:$up;
-    keepalive 64;
-    keepalive_requests 1000000;
-  }
-  server {
-    listen 127.0.0.1:$port ssl http2 backlog=4096;
-    ssl_certificate $TLS_CERT;
+  local log="log_format tls '\$remote_addr - \$remote_user [\$time_local] \"\$request\" \$status \$body_bytes_sent '
+                 '\"\$http_referer\" \"\$http_user_agent\" \$ssl_protocol \$ssl_session_reused \$connection_requests';
+  access_log $1/access.log tls;"
+  local certs="    ssl_certificate $TLS_CERT;
     ssl_certificate_key $TLS_KEY;
-    ssl_protocols TLSv1.2 TLSv1.3;
-    location / {
-      proxy_pass http://backend;
-      proxy_http_version 1.1;
-      proxy_set_header Connection "";
-      proxy_buffering on;
-      proxy_max_temp_file_size 0;
-      proxy_request_buffering off;
-    }
-  }
-}
-EOF
-  } >"$d/nginx.conf"
+    ssl_protocols TLSv1.2 TLSv1.3;"
+  write_reference_conf "$1" "$2" "$3" " ssl http2" "$certs" "$log"
 }
 
 # ------------------------------------------------------- switchyard -------

@@ -2,10 +2,11 @@
 // hop-by-hop removal both ways, X-Forwarded-* / Forwarded, Host, repeated headers, no invented
 // headers, redirects not followed, and the access log line.
 import assert from 'node:assert/strict';
-import type http from 'node:http';
 import { after, before, describe, test } from 'node:test';
-import zlib from 'node:zlib';
 import {
+  BR,
+  forwardingHandler,
+  GZ,
   headerValues,
   type ProxyHandle,
   type RawResponse,
@@ -17,64 +18,6 @@ import {
   startUpstream,
   type Upstream,
 } from './harness.ts';
-
-const PLAIN = 'Hello, switchyard! '.repeat(200);
-const GZ = zlib.gzipSync(Buffer.from(PLAIN));
-const BR = zlib.brotliCompressSync(Buffer.from(PLAIN));
-
-/**
- * The upstream of every forwarding test: special answers under `/__/`, otherwise the harness'
- * JSON echo. `seen` (the harness' record) is what the assertions read.
- */
-function handler(req: http.IncomingMessage, res: http.ServerResponse, seen: SeenRequest): void {
-  const url = seen.url;
-  if (url.startsWith('/__/gzip')) {
-    res.writeHead(200, { 'content-type': 'text/plain', 'content-encoding': 'gzip', 'content-length': String(GZ.length) });
-    res.end(GZ);
-  } else if (url.startsWith('/__/br')) {
-    res.writeHead(200, { 'content-type': 'text/plain', 'content-encoding': 'br', 'content-length': String(BR.length) });
-    res.end(BR);
-  } else if (url.startsWith('/__/head')) {
-    // The body the length declares: node:http drops it for HEAD, so a proxy that turned HEAD
-    // into GET would show it.
-    res.writeHead(200, { 'content-type': 'text/plain', 'content-length': '1234' });
-    res.end('h'.repeat(1234));
-  } else if (url.startsWith('/__/cookies')) {
-    res.writeHead(200, [
-      ['Content-Type', 'text/plain'],
-      ['Set-Cookie', 'a=1; Path=/'],
-      ['Set-Cookie', 'b=2; Path=/; HttpOnly'],
-      ['Content-Length', '2'],
-    ] as unknown as http.OutgoingHttpHeaders);
-    res.end('ok');
-  } else if (url.startsWith('/__/redirect')) {
-    res.writeHead(302, {
-      location: `${url.includes('abs') ? `http://127.0.0.1:${(req.socket.localPort as number) || 0}` : ''}/__/target`,
-      'content-length': '0',
-    });
-    res.end();
-  } else if (url.startsWith('/__/trailer')) {
-    res.writeHead(200, { 'content-type': 'text/plain', trailer: 'X-T', 'keep-alive': 'timeout=99' });
-    res.write('tr');
-    res.addTrailers({ 'X-T': '1' });
-    res.end('ailer');
-  } else if (url.startsWith('/__/hop')) {
-    res.writeHead(200, [
-      ['Content-Type', 'text/plain'],
-      ['Connection', 'x-private'],
-      ['X-Private', '1'],
-      ['Keep-Alive', 'timeout=5'],
-      ['Proxy-Connection', 'keep-alive'],
-      ['Upgrade', 'h2c'],
-      ['X-Public', 'yes'],
-      ['Content-Length', '3'],
-    ] as unknown as http.OutgoingHttpHeaders);
-    res.end('hop');
-  } else {
-    res.setHeader('content-type', 'application/json');
-    res.end(JSON.stringify({ method: seen.method, url: seen.url, bodyBytes: seen.bodyBytes }));
-  }
-}
 
 /** A raw request with exact bytes: request line, Host, extra header lines, optional body. */
 function rawReq(
@@ -109,7 +52,7 @@ for (const runtime of RUNTIMES) {
       let up: Upstream;
       let proxy: ProxyHandle;
       before(async () => {
-        up = await startUpstream(handler);
+        up = await startUpstream(forwardingHandler);
         proxy = await startProxy(runtime, {
           routes: [
             { host: '*', upstream: up.origin },
@@ -396,7 +339,7 @@ for (const runtime of RUNTIMES) {
       let up: Upstream;
       let proxy: ProxyHandle;
       before(async () => {
-        up = await startUpstream(handler);
+        up = await startUpstream(forwardingHandler);
         proxy = await startProxy(runtime, { forwarded: true, routes: [{ host: '*', upstream: up.origin }] });
       });
       after(async () => {
@@ -421,7 +364,7 @@ for (const runtime of RUNTIMES) {
       let up: Upstream;
       let proxy: ProxyHandle;
       before(async () => {
-        up = await startUpstream(handler);
+        up = await startUpstream(forwardingHandler);
         proxy = await startProxy(runtime, { trustedProxies: ['127.0.0.0/8'], forwarded: true, routes: [{ host: '*', upstream: up.origin }] });
       });
       after(async () => {
@@ -441,7 +384,7 @@ for (const runtime of RUNTIMES) {
       let up: Upstream;
       let proxy: ProxyHandle;
       before(async () => {
-        up = await startUpstream(handler);
+        up = await startUpstream(forwardingHandler);
         proxy = await startProxy(runtime, { trustedProxies: ['127.0.0.1/32'], routes: [{ host: '*', upstream: up.origin }] });
       });
       after(async () => {

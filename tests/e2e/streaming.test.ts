@@ -2,52 +2,12 @@
 // SWITCHYARD_E2E_BIG_BYTES shrinks the transfers for quick local runs (default 1 GiB).
 import assert from 'node:assert/strict';
 import http from 'node:http';
-import { Readable } from 'node:stream';
 import { after, before, describe, test } from 'node:test';
-import { type ProxyHandle, RUNTIMES, rssKiB, startProxy, startUpstream, type Upstream } from './harness.ts';
+import { generator, mib, type ProxyHandle, RUNTIMES, rssKiB, sampleRss, startProxy, startUpstream, type Upstream } from './harness.ts';
 
 const BIG = Number(process.env.SWITCHYARD_E2E_BIG_BYTES ?? 1024 ** 3);
-const CHUNK = 1 << 20;
 /** Allowed growth of the proxy's RSS over its baseline during a transfer. */
 const HEADROOM_KIB = 200 * 1024;
-
-/** A Readable producing `total` bytes in 1 MiB chunks, generated on the fly (one shared buffer). */
-function generator(total: number): Readable {
-  const block = Buffer.alloc(CHUNK, 0x61);
-  let left = total;
-  return new Readable({
-    highWaterMark: CHUNK,
-    read() {
-      if (left <= 0) {
-        this.push(null);
-        return;
-      }
-      const n = Math.min(left, CHUNK);
-      left -= n;
-      this.push(n === CHUNK ? block : block.subarray(0, n));
-    },
-  });
-}
-
-/** Samples the RSS of `pid` every 100 ms until stopped; returns the peak in KiB. */
-function sampleRss(pid: number): { stop(): number } {
-  let peak = rssKiB(pid);
-  const timer = setInterval(() => {
-    try {
-      peak = Math.max(peak, rssKiB(pid));
-    } catch {
-      // process gone: the transfer's own assertions will say why
-    }
-  }, 100);
-  return {
-    stop() {
-      clearInterval(timer);
-      return peak;
-    },
-  };
-}
-
-const mib = (kib: number) => `${(kib / 1024).toFixed(1)} MiB`;
 
 for (const runtime of RUNTIMES) {
   describe(`streaming on ${runtime}`, () => {

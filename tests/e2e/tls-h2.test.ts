@@ -15,25 +15,22 @@ import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { after, afterEach, before, beforeEach, describe, test } from 'node:test';
 import type tls from 'node:tls';
-import { RUNTIMES, rssKiB, type SeenRequest, startUpstream, type Upstream } from './harness.ts';
+import { until } from '../support/wait.ts';
 import {
-  curl,
   type Echo,
-  fidelityHandler,
-  fixtures,
+  forwardingHandler,
   GZ,
   generator,
-  h2connect,
-  h2request,
+  headerValues,
   mib,
-  needs,
-  pem,
+  RUNTIMES,
+  rssKiB,
+  type SeenRequest,
   sampleRss,
-  startTlsProxy,
-  type TlsProxy,
-  until,
-  valuesOf,
-} from './tls-harness.ts';
+  startUpstream,
+  type Upstream,
+} from './harness.ts';
+import { curl, fixtures, h2connect, h2request, needs, pem, startTlsProxy, type TlsProxy } from './tls-harness.ts';
 
 const BIG = Number(process.env.SWITCHYARD_E2E_BIG_BYTES ?? 1024 ** 3);
 /** Allowed growth of the proxy's RSS over its level right before the big transfer. */
@@ -65,7 +62,7 @@ for (const runtime of RUNTIMES) {
     let proxy: TlsProxy;
     let session: http2.ClientHttp2Session;
     before(async () => {
-      up = await startUpstream(fidelityHandler);
+      up = await startUpstream(forwardingHandler);
       proxy = await startTlsProxy(runtime, config(up));
       session = await h2connect(proxy.httpsPort);
     });
@@ -79,7 +76,7 @@ for (const runtime of RUNTIMES) {
       assert.ok(s, 'the upstream saw a request');
       return s;
     };
-    const one = (name: string) => valuesOf(last().rawHeaders, name);
+    const one = (name: string) => headerValues(last().rawHeaders, name);
 
     test('the upstream sees HTTP/1.1, Host = :authority, no pseudo-headers, no te/connection from the client, nothing invented', async () => {
       const authority = `a.test:${proxy.httpsPort}`;
@@ -88,17 +85,17 @@ for (const runtime of RUNTIMES) {
       const echo = echoOf(r.body);
       assert.equal(echo.httpVersion, '1.1');
       assert.equal(echo.url, '/shape?q=1');
-      assert.deepEqual(valuesOf(echo.rawHeaders, 'host'), [authority]);
+      assert.deepEqual(headerValues(echo.rawHeaders, 'host'), [authority]);
       const names = echo.rawHeaders.filter((_, i) => i % 2 === 0).map((n) => n.toLowerCase());
       assert.deepEqual(
         names.filter((n) => n.startsWith(':')),
         [],
         `pseudo-headers upstream: ${JSON.stringify(echo.rawHeaders)}`,
       );
-      assert.deepEqual(valuesOf(echo.rawHeaders, 'te'), []);
+      assert.deepEqual(headerValues(echo.rawHeaders, 'te'), []);
       // undici (Node, Deno) sends Connection: keep-alive of its own (docs/runtimes.md); nothing else.
       assert.deepEqual(
-        valuesOf(echo.rawHeaders, 'connection').filter((v) => v !== 'keep-alive'),
+        headerValues(echo.rawHeaders, 'connection').filter((v) => v !== 'keep-alive'),
         [],
       );
       const allowed = new Set(['host', 'x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host', 'x-request-id', 'forwarded', 'connection']);
@@ -107,7 +104,7 @@ for (const runtime of RUNTIMES) {
         [],
         `upstream saw ${JSON.stringify(echo.rawHeaders)}`,
       );
-      assert.deepEqual(valuesOf(echo.rawHeaders, 'x-forwarded-host'), [authority]);
+      assert.deepEqual(headerValues(echo.rawHeaders, 'x-forwarded-host'), [authority]);
     });
 
     for (const target of ['/a%2Fb', '//x', '/%7E', '/a/../b', '/./c', '/p?x=%7e&y=a%20b', '/q?a=/../b&c=%2F', '/x;p=1', '/sp%20ace?&&']) {

@@ -3,7 +3,7 @@
 // test may swap files under it), real clients (node:tls, node:https, node:http2, curl, openssl
 // s_client, h2load), HTTPS upstreams, and a check that the CLI tools are installed. Loopback
 // only; every process is ended by PID; every wait has a deadline.
-import { type ChildProcess, execFileSync, spawn, spawnSync } from 'node:child_process';
+import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { X509Certificate } from 'node:crypto';
 import { cpSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import type http from 'node:http';
@@ -11,32 +11,13 @@ import http2 from 'node:http2';
 import https from 'node:https';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { Duplex, Readable } from 'node:stream';
 import tls from 'node:tls';
-import zlib from 'node:zlib';
 import { createTlsFixtures, type TlsFixtures } from '../support/tls-fixtures.ts';
-import { commandFor, type LogLine, ROOT, type Runtime, rssKiB, type SeenRequest } from './harness.ts';
+import { type LogLine, type ProxyHandle, type RunResult, type Runtime, runCli, type SeenRequest, startProxy } from './harness.ts';
 
 // --- artifacts ---------------------------------------------------------------------------------
-
-/**
- * The command line of `runtime`: harness.ts's (dist/), unless SWITCHYARD_DIST names another
- * folder holding `switchyard` (Bun executable) and `switchyard.mjs` (Node bundle). Deno runs
- * src/main.ts of this checkout, or of SWITCHYARD_DENO_ROOT (another tree with its own
- * node_modules, e.g. an exported commit).
- */
-export function tlsCommandFor(runtime: Runtime): string[] {
-  const dist = process.env.SWITCHYARD_DIST;
-  const denoRoot = process.env.SWITCHYARD_DENO_ROOT;
-  if (runtime === 'deno') {
-    if (!denoRoot) return commandFor(runtime);
-    const root = resolve(denoRoot);
-    return [join(ROOT, 'node_modules/.bin/deno'), 'run', '-A', '--config', join(root, 'deno.json'), join(root, 'src/main.ts')];
-  }
-  if (!dist) return commandFor(runtime);
-  return runtime === 'bun' ? [join(resolve(dist), 'switchyard')] : [process.execPath, join(resolve(dist), 'switchyard.mjs')];
-}
 
 // --- tools -------------------------------------------------------------------------------------
 
@@ -82,42 +63,13 @@ export const needs = (...tools: string[]): { skip?: string } => {
 let shared: TlsFixtures | undefined;
 
 /**
- * The fixtures of tests/support/tls-fixtures.ts, generated once per test file, plus this suite's
- * own client certificates: `e2e-client` (CN `client.test`, clientAuth, signed by root) and
- * `e2e-rogue-client` (CN `client.test` too, signed by `e2e-rogue`, a CA nobody trusts), and
- * `e2e-dir.key`, a directory where a key file is expected (unreadable as a file).
+ * The fixtures of tests/support/tls-fixtures.ts (the `e2e-*` client certificates included),
+ * generated once per test file, plus `e2e-dir.key`, a directory where a key file is expected
+ * (unreadable as a file).
  */
 export function fixtures(): TlsFixtures {
   if (shared) return shared;
   const fx = createTlsFixtures();
-  const openssl = (...args: string[]) => execFileSync('openssl', args, { cwd: join(fx.dir, 'certs'), stdio: ['ignore', 'ignore', 'pipe'] });
-  const key = (stem: string) => openssl('genpkey', '-algorithm', 'EC', '-pkeyopt', 'ec_paramgen_curve:P-256', '-out', `${stem}.key`);
-  const clientCert = (stem: string, signer: string) => {
-    key(stem);
-    openssl('req', '-new', '-key', `${stem}.key`, '-subj', '/CN=client.test', '-out', `${stem}.csr`);
-    writeFileSync(fx.path(`${stem}.ext`), 'basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=clientAuth\n');
-    openssl(
-      'x509',
-      '-req',
-      '-in',
-      `${stem}.csr`,
-      '-CA',
-      `${signer}.pem`,
-      '-CAkey',
-      `${signer}.key`,
-      '-CAcreateserial',
-      '-days',
-      '30',
-      '-extfile',
-      `${stem}.ext`,
-      '-out',
-      `${stem}.pem`,
-    );
-  };
-  clientCert('e2e-client', 'root');
-  key('e2e-rogue');
-  openssl('req', '-x509', '-new', '-key', 'e2e-rogue.key', '-subj', '/CN=e2e rogue root', '-days', '30', '-out', 'e2e-rogue.pem');
-  clientCert('e2e-rogue-client', 'e2e-rogue');
   // A "key file" that cannot be read as one (root reads any file, so: a directory).
   mkdirSync(fx.path('e2e-dir.key'));
   shared = fx;
@@ -133,18 +85,12 @@ export const fingerprintOf = (file: string): string => new X509Certificate(pem(f
 
 // --- the proxy ---------------------------------------------------------------------------------
 
-export interface TlsProxy {
+/** harness.ts's proxy handle, with both ports and the proxy's own certificate folder. */
+export interface TlsProxy extends ProxyHandle {
   readonly httpPort: number;
   readonly httpsPort: number;
-  readonly process: ChildProcess;
-  readonly pid: number;
-  /** The proxy's folder: routes.ts and its own copy of the certificates under `certs/`. */
-  readonly dir: string;
   /** Both `listening` lines, as logged. */
   readonly listening: { http: LogLine; https: LogLine };
-  readonly lines: LogLine[];
-  stderr(): string;
-  waitForLine(pred: (line: LogLine) => boolean, timeoutMs?: number): Promise<LogLine>;
   /** Absolute path of `certs/<file>` in this proxy's folder. */
   cert(file: string): string;
   /**
@@ -152,9 +98,6 @@ export interface TlsProxy {
    * name in the same folder, then renamed over the target (one atomic step per file).
    */
   replaceFile(target: string, content: string): void;
-  /** True while the process runs. */
-  alive(): boolean;
-  stop(signal?: NodeJS.Signals, timeoutMs?: number): Promise<number | null>;
 }
 
 const live = new Set<ChildProcess>();
@@ -173,167 +116,47 @@ export function proxyFolder(routes: string | object): { dir: string; file: strin
 
 /**
  * Starts switchyard with `routes` (which should carry a `tls` block on 127.0.0.1:0) and
- * `--listen 127.0.0.1:0`, and resolves once both listeners announced their ports.
+ * `--listen 127.0.0.1:0` in a folder with its own copy of the certificates, and resolves once
+ * both listeners announced their ports.
  */
 export async function startTlsProxy(
   runtime: Runtime,
   routes: string | object,
   options: { args?: string[]; env?: Record<string, string> /** Wait for the `http` listener only (a config without `tls`). */; plainOnly?: boolean } = {},
 ): Promise<TlsProxy> {
-  const { dir, file } = proxyFolder(routes);
-  const [cmd, ...pre] = tlsCommandFor(runtime);
-  const child = spawn(cmd as string, [...pre, 'serve', '--routes', file, '--listen', '127.0.0.1:0', ...(options.args ?? [])], {
-    cwd: dir,
-    stdio: ['ignore', 'pipe', 'pipe'],
-    env: { ...process.env, ...options.env },
-  });
-  live.add(child);
-  const lines: LogLine[] = [];
-  const waiters: { pred: (l: LogLine) => boolean; resolve: (l: LogLine) => void }[] = [];
-  let stderr = '';
-  let partial = '';
-  child.stdout!.setEncoding('utf8');
-  child.stdout!.on('data', (chunk: string) => {
-    partial += chunk;
-    for (let nl = partial.indexOf('\n'); nl >= 0; nl = partial.indexOf('\n')) {
-      const text = partial.slice(0, nl);
-      partial = partial.slice(nl + 1);
-      if (!text.trim()) continue;
-      let line: LogLine;
-      try {
-        line = JSON.parse(text);
-      } catch {
-        line = { time: '', level: 'raw', msg: text };
-      }
-      lines.push(line);
-      for (const w of [...waiters]) {
-        if (w.pred(line)) {
-          waiters.splice(waiters.indexOf(w), 1);
-          w.resolve(line);
-        }
-      }
-    }
-  });
-  child.stderr!.on('data', (d) => {
-    stderr += d;
-  });
-  let stopping = false;
-  let started = false;
-  const exited = new Promise<number | null>((r) =>
-    child.on('exit', (code, signal) => {
-      live.delete(child);
-      // A proxy dying under a test is the finding: say so where the test output shows it.
-      if (started && !stopping)
-        console.log(
-          `[proxy] ${runtime} exited unexpectedly (code ${code}, signal ${signal}); stderr: ${stderr.slice(-3000)}; last lines: ${JSON.stringify(lines.slice(-5))}`,
-        );
-      r(code ?? (signal ? -1 : null));
-    }),
-  );
-  const waitForLine = (pred: (l: LogLine) => boolean, timeoutMs = 10_000) => {
-    const seen = lines.find(pred);
-    if (seen) return Promise.resolve(seen);
-    return new Promise<LogLine>((res, rej) => {
-      const waiter = {
-        pred,
-        resolve: (l: LogLine) => {
-          clearTimeout(timer);
-          res(l);
-        },
-      };
-      const timer = setTimeout(() => {
-        waiters.splice(waiters.indexOf(waiter), 1);
-        rej(new Error(`no matching log line within ${timeoutMs} ms; stderr: ${stderr.slice(-2000)}; last lines: ${JSON.stringify(lines.slice(-6))}`));
-      }, timeoutMs);
-      waiters.push(waiter);
-    });
-  };
-  const isListening = (name: string) => (l: LogLine) => l.msg === 'listening' && l.listener === name;
-  let listening: { http: LogLine; https: LogLine };
-  try {
-    const both = Promise.all([
-      waitForLine(isListening('http'), 20_000),
-      options.plainOnly ? Promise.resolve({ time: '', level: '', msg: 'none', port: 0 } as LogLine) : waitForLine(isListening('https'), 20_000),
-    ]);
-    const [httpLine, httpsLine] = await Promise.race([
-      both,
-      exited.then((code) => {
-        throw new Error(`${runtime} exited with ${code} before both listeners were up: ${stderr.slice(-3000)} lines: ${JSON.stringify(lines.slice(-6))}`);
-      }),
-    ]);
-    listening = { http: httpLine, https: httpsLine };
-  } catch (error) {
-    if (child.exitCode === null && child.signalCode === null && child.pid) process.kill(child.pid, 'SIGKILL');
-    await exited;
-    rmSync(dir, { recursive: true, force: true });
-    throw error;
-  }
-  started = true;
-  const cert = (f: string) => join(dir, 'certs', f);
-  return {
-    httpPort: listening.http.port as number,
+  const folder = proxyFolder(routes);
+  const handle = await startProxy(runtime, routes, { ...options, folder, listeners: options.plainOnly ? ['http'] : ['http', 'https'] });
+  const cert = (f: string) => join(folder.dir, 'certs', f);
+  const none = { time: '', level: '', msg: 'none', port: 0 } as LogLine;
+  const listening = { http: handle.listening.http as LogLine, https: handle.listening.https ?? none };
+  return Object.assign(handle, {
+    httpPort: handle.port,
     httpsPort: listening.https.port as number,
-    process: child,
-    pid: child.pid as number,
-    dir,
     listening,
-    lines,
-    stderr: () => stderr,
-    waitForLine,
     cert,
-    replaceFile(target, content) {
+    replaceFile(target: string, content: string) {
       const temp = cert(`.${target}.${process.pid}.${Date.now()}.tmp`);
       writeFileSync(temp, content);
       renameSync(temp, cert(target));
     },
-    alive: () => child.exitCode === null && child.signalCode === null,
-    async stop(signal = 'SIGTERM', timeoutMs = 15_000) {
-      if (!stopping && (child.exitCode !== null || child.signalCode !== null))
-        console.log(`[proxy] ${runtime} had exited before stop (code ${child.exitCode}, signal ${child.signalCode}); stderr: ${stderr.slice(-3000)}`);
-      stopping = true;
-      if (child.exitCode === null && child.signalCode === null) process.kill(child.pid as number, signal);
-      const timer = setTimeout(() => child.exitCode === null && child.signalCode === null && process.kill(child.pid as number, 'SIGKILL'), timeoutMs);
-      const code = await exited;
-      clearTimeout(timer);
-      if (code !== 0) console.log(`[proxy] ${runtime} stopped with ${signal}, exit ${code}, signal ${child.signalCode}; stderr: ${stderr.slice(-3000)}`);
-      rmSync(dir, { recursive: true, force: true });
-      return code;
-    },
-  };
-}
-
-export interface CliRun {
-  code: number | null;
-  stdout: string;
-  stderr: string;
+  });
 }
 
 /**
  * Runs switchyard with `args` in a fresh proxy folder holding `routes` and the certificates
  * (`{routes}` in an argument stands for the routes file), to completion or `timeoutMs`.
  */
-export function runInFolder(runtime: Runtime, routes: string | object, args: string[], timeoutMs = 30_000): Promise<CliRun> {
+export async function runInFolder(runtime: Runtime, routes: string | object, args: string[], timeoutMs = 30_000): Promise<RunResult> {
   const { dir, file } = proxyFolder(routes);
-  const [cmd, ...pre] = tlsCommandFor(runtime);
-  return new Promise((resolvePromise, reject) => {
-    const child = spawn(cmd as string, [...pre, ...args.map((a) => (a === '{routes}' ? file : a))], { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] });
-    live.add(child);
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d) => (stdout += d));
-    child.stderr.on('data', (d) => (stderr += d));
-    const timer = setTimeout(() => {
-      if (child.pid && child.exitCode === null) process.kill(child.pid, 'SIGKILL');
-      reject(new Error(`${runtime} ${args.join(' ')} did not exit within ${timeoutMs} ms; stdout: ${stdout.slice(-1000)} stderr: ${stderr.slice(-1000)}`));
-    }, timeoutMs);
-    child.on('error', reject);
-    child.on('exit', (code) => {
-      live.delete(child);
-      clearTimeout(timer);
-      rmSync(dir, { recursive: true, force: true });
-      resolvePromise({ code, stdout, stderr });
-    });
-  });
+  try {
+    return await runCli(
+      runtime,
+      args.map((a) => (a === '{routes}' ? file : a)),
+      { cwd: dir, timeoutMs },
+    );
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 }
 
 // --- CLI clients -------------------------------------------------------------------------------
@@ -784,172 +607,6 @@ export async function startHttpsUpstream(o: { cert: string; key: string; ca?: st
         server.close(() => r());
       }),
   };
-}
-
-// --- streaming and memory ----------------------------------------------------------------------
-
-/** A Readable producing `total` bytes in 1 MiB chunks, generated on the fly (one shared buffer). */
-export function generator(total: number, chunk = 1 << 20): Readable {
-  const block = Buffer.alloc(chunk, 0x61);
-  let left = total;
-  return new Readable({
-    highWaterMark: chunk,
-    read() {
-      if (left <= 0) {
-        this.push(null);
-        return;
-      }
-      const n = Math.min(left, chunk);
-      left -= n;
-      this.push(n === chunk ? block : block.subarray(0, n));
-    },
-  });
-}
-
-/** Samples the RSS of `pid` every 100 ms until stopped; returns the peak in KiB. */
-export function sampleRss(pid: number): { stop(): number } {
-  let peak = rssKiB(pid);
-  const timer = setInterval(() => {
-    try {
-      peak = Math.max(peak, rssKiB(pid));
-    } catch {
-      // process gone: the transfer's own assertions say why
-    }
-  }, 100);
-  return {
-    stop() {
-      clearInterval(timer);
-      return peak;
-    },
-  };
-}
-
-export const mib = (kib: number): string => `${(kib / 1024).toFixed(1)} MiB`;
-
-/** Polls `check` every 20 ms until it holds, or throws naming `what` after `ms`. */
-export async function until(check: () => boolean, ms: number, what: string | (() => string)): Promise<void> {
-  const end = Date.now() + ms;
-  while (!check()) {
-    if (Date.now() > end) throw new Error(`timed out after ${ms} ms: ${typeof what === 'string' ? what : what()}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
-
-// --- the fidelity upstream ---------------------------------------------------------------------
-
-export const PLAIN = 'Hello, switchyard over TLS! '.repeat(200);
-export const GZ = zlib.gzipSync(Buffer.from(PLAIN));
-
-/** What the default answer of `fidelityHandler` says about the request it saw. */
-export interface Echo {
-  method: string;
-  url: string;
-  httpVersion: string;
-  rawHeaders: string[];
-  bodyBytes: number;
-}
-
-/**
- * The upstream of the TLS forwarding cases (harness startUpstream's handler): special answers
- * under `/__/`, otherwise a JSON `Echo`.
- */
-export function fidelityHandler(req: http.IncomingMessage, res: http.ServerResponse, seen: SeenRequest): void {
-  const url = seen.url;
-  const raw = (status: number, headers: [string, string][], body?: string | Buffer) => {
-    res.writeHead(status, headers as unknown as http.OutgoingHttpHeaders);
-    res.end(body);
-  };
-  if (url.startsWith('/__/gzip'))
-    raw(
-      200,
-      [
-        ['Content-Type', 'text/plain'],
-        ['Content-Encoding', 'gzip'],
-        ['Content-Length', String(GZ.length)],
-      ],
-      GZ,
-    );
-  else if (url.startsWith('/__/head'))
-    raw(
-      200,
-      [
-        ['Content-Type', 'text/plain'],
-        ['Content-Length', '1234'],
-      ],
-      'h'.repeat(1234),
-    );
-  else if (url.startsWith('/__/cookies'))
-    raw(
-      200,
-      [
-        ['Content-Type', 'text/plain'],
-        ['Set-Cookie', 'a=1; Path=/'],
-        ['Set-Cookie', 'b=2; Path=/; HttpOnly'],
-        ['Content-Length', '2'],
-      ],
-      'ok',
-    );
-  else if (url.startsWith('/__/hop-framing')) {
-    // What node:http2 refuses to send (ERR_HTTP2_INVALID_CONNECTION_HEADERS on Node and Deno).
-    res.writeHead(200, [
-      ['Content-Type', 'text/plain'],
-      ['Connection', 'keep-alive'],
-      ['Keep-Alive', 'timeout=5'],
-      ['Transfer-Encoding', 'chunked'],
-    ] as unknown as http.OutgoingHttpHeaders);
-    res.write('chunked-');
-    setTimeout(() => res.end('body'), 10);
-  } else if (url.startsWith('/__/hop'))
-    raw(
-      200,
-      [
-        ['Content-Type', 'text/plain'],
-        ['Connection', 'x-private'],
-        ['X-Private', '1'],
-        ['Keep-Alive', 'timeout=5'],
-        ['Proxy-Connection', 'keep-alive'],
-        ['Upgrade', 'h2c'],
-        ['X-Public', 'yes'],
-        ['Content-Length', '3'],
-      ],
-      'hop',
-    );
-  else if (url.startsWith('/__/204')) raw(204, [['X-Kind', 'no-content']]);
-  else if (url.startsWith('/__/304'))
-    raw(304, [
-      ['ETag', '"v1"'],
-      ['X-Kind', 'not-modified'],
-    ]);
-  else if (url.startsWith('/__/sts'))
-    raw(
-      200,
-      [
-        ['Strict-Transport-Security', 'max-age=1'],
-        ['Content-Length', '3'],
-      ],
-      'sts',
-    );
-  else if (url.startsWith('/__/echo-body'))
-    raw(
-      200,
-      [
-        ['Content-Type', 'application/octet-stream'],
-        ['Content-Length', String(seen.body.length)],
-      ],
-      seen.body,
-    );
-  else {
-    res.setHeader('content-type', 'application/json');
-    const echo: Echo = { method: seen.method, url: seen.url, httpVersion: req.httpVersion, rawHeaders: seen.rawHeaders, bodyBytes: seen.bodyBytes };
-    res.end(JSON.stringify(echo));
-  }
-}
-
-/** Values of header `name` (lowercase) in a raw header list, in order. */
-export function valuesOf(rawHeaders: string[], name: string): string[] {
-  const out: string[] = [];
-  for (let i = 0; i < rawHeaders.length; i += 2) if ((rawHeaders[i] as string).toLowerCase() === name) out.push(rawHeaders[i + 1] as string);
-  return out;
 }
 
 /** Waits for a log line matching `pred` among those logged from index `from` on. */

@@ -10,12 +10,11 @@ import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { type LogLine, RUNTIMES, rawRequest, startUpstream, type Upstream } from './harness.ts';
+import { until } from '../support/wait.ts';
+import { type Echo, forwardingHandler, headerValues, type LogLine, RUNTIMES, rawRequest, startUpstream, type Upstream } from './harness.ts';
 import {
   captureClientHello,
   curl,
-  type Echo,
-  fidelityHandler,
   fingerprintOf,
   fixtures,
   h2connect,
@@ -33,8 +32,6 @@ import {
   startTool,
   type TlsProxy,
   type TlsUpstream,
-  until,
-  valuesOf,
 } from './tls-harness.ts';
 
 const fx = fixtures();
@@ -131,7 +128,7 @@ for (const runtime of RUNTIMES) {
     let up: Upstream;
     let proxy: TlsProxy;
     before(async () => {
-      up = await startUpstream(fidelityHandler);
+      up = await startUpstream(forwardingHandler);
       proxy = await startTlsProxy(runtime, mainConfig(up));
     });
     after(async () => {
@@ -476,14 +473,14 @@ for (const runtime of RUNTIMES) {
         const r = await rawRequest(proxy.httpPort, 'GET /plain?q=1 HTTP/1.1\r\nHost: plain.test\r\nConnection: close\r\n\r\n');
         assert.equal(r.status, 200, r.raw.toString('latin1'));
         assert.equal(last().url, '/plain?q=1');
-        assert.deepEqual(valuesOf(last().rawHeaders, 'x-forwarded-proto'), ['http']);
+        assert.deepEqual(headerValues(last().rawHeaders, 'x-forwarded-proto'), ['http']);
         assert.deepEqual(header(r.headers, 'strict-transport-security'), []);
       });
 
       test('hsts: true sends strict-transport-security: max-age=31536000 on HTTPS responses (h1 and h2)', async () => {
         const r = await httpsRequest(proxy.httpsPort, { path: '/hsts' });
         assert.equal(r.status, 200);
-        assert.deepEqual(valuesOf(r.rawHeaders, 'strict-transport-security'), ['max-age=31536000']);
+        assert.deepEqual(headerValues(r.rawHeaders, 'strict-transport-security'), ['max-age=31536000']);
         const session = await h2connect(proxy.httpsPort, { servername: 'x.a.test' });
         try {
           const h = await h2request(session, { path: '/hsts2', authority: 'x.a.test' });
@@ -497,19 +494,19 @@ for (const runtime of RUNTIMES) {
       test('the object form renders max-age=N; includeSubDomains; preload', async () => {
         const r = await httpsRequest(proxy.httpsPort, { path: '/hsts', servername: 'obj.a.test' });
         assert.equal(r.status, 200);
-        assert.deepEqual(valuesOf(r.rawHeaders, 'strict-transport-security'), ['max-age=600; includeSubDomains; preload']);
+        assert.deepEqual(headerValues(r.rawHeaders, 'strict-transport-security'), ['max-age=600; includeSubDomains; preload']);
       });
 
       test("an upstream's own strict-transport-security is replaced on an hsts route", async () => {
         const r = await httpsRequest(proxy.httpsPort, { path: '/__/sts' });
         assert.equal(r.status, 200);
-        assert.deepEqual(valuesOf(r.rawHeaders, 'strict-transport-security'), ['max-age=31536000']);
+        assert.deepEqual(headerValues(r.rawHeaders, 'strict-transport-security'), ['max-age=31536000']);
       });
 
       test('a route without hsts sends none over HTTPS', async () => {
         const r = await httpsRequest(proxy.httpsPort, { path: '/no-hsts', headers: { host: 'plain.test' } });
         assert.equal(r.status, 200);
-        assert.deepEqual(valuesOf(r.rawHeaders, 'strict-transport-security'), []);
+        assert.deepEqual(headerValues(r.rawHeaders, 'strict-transport-security'), []);
       });
     });
 
@@ -519,10 +516,10 @@ for (const runtime of RUNTIMES) {
         assert.equal(r.status, 200);
         const s = last();
         assert.equal(s.url, '/xf');
-        assert.deepEqual(valuesOf(s.rawHeaders, 'x-forwarded-proto'), ['https']);
-        assert.deepEqual(valuesOf(s.rawHeaders, 'x-forwarded-for'), ['127.0.0.1']);
-        assert.deepEqual(valuesOf(s.rawHeaders, 'x-forwarded-host'), ['a.test']);
-        assert.deepEqual(valuesOf(s.rawHeaders, 'forwarded'), ['for=127.0.0.1;host=a.test;proto=https']);
+        assert.deepEqual(headerValues(s.rawHeaders, 'x-forwarded-proto'), ['https']);
+        assert.deepEqual(headerValues(s.rawHeaders, 'x-forwarded-for'), ['127.0.0.1']);
+        assert.deepEqual(headerValues(s.rawHeaders, 'x-forwarded-host'), ['a.test']);
+        assert.deepEqual(headerValues(s.rawHeaders, 'forwarded'), ['for=127.0.0.1;host=a.test;proto=https']);
       });
 
       test('hop-by-hop request headers are removed over HTTPS/1.1', async () => {
@@ -539,15 +536,15 @@ for (const runtime of RUNTIMES) {
         });
         const s = last();
         assert.equal(s.url, '/hop-req');
-        assert.deepEqual(valuesOf(s.rawHeaders, 'x-kept'), ['k']);
-        for (const name of ['x-secret', 'keep-alive', 'proxy-connection', 'upgrade']) assert.deepEqual(valuesOf(s.rawHeaders, name), [], name);
+        assert.deepEqual(headerValues(s.rawHeaders, 'x-kept'), ['k']);
+        for (const name of ['x-secret', 'keep-alive', 'proxy-connection', 'upgrade']) assert.deepEqual(headerValues(s.rawHeaders, name), [], name);
       });
 
       test('an upstream answering Connection: keep-alive, Keep-Alive and chunked is framed once over HTTPS/1.1', async () => {
         const r = await httpsRequest(proxy.httpsPort, { path: '/__/hop-framing' });
         assert.equal(r.status, 200);
         assert.equal(r.body.toString(), 'chunked-body');
-        assert.deepEqual(valuesOf(r.rawHeaders, 'keep-alive'), []);
+        assert.deepEqual(headerValues(r.rawHeaders, 'keep-alive'), []);
         assert.ok(!(r.headers['content-length'] && r.headers['transfer-encoding']), `both framings: ${JSON.stringify(r.rawHeaders)}`);
         await assertServing(proxy, 'hop-by-hop framing upstream over h1');
       });
@@ -598,7 +595,7 @@ for (const runtime of RUNTIMES) {
     let up: Upstream;
     let proxy: TlsProxy;
     before(async () => {
-      up = await startUpstream(fidelityHandler);
+      up = await startUpstream(forwardingHandler);
       proxy = await startTlsProxy(runtime, {
         listen: '127.0.0.1:0',
         tls: {
@@ -650,9 +647,9 @@ for (const runtime of RUNTIMES) {
     let up: Upstream;
     let optional: TlsProxy;
     let required: TlsProxy;
-    const subjectsOf = () => valuesOf(up.requests.at(-1)?.rawHeaders ?? [], 'x-client-subject');
+    const subjectsOf = () => headerValues(up.requests.at(-1)?.rawHeaders ?? [], 'x-client-subject');
     before(async () => {
-      up = await startUpstream(fidelityHandler);
+      up = await startUpstream(forwardingHandler);
       const base = (clientAuth: object) => ({
         listen: '127.0.0.1:0',
         tls: { listen: '127.0.0.1:0', certificates: [PAIRS[0]], clientAuth },
@@ -803,7 +800,7 @@ for (const runtime of RUNTIMES) {
       const seen = trusted.requests.at(-1);
       assert.equal(seen?.url, '/u?x=1');
       assert.equal(seen?.servername, 'a.test');
-      assert.deepEqual(valuesOf(seen?.rawHeaders ?? [], 'host'), ['up.test']);
+      assert.deepEqual(headerValues(seen?.rawHeaders ?? [], 'host'), ['up.test']);
     });
 
     test('an upstream certificate from an unknown CA: 502, the access line gives the reason', async () => {

@@ -44,6 +44,8 @@ interface Issue {
  * - for upstream TLS: `ip` (SAN `IP:127.0.0.1`, signed by root), `self` (self-signed leaf, SAN
  *   `self.test`), `client` (CN `switchyard test client`, extendedKeyUsage clientAuth, signed by
  *   root), each with its `.key`;
+ * - for client certificates end to end: `e2e-client` (CN `client.test`, signed by root) and
+ *   `e2e-rogue-client` (CN `client.test`, signed by `e2e-rogue`, a self-signed CA nobody trusts);
  * - `other.key` (matches nothing), `garbage.key`, `broken.key`, `enc.key` (encrypted),
  *   `broken.pem`, `misordered.pem` (a, then b, which did not issue it).
  */
@@ -150,6 +152,11 @@ export function createTlsFixtures(): TlsFixtures {
 
   issue('ip', { cn: '127.0.0.1', ip: ['127.0.0.1'], signer: 'root' });
   issue('client', { cn: 'switchyard test client', signer: 'root', clientAuth: true });
+  // For the e2e client-certificate cases: one client from root, one from a CA nobody trusts.
+  issue('e2e-client', { cn: 'client.test', signer: 'root', clientAuth: true });
+  newKey('e2e-rogue');
+  openssl('req', '-x509', '-new', '-key', 'e2e-rogue.key', '-subj', '/CN=e2e rogue root', '-days', '30', '-out', 'e2e-rogue.pem');
+  issue('e2e-rogue-client', { cn: 'client.test', signer: 'e2e-rogue', clientAuth: true });
   newKey('self');
   const selfExt = ['-addext', 'subjectAltName=DNS:self.test', '-addext', 'basicConstraints=CA:FALSE'];
   openssl('req', '-x509', '-new', '-key', 'self.key', '-subj', '/CN=self.test', ...selfExt, '-days', '30', '-out', 'self.pem');
