@@ -131,7 +131,7 @@ export function h2StreamHandler(fetch: AppFetch, spec: ListenerSpec): (stream: S
       plain(stream, 400, 'bad request\n');
       return;
     }
-    const bindings: Bindings = { conn: tlsConnOf(session, session.socket, listener), line: { method, target, version: '2.0' } };
+    const bindings: Bindings = { conn: tlsConnOf(session, () => session.socket, listener), line: { method, target, version: '2.0' } };
     void (async () => {
       try {
         const response = await fetch(request, bindings);

@@ -58,12 +58,14 @@ function clientCertificate(socket: TLSSocket): ClientCertificate | null {
 
 /**
  * The ConnInfo of a TLS connection, made once and kept on `key` (the h1 socket, or the h2
- * session its streams share): no lookup table per request.
+ * session its streams share): no lookup table per request. `socketOf` runs only then: an h2
+ * session's `socket` is a getter that builds a proxy object (Bun, Node).
  */
-export function tlsConnOf(key: object, socket: TLSSocket, listener: string): ConnInfo {
+export function tlsConnOf(key: object, socketOf: () => TLSSocket, listener: string): ConnInfo {
   const tagged = key as Tagged;
   let conn = tagged[CONN];
   if (conn === undefined) {
+    const socket = socketOf();
     conn = { remoteAddr: normalizePeer(socket.remoteAddress ?? ''), proto: 'https', listener, tls: tlsFactsOf(socket) };
     tagged[CONN] = conn;
   }
@@ -225,15 +227,16 @@ export function compatRequestHandler(fetch: AppFetch, spec: ListenerSpec, state:
 
   async function onRequest(req: AnyRequest, res: AnyResponse): Promise<void> {
     const h2req = req.httpVersionMajor === 2;
-    let socket: TLSSocket;
     let key: object;
+    let socketOf: () => TLSSocket;
     if (h2req) {
       const session = (req as Http2ServerRequest).stream.session as Http2Session;
-      socket = session.socket as TLSSocket;
       key = session;
+      socketOf = () => session.socket as TLSSocket;
     } else {
-      socket = req.socket as TLSSocket;
+      const socket = req.socket as TLSSocket;
       key = socket;
+      socketOf = () => socket;
       h1Sockets.set(socket, (h1Sockets.get(socket) ?? 0) + 1);
       res.once('close', () => {
         const left = (h1Sockets.get(socket) ?? 1) - 1;
@@ -266,7 +269,7 @@ export function compatRequestHandler(fetch: AppFetch, spec: ListenerSpec, state:
       plainAnswer(res, 400, 'bad request\n');
       return;
     }
-    const bindings: Bindings = { conn: tlsConnOf(key, socket, listener), line };
+    const bindings: Bindings = { conn: tlsConnOf(key, socketOf, listener), line };
     try {
       const response = await fetch(request, bindings);
       await sendResponse(response, res, h2req);
