@@ -1,6 +1,7 @@
 // Turns a validated Config into the tables the request path reads: done once per load, so the
 // per-request work is lookups, never parsing. Pure: no I/O, no clock.
 import { compileCidrMatcher } from '../proxy/cidr.ts';
+import { type ClientLimits, DEFAULT_CLIENT_LIMITS } from '../server/limits.ts';
 import { compileRouteTable, type RouteTable } from '../router/table.ts';
 import type { UpstreamTlsOptions } from '../transport/types.ts';
 import { normalizePath } from './schema.ts';
@@ -16,7 +17,17 @@ export const DEFAULTS = {
   shutdownGraceMs: 10_000,
   maxHeaderBytes: 16_384,
   maxUrlBytes: 8192,
+  tunnelIdleMs: 120_000,
+  maxTunnels: 10_000,
 } as const;
+
+/** A route's WebSocket tunnels. */
+export interface CompiledWebSocket {
+  /** Close a tunnel after this long without a byte either way. */
+  readonly idleMs: number;
+  /** Open tunnels the route allows at once. */
+  readonly maxTunnels: number;
+}
 
 /** An upstream origin, pre-split for the request path. */
 export interface CompiledUpstream {
@@ -51,6 +62,8 @@ export interface CompiledRoute {
   readonly hsts: string | null;
   /** Plain-HTTP requests get a 308 to https:// (only with a TLS listener). */
   readonly redirectHttp: boolean;
+  /** WebSocket tunnels, or null when the route forwards upgrades as ordinary requests. */
+  readonly websocket: CompiledWebSocket | null;
 }
 
 /** The TLS listener's settings; its certificates live in the certificate store (src/tls/store.ts). */
@@ -76,6 +89,8 @@ export interface CompiledConfig {
   readonly maxHeaderBytes: number;
   readonly maxUrlBytes: number;
   readonly shutdownGraceMs: number;
+  /** The listeners' timeouts and connection caps, defaults applied. */
+  readonly clientLimits: ClientLimits;
 }
 
 /** `"127.0.0.1:8080"`, `":80"`, `"[::1]:0"` -> hostname and port. Validated by the schema. */
@@ -86,9 +101,13 @@ export function parseListen(value: string): ListenAddress {
   return { hostname: hostname || '0.0.0.0', port: Number(value.slice(colon + 1)) };
 }
 
+/** `ws:` and `wss:` upstreams are `http:` and `https:` ones: a WebSocket starts as an HTTP request. */
+const HTTP_SCHEME: Readonly<Record<string, string>> = { 'ws:': 'http:', 'wss:': 'https:' };
+
 export function compileUpstream(value: string): CompiledUpstream {
   const url = new URL(value);
-  return { origin: url.origin, hostPort: url.host };
+  const scheme = HTTP_SCHEME[url.protocol];
+  return { origin: scheme === undefined ? url.origin : `${scheme}//${url.host}`, hostPort: url.host };
 }
 
 /** A route's `key` from its hosts and normalised prefix. */
@@ -131,6 +150,10 @@ export function compileConfig(config: Config, files: TlsFiles = NO_TLS_FILES): C
       maxBodyBytes: route.maxBodyBytes === undefined ? globalMaxBody : route.maxBodyBytes,
       hsts: tls === undefined ? null : hstsValue(route.hsts),
       redirectHttp: tls !== undefined && (route.redirectHttp ?? redirectDefault),
+      websocket:
+        route.websocket === false
+          ? null
+          : { idleMs: route.websocket?.idleTimeoutMs ?? DEFAULTS.tunnelIdleMs, maxTunnels: route.websocket?.maxTunnels ?? DEFAULTS.maxTunnels },
     };
   });
   const clientAuth = tls?.clientAuth;
@@ -153,5 +176,20 @@ export function compileConfig(config: Config, files: TlsFiles = NO_TLS_FILES): C
     maxHeaderBytes: config.limits?.maxHeaderBytes ?? DEFAULTS.maxHeaderBytes,
     maxUrlBytes: config.limits?.maxUrlBytes ?? DEFAULTS.maxUrlBytes,
     shutdownGraceMs: config.timeouts?.shutdownGraceMs ?? DEFAULTS.shutdownGraceMs,
+    clientLimits: clientLimits(config.limits),
+  };
+}
+
+/** `limits`' client timeouts and caps over the defaults (server/limits.ts). */
+function clientLimits(limits: Config['limits']): ClientLimits {
+  const d = DEFAULT_CLIENT_LIMITS;
+  return {
+    headerTimeoutMs: limits?.headerTimeoutMs ?? d.headerTimeoutMs,
+    bodyTimeoutMs: limits?.bodyTimeoutMs ?? d.bodyTimeoutMs,
+    bodyMinBytesPerSecond: limits?.bodyMinBytesPerSecond ?? d.bodyMinBytesPerSecond,
+    idleTimeoutMs: limits?.idleTimeoutMs ?? d.idleTimeoutMs,
+    sendTimeoutMs: limits?.sendTimeoutMs ?? d.sendTimeoutMs,
+    maxConnections: limits?.maxConnections ?? d.maxConnections,
+    maxConnectionsPerIp: limits?.maxConnectionsPerIp ?? d.maxConnectionsPerIp,
   };
 }

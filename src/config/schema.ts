@@ -25,7 +25,7 @@ export function upstreamProblem(value: string): string | null {
   } catch {
     return 'invalid URL';
   }
-  if (url.protocol !== 'http:' && url.protocol !== 'https:') return `unsupported scheme ${url.protocol} (use http: or https:)`;
+  if (!['http:', 'https:', 'ws:', 'wss:'].includes(url.protocol)) return `unsupported scheme ${url.protocol} (use http:, https:, ws: or wss:)`;
   if (url.username || url.password) return 'must not contain credentials';
   if (url.pathname !== '/' || url.search || url.hash || /[?#]/.test(value)) return 'must be an origin like http://host:port, without path, query or fragment';
   return null;
@@ -131,6 +131,15 @@ export const RouteSchema = v.strictObject({
   hsts: v.optional(HstsSchema),
   redirectHttp: v.optional(flag),
   upstreamTls: v.optional(UpstreamTlsSchema),
+  websocket: v.optional(
+    v.union(
+      [
+        v.literal(false),
+        v.strictObject({ idleTimeoutMs: v.optional(timeoutMs), maxTunnels: v.optional(sizeLimit(1, 1_000_000)) }),
+      ],
+      'must be false or { idleTimeoutMs, maxTunnels }',
+    ),
+  ),
 });
 
 export const ConfigSchema = v.strictObject({
@@ -144,6 +153,13 @@ export const ConfigSchema = v.strictObject({
       maxBodyBytes: v.optional(byteLimit),
       maxHeaderBytes: v.optional(sizeLimit(1024, MAX_HEADER_BYTES_CEILING)),
       maxUrlBytes: v.optional(sizeLimit(256, MAX_HEADER_BYTES_CEILING)),
+      headerTimeoutMs: v.optional(sizeLimit(100, MAX_TIMER_MS)),
+      bodyTimeoutMs: v.optional(sizeLimit(100, MAX_TIMER_MS)),
+      bodyMinBytesPerSecond: v.optional(sizeLimit(0, 1_000_000_000)),
+      idleTimeoutMs: v.optional(sizeLimit(100, MAX_TIMER_MS)),
+      sendTimeoutMs: v.optional(sizeLimit(100, MAX_TIMER_MS)),
+      maxConnections: v.optional(sizeLimit(1, 10_000_000)),
+      maxConnectionsPerIp: v.optional(sizeLimit(1, 10_000_000)),
     }),
   ),
   timeouts: v.optional(
@@ -207,7 +223,7 @@ function crossRouteProblems(config: Config): string[] {
   config.routes.forEach((route, i) => {
     const upstreamTls = route.upstreamTls;
     if (upstreamTls !== undefined) {
-      if (!/^https:/i.test(route.upstream)) problems.push(`routes[${i}].upstreamTls: needs an https:// upstream (upstream is ${route.upstream})`);
+      if (!/^(https|wss):/i.test(route.upstream)) problems.push(`routes[${i}].upstreamTls: needs an https:// or wss:// upstream (upstream is ${route.upstream})`);
       if ((upstreamTls.cert === undefined) !== (upstreamTls.key === undefined)) problems.push(`routes[${i}].upstreamTls: cert and key go together`);
     }
     if (config.tls === undefined) {

@@ -101,7 +101,8 @@ export interface Route {
 
   /**
    * The upstream origin, `http://host:port` or `https://host:port`, with no path, query or
-   * credentials. The request's own path and query are appended byte for byte, so a request
+   * credentials (`ws://` and `wss://` are the same as `http://` and `https://`: every route
+   * carries WebSockets and plain requests alike). The request's own path and query are appended byte for byte, so a request
    * can never reach another origin. `localhost` works whether the service listens on
    * 127.0.0.1 or ::1.
    */
@@ -151,6 +152,29 @@ export interface Route {
    * certificates verify the upstream, by the upstream URL's host name.
    */
   upstreamTls?: UpstreamTls;
+
+  /**
+   * WebSocket tunnels: on by default for every route. An `Upgrade: websocket` request is
+   * passed to the upstream with the route's headers, and after its 101 the two connections are
+   * joined byte for byte. `false` forwards such requests as ordinary ones (without Upgrade).
+   * @default { idleTimeoutMs: 120000, maxTunnels: 10000 }
+   */
+  websocket?: false | WebSocketOptions;
+}
+
+/** A route's WebSocket tunnels. */
+export interface WebSocketOptions {
+  /**
+   * Close a tunnel after this long without a byte either way, in milliseconds. Long enough for
+   * apps that ping every 30 s; at most 2147483647.
+   * @default 120000
+   */
+  idleTimeoutMs?: number;
+  /**
+   * Open tunnels this route allows at once; past it an upgrade gets 503.
+   * @default 10000
+   */
+  maxTunnels?: number;
 }
 
 /** The TLS listener and its certificates. */
@@ -259,6 +283,56 @@ export interface Limits {
    * @default 8192
    */
   maxUrlBytes?: number;
+
+  /**
+   * A request head must arrive whole within this long, in milliseconds, counted from its first
+   * byte (for a connection's first request, from the connection's start); else 408 and close.
+   * @default 30000
+   */
+  headerTimeoutMs?: number;
+
+  /**
+   * A request body that sends nothing the proxy asked for this long, in milliseconds, is cut
+   * with 408 (nginx's client_body_timeout).
+   * @default 60000
+   */
+  bodyTimeoutMs?: number;
+
+  /**
+   * Once the proxy has waited 10 s for a body's bytes, the body must have averaged at least this
+   * many bytes per second of that waiting, or it is cut with 408 (a body sending one byte every
+   * few seconds resets any idle timeout; this catches it). Time the upstream takes to read does
+   * not count. 0 turns the check off.
+   * @default 500
+   */
+  bodyMinBytesPerSecond?: number;
+
+  /**
+   * A keep-alive connection with no request for this long, in milliseconds, is closed.
+   * @default 5000
+   */
+  idleTimeoutMs?: number;
+
+  /**
+   * A client that takes none of the bytes waiting for it for this long, in milliseconds, is
+   * cut (nginx's send_timeout). A slow reader is served at its own pace meanwhile.
+   * @default 60000
+   */
+  sendTimeoutMs?: number;
+
+  /**
+   * Open client connections across all listeners; past it new connections get a 503 (plain
+   * HTTP) or are closed (TLS), logged once per 10 s with a count.
+   * @default 10000
+   */
+  maxConnections?: number;
+
+  /**
+   * Open client connections from one address; past it that address's new connections are
+   * refused like above. Clients behind one NAT share an address.
+   * @default 1000
+   */
+  maxConnectionsPerIp?: number;
 }
 
 /** Timeouts. */

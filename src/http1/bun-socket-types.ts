@@ -7,7 +7,7 @@ import type { TlsFacts } from '../app-env.ts';
 export interface BunSocket<Data> {
   data: Data;
   readonly remoteAddress: string;
-  /** What the TLS handshake settled, on sockets that come from a TLS listener (server/bun-tls.ts). */
+  /** What the TLS handshake settled, on sockets that come from a TLS listener (server/tls.ts). */
   readonly tls?: TlsFacts;
   /** Writes what the kernel takes now and returns that count (-1: closed); buffers nothing. */
   write(data: Uint8Array, byteOffset?: number, byteLength?: number): number;

@@ -28,16 +28,9 @@ import { normalizePeer } from '../proxy/headers.ts';
 import { SocketByteStream } from '../tunnel/bun-socket-stream.ts';
 import type { ByteStream, ClientUpgrade } from '../tunnel/types.ts';
 import { parserHeadLimit } from './head-limit.ts';
+import { DEFAULT_CLIENT_LIMITS, TOO_MANY_CONNECTIONS } from './limits.ts';
 import type { AppFetch, Listener, ListenerSpec } from './types.ts';
 
-/** A keep-alive connection with no request for this long is closed (Node's default). */
-const IDLE_MS = 5_000;
-/** A request head must arrive whole within this long (Node's headersTimeout; slowloris). */
-const HEAD_MS = 60_000;
-/** A request body that stalls (no byte we asked for) this long gets 408 (nginx's client_body_timeout). */
-const BODY_MS = 60_000;
-/** A client that takes none of our response bytes for this long is cut (nginx's send_timeout). */
-const SEND_MS = 60_000;
 /** After answering a request whose body we did not read, keep reading (and dropping) this long. */
 const LINGER_MS = 2_000;
 /** Pipelined bytes held while a response goes out before the socket is paused. */
@@ -101,6 +94,9 @@ class Conn {
     maxHeadBytes: number,
   ) {
     this.idleSince = clock.now;
+    // The first request's head is awaited from the connection's start: a client that connects
+    // and sends nothing gets the head timeout's 408, as on node:http.
+    this.headSince = clock.now;
     const remoteAddr = normalizePeer(socket.remoteAddress ?? '');
     const tls = socket.tls;
     this.info = tls === undefined ? { remoteAddr, proto: spec.proto, listener: spec.name } : { remoteAddr, proto: spec.proto, listener: spec.name, tls };
@@ -140,7 +136,7 @@ export const bunNativeListenerFeatures = { line: true, connPerSocket: true, upgr
 /**
  * The HTTP/1.1 server without its listening socket: the handlers of every connection and the
  * graceful stop of those it has. `listenBunNative` feeds it Bun.listen's sockets; the Bun TLS
- * listener (./bun-tls.ts) feeds it node:tls sockets that negotiated http/1.1.
+ * listener (./tls.ts) feeds it node:tls sockets that negotiated http/1.1.
  */
 export type Http1Conn = Conn;
 
@@ -154,7 +150,7 @@ export async function listenBunNative(fetch: AppFetch, spec: ListenerSpec): Prom
   const engine = createHttp1Engine(fetch, spec);
   // allowHalfOpen: a tunnel's peer may end its side and still read ours; HTTP connections are
   // closed on the client's FIN by the engine's `end`.
-  const server = bunSockets().listen({ hostname: spec.hostname, port: spec.port, allowHalfOpen: true, socket: engine.handlers });
+  const server = bunSockets().listen({ hostname: spec.hostname, port: spec.port, allowHalfOpen: true, socket: gatedHandlers(engine.handlers, spec) });
   return {
     name: spec.name,
     proto: spec.proto,
@@ -167,8 +163,54 @@ export async function listenBunNative(fetch: AppFetch, spec: ListenerSpec): Prom
   };
 }
 
+/**
+ * The engine's handlers behind the spec's connection gate (./limits.ts): a refused socket gets
+ * a 503 and is closed, and never reaches the engine; an admitted one is released once, when it closes.
+ */
+function gatedHandlers(inner: SocketHandlers<Conn>, spec: ListenerSpec): SocketHandlers<Conn> {
+  const gate = spec.gate;
+  if (gate === undefined) return inner;
+  const admitted = new Map<BunSocket<Conn>, string>();
+  const refused = new WeakSet<BunSocket<Conn>>();
+  return {
+    open(socket) {
+      const client = normalizePeer(socket.remoteAddress ?? '');
+      if (!gate.admit(client)) {
+        refused.add(socket);
+        socket.write(TOO_MANY_CONNECTIONS);
+        socket.end();
+        return;
+      }
+      admitted.set(socket, client);
+      inner.open?.(socket);
+    },
+    data(socket, chunk) {
+      if (!refused.has(socket)) inner.data(socket, chunk);
+    },
+    drain(socket) {
+      if (!refused.has(socket)) inner.drain(socket);
+    },
+    end(socket) {
+      if (refused.has(socket)) socket.terminate();
+      else inner.end(socket);
+    },
+    error(socket, error) {
+      if (!refused.has(socket)) inner.error(socket, error);
+    },
+    close(socket, error) {
+      const client = admitted.get(socket);
+      if (client !== undefined) {
+        admitted.delete(socket);
+        gate.release(client);
+      }
+      if (!refused.has(socket)) inner.close(socket, error);
+    },
+  };
+}
+
 export function createHttp1Engine(fetch: AppFetch, spec: ListenerSpec): Http1Engine {
   const maxHeadBytes = parserHeadLimit(spec.maxHeaderBytes);
+  const { headerTimeoutMs, bodyTimeoutMs, idleTimeoutMs, sendTimeoutMs } = spec.limits ?? DEFAULT_CLIENT_LIMITS;
   const conns = new Set<Conn>();
   const scheme = `${spec.proto}://`;
   const upgrades = spec.upgrades === true;
@@ -184,12 +226,12 @@ export function createHttp1Engine(fetch: AppFetch, spec: ListenerSpec): Http1Eng
       if (conn.state === LINGER) {
         if (now - conn.lingerSince > LINGER_MS) close(conn);
       } else if (conn.out.unsent !== null) {
-        if (now - conn.lastIo > SEND_MS) close(conn);
+        if (now - conn.lastIo > sendTimeoutMs) close(conn);
       } else if (conn.state === BODY) {
-        if (!conn.paused && now - conn.lastIo > BODY_MS) reject(conn, new BadRequest(408, 'request timeout: request body stalled'));
+        if (!conn.paused && now - conn.lastIo > bodyTimeoutMs) reject(conn, new BadRequest(408, 'request timeout: request body stalled'));
       } else if (conn.state === HEAD && conn.ex === null) {
-        if (conn.headSince !== 0 && now - conn.headSince > HEAD_MS) reject(conn, new BadRequest(408, 'request timeout'));
-        else if (conn.headSince === 0 && now - conn.idleSince > IDLE_MS) close(conn);
+        if (conn.headSince !== 0 && now - conn.headSince > headerTimeoutMs) reject(conn, new BadRequest(408, 'request timeout'));
+        else if (conn.headSince === 0 && now - conn.idleSince > idleTimeoutMs) close(conn);
       }
     }
   };

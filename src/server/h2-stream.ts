@@ -1,6 +1,6 @@
 // HTTP/2 requests through node:http2's stream API rather than its compatibility layer: one
 // Request per stream from the header block, the answer as one `respond` and the body with
-// backpressure. Used where the h2 server is our own (Bun's TLS listener, ./bun-tls.ts): Bun's
+// backpressure. Used by the TLS listener on every runtime (./tls.ts): Bun's
 // Http2ServerRequest/Response emulation was the larger part of an h2 request's CPU. The rules are
 // ./tls.ts's: Host from :authority (RFC 9113 §8.3.1), Cookie fields joined, a body without a
 // length forwarded chunked, connection-specific fields never written, a broken body resets the

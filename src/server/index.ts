@@ -1,7 +1,9 @@
-// Starts listeners for the runtime we are on: for plain HTTP, @hono/node-server on Node,
-// Deno.serve on Deno, our own HTTP/1.1 server on Bun.listen on Bun (./bun-native.ts says why not
-// Bun.serve); for TLS, node:http2's secure server on all three (./tls.ts says why). One at a time
-// or as a group started and stopped together. Runtime modules load lazily.
+// Starts listeners for the runtime we are on. The HTTP/1.1 server is our own (./bun-native.ts's
+// engine) on Bun (on Bun.listen; ./bun-native.ts says why not Bun.serve) and on Deno (on
+// node:net; docs/runtimes.md says why not Deno.serve), and node:http through @hono/node-server
+// on Node, where our engine's Requests cost more than node:http's whole path. TLS is node:tls
+// on all three, h2 to node:http2 and http/1.1 to that same HTTP/1.1 server (./tls.ts). One at a
+// time or as a group started and stopped together. Runtime modules load lazily.
 import type { Runtime } from './runtime.ts';
 import type { AppFetch, Listener, ListenerGroup, ListenerSpec, ListenFn } from './types.ts';
 
@@ -9,15 +11,16 @@ export type { AppFetch, Listener, ListenerGroup, ListenerSpec, ListenFn } from '
 
 /** The runtime's listener factory; only that runtime's adapter is evaluated. */
 export async function listenFnFor(runtime: Runtime): Promise<ListenFn> {
-  if (runtime === 'deno') return (await import('./deno.ts')).listenDeno;
+  if (runtime === 'deno') return (await import('./net-engine.ts')).listenNetEngine;
   if (runtime === 'bun') return (await import('./bun-native.ts')).listenBunNative;
   return (await import('./node.ts')).listenNode;
 }
 
-/** The runtime's TLS listener: on Bun node:tls with our HTTP/1.1 server for http/1.1 (./bun-tls.ts), elsewhere node:http2's (./tls.ts). */
+/** The runtime's TLS listener (./tls.ts), its http/1.1 connections served by the runtime's HTTP/1.1 server. */
 export async function tlsListenFnFor(runtime: Runtime): Promise<ListenFn> {
-  if (runtime === 'bun') return (await import('./bun-tls.ts')).listenBunTls;
-  return (await import('./tls.ts')).listenTls;
+  const { listenTls } = await import('./tls.ts');
+  const http1 = runtime === 'node' ? (await import('./node.ts')).nodeHttp1 : (await import('./net-engine.ts')).engineHttp1;
+  return (fetch, spec) => listenTls(fetch, spec, http1);
 }
 
 export async function listen(runtime: Runtime, fetch: AppFetch, spec: ListenerSpec): Promise<Listener> {

@@ -19,7 +19,7 @@ export interface ListenerFeatures {
   /** Hands the body of a request asking to switch protocols to the app (else: refuses it itself). */
   readonly upgradeBody: boolean;
   /** The hand-over it offers on requests asking to switch protocols. */
-  readonly upgrade: 'bytes' | 'websocket' | null;
+  readonly upgrade: 'bytes' | null;
 }
 
 const spec = (name = 'http', upgrades = false): ListenerSpec => ({ name, hostname: '127.0.0.1', port: 0, proto: 'http', maxHeaderBytes: 16384, upgrades });
@@ -346,37 +346,6 @@ export function listenerCases(name: string, listen: ListenFn, features: Listener
           assert.doesNotMatch(c.text(), /HTTP\/1\.1 204/, 'the app response after accept is not sent');
           c.socket.end();
           await c.closed();
-        },
-        { upgrades: true },
-      );
-    });
-  }
-
-  if (features.upgrade === 'websocket') {
-    test(`${name}: upgrade (websocket): a WebSocket client connects, a message echoes`, async () => {
-      await serving(
-        (_request, env) => {
-          if (env.upgrade?.kind !== 'websocket') return new Response('no upgrade offered', { status: 500 });
-          const { socket, response } = env.upgrade.accept({});
-          socket.onmessage = (event) => socket.send(event.data);
-          return response;
-        },
-        async (l) => {
-          const ws = new WebSocket(`ws://127.0.0.1:${l.port}/ws`);
-          try {
-            await within(new Promise((resolve, reject) => Object.assign(ws, { onopen: resolve, onerror: reject })), 2000, 'open');
-            const echoed = new Promise<string>((resolve) => {
-              ws.onmessage = (event) => resolve(String(event.data));
-            });
-            ws.send('ping');
-            assert.equal(await within(echoed, 2000, 'echo'), 'ping');
-          } finally {
-            const closed = new Promise((resolve) => {
-              ws.onclose = resolve;
-            });
-            ws.close();
-            await within(closed, 2000, 'close');
-          }
         },
         { upgrades: true },
       );

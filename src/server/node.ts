@@ -1,18 +1,22 @@
-// node:http listener through @hono/node-server's request listener: connection facts once per
-// socket, the request line as node:http parsed it, the hand-over of a connection after a 101
-// ('upgrade' event, kind 'bytes'), binding and graceful stop. No TLS, no HTTP/2 (issue 7).
+// Node's HTTP/1.1 server: node:http through @hono/node-server's request listener, fed sockets
+// by the plain listener (./net-engine.ts listenPlain, behind the connection gate) and by the
+// TLS listener (./tls.ts, those that negotiated http/1.1). Connection facts once per socket, the
+// request line as node:http parsed it, the hand-over of a connection after a 101 ('upgrade'
+// event, kind 'bytes'), the client limits (./limits.ts) and the graceful stop.
 import { createServer, type IncomingMessage, type Server, type ServerOptions, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import { getRequestListener, type Http2Bindings, type HttpBindings } from '@hono/node-server';
-import type { Bindings, ConnInfo } from '../app-env.ts';
+import type { Bindings, ConnInfo, TlsFacts } from '../app-env.ts';
 import { requestDeclaresBody } from '../http/body-rules.ts';
+import { CONNECTION_SPECIFIC } from '../http/hop-by-hop.ts';
 import { switchingHead } from '../http1/response-head.ts';
 import { normalizePeer } from '../proxy/headers.ts';
 import { duplexByteStream } from '../tunnel/node-socket-stream.ts';
 import type { ByteStream } from '../tunnel/types.ts';
-import { bindServer } from './bind.ts';
 import { parserHeadLimit } from './head-limit.ts';
-import type { AppFetch, Listener, ListenerSpec } from './types.ts';
+import { DEFAULT_CLIENT_LIMITS } from './limits.ts';
+import { listenPlain } from './net-engine.ts';
+import type { AppFetch, Http1Server, Listener, ListenerSpec } from './types.ts';
 
 /** Capabilities the conformance cases read (listener.cases.ts). */
 export const nodeListenerFeatures = { line: true, connPerSocket: true, upgradeBody: true, upgrade: 'bytes' } as const;
@@ -23,18 +27,23 @@ const UPGRADE = Symbol('switchyard.upgrade');
 type TaggedSocket = Socket & { [CONN]?: ConnInfo };
 type UpgradeRequest = IncomingMessage & { [UPGRADE]?: BytesUpgrade };
 
-/** node:http options: limits left to the proxy, no deadline for a whole request, 60 s for its head. */
+/** node:http options: limits left to the proxy, no deadline for a whole request, the spec's for a head and an idle connection. */
 function serverOptions(spec: ListenerSpec): ServerOptions {
+  const limits = spec.limits ?? DEFAULT_CLIENT_LIMITS;
   return {
     // Let our own limits answer (431 for fields, 414 for the target, each <= 16 KiB).
     maxHeaderSize: parserHeadLimit(spec.maxHeaderBytes),
-    // Node's 300 s default would cut a slow 1 GiB upload; the proxy bounds waits per route.
+    // Node's 300 s default would cut a slow 1 GiB upload; bodies have their own limits (forward).
     requestTimeout: 0,
-    // With requestTimeout 0 Node 20 sets no head deadline at all (headersTimeout follows it):
-    // a slowloris client could hold a connection for ever. 60 s, like Bun's listener (408).
-    headersTimeout: 60_000,
+    // A head must arrive whole within this long (408), checked every second rather than 30.
+    headersTimeout: limits.headerTimeoutMs,
+    connectionsCheckingInterval: 1_000,
+    keepAliveTimeout: limits.idleTimeoutMs,
   };
 }
+
+/** How often stalled sends are looked for. */
+const SEND_SWEEP_MS = 1_000;
 
 /**
  * @hono/node-server writes `content-type: text/plain` on any body without one; a proxy must not
@@ -75,6 +84,21 @@ class BytesUpgrade {
   }
 }
 
+/**
+ * The response without connection-specific fields (http/hop-by-hop.ts): the transport never
+ * returns them, but an answer that carried one would reach the client as a framing or upgrade
+ * claim node:http did not make. Copied only in that rare case (fetch's headers may be immutable).
+ */
+function withoutConnectionFields(response: Response): Response {
+  const headers = response.headers;
+  let found = false;
+  for (const name of CONNECTION_SPECIFIC) if (headers.has(name)) found = true;
+  if (!found) return response;
+  const clean = new Headers(headers);
+  for (const name of CONNECTION_SPECIFIC) clean.delete(name);
+  return new Response(response.body, { status: response.status, statusText: response.statusText, headers: clean });
+}
+
 /** The request head as node:http parsed it, for a second parse by a server without an 'upgrade' listener. */
 function headBytes(req: IncomingMessage): Buffer {
   let out = `${req.method} ${req.url} HTTP/${req.httpVersion}\r\n`;
@@ -83,9 +107,14 @@ function headBytes(req: IncomingMessage): Buffer {
   return Buffer.from(`${out}\r\n`, 'latin1');
 }
 
-export async function listenNode(fetch: AppFetch, spec: ListenerSpec): Promise<Listener> {
+/** The plain listener on Node: sockets accepted behind the gate, served by node:http. */
+export const listenNode = (fetch: AppFetch, spec: ListenerSpec): Promise<Listener> => listenPlain(nodeHttp1(fetch, spec), spec);
+
+/** node:http as our Http1Server: it never listens itself, sockets are handed to it. */
+export function nodeHttp1(fetch: AppFetch, spec: ListenerSpec): Http1Server {
   const proto = spec.proto;
   const listener = spec.name;
+  const sendTimeoutMs = (spec.limits ?? DEFAULT_CLIENT_LIMITS).sendTimeoutMs;
   const connOf = (socket: TaggedSocket): ConnInfo => {
     let conn = socket[CONN];
     if (conn === undefined) {
@@ -108,11 +137,25 @@ export async function listenNode(fetch: AppFetch, spec: ListenerSpec): Promise<L
       return new Response(null, { headers: { 'x-hono-already-sent': '1' } });
     }
     if (response.body !== null && !response.headers.has('content-type')) keepContentTypeAbsent(env.outgoing);
-    return response;
+    return withoutConnectionFields(response);
   });
 
+  // Requests in flight per connection: stop() ends a connection with none at once, even one
+  // that never sent a request (node:http's closeIdleConnections counts those as busy).
+  const inflight = new Map<Socket, number>();
+  let stopping = false;
   const options = serverOptions(spec);
-  const server = createServer(options, onRequest);
+  const server = createServer(options, function nodeHttpRequest(req: IncomingMessage, res: ServerResponse) {
+    const socket = req.socket;
+    inflight.set(socket, (inflight.get(socket) ?? 0) + 1);
+    res.once('close', () => {
+      const left = (inflight.get(socket) ?? 1) - 1;
+      if (!inflight.has(socket)) return;
+      inflight.set(socket, left);
+      if (stopping && left <= 0) socket.end();
+    });
+    return onRequest(req, res);
+  });
   // Sockets node:http handed over on 'upgrade': it no longer tracks them, stop() must.
   const detached = new Set<Socket>();
   // Upgrade requests with a body are parsed again by a server that takes no upgrades.
@@ -128,8 +171,10 @@ export async function listenNode(fetch: AppFetch, spec: ListenerSpec): Promise<L
         // after a complete request (RFC 9110 §7.8), and no client of ours sends one with a
         // body; such a request is answered as an ordinary one, as before listeners took upgrades.
         // The replay server never listens, so node:http tracks none of its connections: stop()
-        // must, and its head timeout does not apply to them (noted for issue 8).
-        replay ??= createServer(options, onRequest);
+        if (replay === null) {
+          replay = createServer(options, onRequest);
+          replay.emit('listening'); // its head-timeout checks, as for `server`
+        }
         detached.add(socket);
         socket.once('close', () => detached.delete(socket));
         socket.unshift(Buffer.concat([headBytes(req), head]));
@@ -148,33 +193,74 @@ export async function listenNode(fetch: AppFetch, spec: ListenerSpec): Promise<L
       req[UPGRADE] = new BytesUpgrade(socket, res, head);
       void onRequest(req, res);
     });
-  server.on('connection', (socket: TaggedSocket) => void connOf(socket));
+  // node:http starts its head-timeout checks (and connection list) on 'listening'; this server
+  // never listens, its sockets are handed to it.
+  server.emit('listening');
 
-  const port = await bindServer(server, spec);
+  // A client that takes none of our bytes for sendTimeoutMs while node's buffer is full is cut
+  // (node:http has no send timeout; its socket timeout would also cut a quiet SSE stream).
+  const open = new Map<Socket, number>(); // socket -> when its writes last stalled (0: not stalled)
+  const sweep = setInterval(() => {
+    const now = Date.now();
+    for (const [socket, since] of open) {
+      if (!socket.writableNeedDrain) {
+        if (since !== 0) open.set(socket, 0);
+      } else if (since === 0) open.set(socket, now);
+      else if (now - since > sendTimeoutMs) socket.destroy();
+    }
+  }, SEND_SWEEP_MS);
+  (sweep as { unref?: () => void }).unref?.();
+
   return {
-    name: spec.name,
-    proto,
-    hostname: spec.hostname,
-    port,
+    connection(socket: TaggedSocket, tls?: TlsFacts) {
+      const remoteAddr = normalizePeer(socket.remoteAddress ?? '');
+      socket[CONN] = tls === undefined ? { remoteAddr, proto, listener } : { remoteAddr, proto, listener, tls };
+      if (stopping) {
+        socket.destroy();
+        return;
+      }
+      open.set(socket, 0);
+      inflight.set(socket, 0);
+      socket.on('drain', () => open.has(socket) && open.set(socket, 0));
+      socket.once('close', () => {
+        open.delete(socket);
+        inflight.delete(socket);
+      });
+      server.emit('connection', socket);
+    },
     async stop(graceMs) {
-      // close() stops accepting and resolves once every connection is gone; idle keep-alive
-      // connections go now, busy ones when their response ends or the grace period runs out.
-      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+      stopping = true;
+      for (const [socket, count] of inflight) if (count <= 0 && !detached.has(socket)) socket.end();
+      // Idle keep-alive connections go now, busy ones when their response ends or the grace
+      // period runs out; close() resolves once every connection is gone.
+      // Not listening, so close() reports ERR_SERVER_NOT_RUNNING at once; it still closes the
+      // idle connections and ends the head-timeout checks. The wait is for `open` to empty.
+      server.close(() => {});
       // A connection whose request finishes goes back to keep-alive; close those as they idle.
       const closeIdle = () => {
         server.closeIdleConnections();
         replay?.closeIdleConnections();
       };
       closeIdle();
-      const sweep = setInterval(closeIdle, 50);
+      const sweepIdle = setInterval(closeIdle, 50);
       const timer = setTimeout(() => {
         server.closeAllConnections();
         replay?.closeAllConnections();
         for (const socket of detached) socket.destroy();
+        for (const socket of open.keys()) socket.destroy();
       }, graceMs);
-      await closed;
+      await allGone();
+      clearInterval(sweepIdle);
       clearInterval(sweep);
       clearTimeout(timer);
     },
   };
+
+  /** Resolves once no connection handed to this server is open. */
+  function allGone(): Promise<void> {
+    return new Promise((resolve) => {
+      const check = () => (open.size === 0 ? resolve() : setTimeout(check, 20));
+      check();
+    });
+  }
 }

@@ -1,7 +1,10 @@
 // The contract every listener keeps, whatever runtime server it wraps (listener.cases.ts checks
 // it on each runtime): connections in, `Request`s to the app with the connection's facts, the
 // app's `Response` out, several listeners started and stopped together.
-import type { Bindings } from '../app-env.ts';
+
+import type { Socket } from 'node:net';
+import type { Bindings, TlsFacts } from '../app-env.ts';
+import type { ClientLimits, ConnectionGate } from './limits.ts';
 import type { TlsListenerOptions } from './tls.ts';
 
 /** `app.fetch` bound to a listener's facts. */
@@ -32,6 +35,10 @@ export interface ListenerSpec {
    * listener answers by itself. Listeners whose runtime answers such input unseen do not call it.
    */
   readonly onBadRequest?: (info: { listener: string; client: string; status: number; reason: string }) => void;
+  /** Timeouts for slow and idle clients (./limits.ts). @default DEFAULT_CLIENT_LIMITS */
+  readonly limits?: ClientLimits;
+  /** Caps on open connections, shared by the listeners of a group. Absent: no caps. */
+  readonly gate?: ConnectionGate;
   /** Required with proto `"https"`: the certificates and client-certificate settings (./tls.ts). */
   readonly tls?: TlsListenerOptions;
 }
@@ -60,3 +67,17 @@ export interface ListenerGroup {
 
 /** A runtime's listener factory: one spec, one bound listener (or a rejection naming why). */
 export type ListenFn = (fetch: AppFetch, spec: ListenerSpec) => Promise<Listener>;
+
+/**
+ * A runtime's HTTP/1.1 server without a listening socket of its own: the plain listener feeds
+ * it accepted sockets, the TLS listener those that negotiated http/1.1 (./tls.ts).
+ */
+export interface Http1Server {
+  /** Serves one connection; `tls` is set for a TLS socket after its handshake. */
+  connection(socket: Socket, tls?: TlsFacts): void;
+  /** Closes idle connections now and busy ones after their response, the rest after `graceMs`. */
+  stop(graceMs: number): Promise<void>;
+}
+
+/** Makes a runtime's HTTP/1.1 server for a spec. */
+export type Http1Factory = (fetch: AppFetch, spec: ListenerSpec) => Http1Server;

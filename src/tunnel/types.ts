@@ -18,26 +18,17 @@ export interface ByteStream {
 
 /**
  * How a listener lets the app take over a client connection that asked to switch protocols
- * (`Connection: upgrade` + `Upgrade: ...`). Listeners set it only on such requests.
- *
- * - `bytes` (Bun's own server, node:http): `accept` writes `101 Switching Protocols` with the
- *   given fields and hands over the socket. Whatever Response the app returns afterwards is
- *   ignored by the listener: the connection is no longer HTTP.
- * - `websocket` (Deno.serve, which exposes no socket): the runtime speaks WebSocket itself;
- *   `accept` returns the runtime's WebSocket and the Response the app must return for the
- *   101 to be sent. Only `Upgrade: websocket` can be taken over there.
+ * (`Connection: upgrade` + `Upgrade: ...`). Listeners set it only on such requests. `accept`
+ * writes `101 Switching Protocols` with the given fields and hands over the socket (every
+ * listener owns its sockets: our server on Bun and Deno, node:http's 'upgrade' on Node).
+ * Whatever Response the app returns afterwards is ignored by the listener: the connection is
+ * no longer HTTP.
  */
-export type ClientUpgrade =
-  | {
-      readonly kind: 'bytes';
-      /** Writes the 101 head with `headers` (hop-by-hop fields as given: Upgrade, Connection) and hands over the connection. */
-      accept(headers: Headers): ByteStream;
-    }
-  | {
-      readonly kind: 'websocket';
-      /** Completes the WebSocket handshake with the runtime's own server. */
-      accept(options: { protocol?: string; idleTimeout?: number }): { socket: WebSocket; response: Response };
-    };
+export interface ClientUpgrade {
+  readonly kind: 'bytes';
+  /** Writes the 101 head with `headers` (hop-by-hop fields as given: Upgrade, Connection) and hands over the connection. */
+  accept(headers: Headers): ByteStream;
+}
 
 /** What an upgrade request sent through a transport came back with. */
 export type UpgradeResult =
