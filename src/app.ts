@@ -6,8 +6,8 @@
 //                    400; target length -> 414
 //   4. routeByHost   the snapshot's host table + path prefixes -> else 421
 //   5. httpsPolicy   plain HTTP -> 308 to https:// where the route says so; HSTS on HTTPS answers
-//   6. forward       headers, limits, timeout, attempts under the retry policy, streaming ->
-//                    400/413/431/499/501/502/504
+//   6. forward       headers, limits, timeout, attempts under the retry policy, streaming, and
+//                    WebSocket tunnels (proxy/websocket.ts) -> 400/408/413/426/431/499/501/502/503/504
 // Later capabilities (access control, rate limits, cache) slot in between 5 and 6. Every
 // answer the proxy makes itself is a ProxyError (proxy/errors.ts) through `refuse`.
 import { Hono } from 'hono';
@@ -23,6 +23,7 @@ import { httpsPolicy } from './proxy/https.ts';
 import { refuse } from './proxy/respond.ts';
 import { routeByHost } from './router/middleware.ts';
 import type { Transport } from './transport/types.ts';
+import { TunnelRegistry } from './tunnel/registry.ts';
 
 export interface AppDeps {
   /** Read once per request; swapping it changes the config of the requests that start after. */
@@ -33,18 +34,20 @@ export interface AppDeps {
   readonly onAccess?: (entry: AccessEntry) => void;
   /** The TLS listener's bound port, for redirects to it; null (the default) without one. */
   readonly httpsPort?: () => number | null;
+  /** Open WebSocket tunnels; shutdown says goodbye through it. @default a registry of its own */
+  readonly tunnels?: TunnelRegistry;
 }
 
 const NO_HTTPS = () => null;
 
-export function createApp({ config, transport, logger, onAccess, httpsPort = NO_HTTPS }: AppDeps): Hono<AppEnv> {
+export function createApp({ config, transport, logger, onAccess, httpsPort = NO_HTTPS, tunnels = new TunnelRegistry() }: AppDeps): Hono<AppEnv> {
   const app = new Hono<AppEnv>();
   app.use(requestFacts(config));
   app.use(accessLog({ logger, onAccess }));
   app.use(guardRequest());
   app.use(routeByHost());
   app.use(httpsPolicy({ httpsPort }));
-  app.all('*', forward({ transport }));
+  app.all('*', forward({ transport, tunnels, graceMs: () => config.current.shutdownGraceMs }));
   app.onError(function internalError(error, c) {
     // A bug, never a client's fault: answer 500, log it, keep serving.
     logger.error('internal error', { error: error instanceof Error ? (error.stack ?? error.message) : String(error), request_id: c.get('access')?.id });

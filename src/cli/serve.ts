@@ -10,11 +10,13 @@ import { createConfigSource } from '../config/source.ts';
 import { loadPair, loadTlsFiles } from '../config/tls-files.ts';
 import { createLogger, stdoutWriter } from '../log/logger.ts';
 import { type ListenerGroup, type ListenerSpec, listenAll } from '../server/index.ts';
+import { ConnectionGate } from '../server/limits.ts';
 import type { Runtime } from '../server/runtime.ts';
 import { createListenerStore } from '../tls/context.ts';
 import { type Reloader, startReloader } from '../tls/reload.ts';
 import { type CertificateStore, CertificateStoreError } from '../tls/store.ts';
 import { createTransport } from '../transport/index.ts';
+import { TunnelRegistry } from '../tunnel/registry.ts';
 import { VERSION } from '../version.ts';
 
 export interface ServeOptions {
@@ -58,24 +60,22 @@ export async function serve(options: ServeOptions): Promise<number> {
 
   const transport = await createTransport(options.runtime);
   let httpsPort: number | null = null;
-  const app = createApp({ config: createConfigSource(config), transport, logger, httpsPort: () => httpsPort });
-  const specs: ListenerSpec[] = [
-    {
-      name: 'http',
-      hostname: address.hostname,
-      port: address.port,
-      proto: 'http',
-      maxHeaderBytes: config.maxHeaderBytes,
-      onBadRequest: (info) => logger.warn('bad request', info),
-    },
-  ];
+  const tunnels = new TunnelRegistry();
+  const app = createApp({ config: createConfigSource(config), transport, logger, httpsPort: () => httpsPort, tunnels });
+  // One gate for every listener: the caps count the process's connections, not one port's.
+  const limits = config.clientLimits;
+  const gate = new ConnectionGate(limits, (report) => logger.warn('connections refused', { ...report, max_connections: limits.maxConnections, max_per_ip: limits.maxConnectionsPerIp }));
+  const onBadRequest: ListenerSpec['onBadRequest'] = (info) => logger.warn('bad request', info);
+  // Every listener hands over connections that ask to switch protocols: WebSocket tunnels.
+  const shared = { maxHeaderBytes: config.maxHeaderBytes, limits, gate, upgrades: true, onBadRequest } as const;
+  const specs: ListenerSpec[] = [{ name: 'http', hostname: address.hostname, port: address.port, proto: 'http', ...shared }];
   if (config.tls !== null && store !== null) {
     specs.push({
       name: 'https',
       hostname: config.tls.listen.hostname,
       port: config.tls.listen.port,
       proto: 'https',
-      maxHeaderBytes: config.maxHeaderBytes,
+      ...shared,
       tls: { store, clientAuth: config.tls.clientAuth },
     });
   }
@@ -119,7 +119,9 @@ export async function serve(options: ServeOptions): Promise<number> {
       logger.info('stopping', { signal, grace_ms: config.shutdownGraceMs });
       logger.flush();
       reloader?.stop();
-      await group.stop(config.shutdownGraceMs);
+      // Tunnels get close 1001 on both sides and the same grace as requests in flight.
+      await Promise.all([group.stop(config.shutdownGraceMs), tunnels.goAway(config.shutdownGraceMs)]);
+      gate.close();
       await transport.close().catch(() => {}); // closing idle sockets at exit cannot fail usefully
       logger.info('stopped');
       logger.flush();

@@ -14,6 +14,18 @@ export interface AccessRecord {
   error: string | null;
   /** Set when the body is being counted; the entry is made when it ends. */
   streaming: boolean;
+  /** Set when the request became a WebSocket tunnel, by the time it ended. */
+  tunnel?: TunnelFacts;
+}
+
+/** How a tunnel went, for its access line. */
+export interface TunnelFacts {
+  /** Bytes from the client to the upstream (`bytes` counts the other way). */
+  readonly bytesIn: number;
+  /** `closed` (both ends closed), `idle` (idle timeout), `error` (a side broke), `stopped` (shutdown). */
+  readonly end: string;
+  /** Which side ended or broke first. */
+  readonly first: 'client' | 'upstream' | null;
 }
 
 /**
@@ -52,6 +64,11 @@ export interface AccessEntry {
   readonly route: string | null;
   /** What went wrong, for every answer the proxy made itself (proxy/errors.ts), else null. */
   readonly error: string | null;
+  /**
+   * WebSocket tunnels only (status 101; `bytes` is what the upstream sent, `duration_ms` the
+   * tunnel's whole life): the bytes the client sent, how it ended, which side ended first.
+   */
+  readonly tunnel: { readonly bytes_in: number; readonly end: string; readonly first: string | null } | null;
 }
 
 export interface AccessLogOptions {
@@ -81,6 +98,7 @@ export function writeAccessLine(logger: Logger, e: AccessEntry): void {
   let fields = `,"client":${q(e.client)},"scheme":"${e.scheme}","version":${q(e.version)},"method":${q(e.method)},"host":${q(e.host)},"path":${q(e.path)}`;
   fields += `,"status":${e.status},"bytes":${e.bytes},"duration_ms":${e.duration_ms}`;
   fields += `,"upstream":${q(e.upstream)},"request_id":${q(e.request_id)}`;
+  if (e.tunnel !== null) fields += `,"bytes_in":${e.tunnel.bytes_in},"end":"${e.tunnel.end}","first":${q(e.tunnel.first)}`;
   if (e.error !== null) fields += `,"error":${q(e.error)}`;
   logger.logSerialized('info', 'access', fields);
 }
@@ -98,6 +116,7 @@ export const accessLog = ({ logger, onAccess, nextId = createRequestIds(), now =
         path = pathStart < 0 ? url : url.slice(pathStart);
       }
       const facts = c.get('facts');
+      const tunnel = rec.tunnel;
       const entry: AccessEntry = {
         time: now(),
         request_id: rec.id,
@@ -113,6 +132,7 @@ export const accessLog = ({ logger, onAccess, nextId = createRequestIds(), now =
         upstream: rec.upstream,
         route: c.get('route')?.key ?? null,
         error: rec.error || null,
+        tunnel: tunnel === undefined ? null : { bytes_in: tunnel.bytesIn, end: tunnel.end, first: tunnel.first },
       };
       writeAccessLine(logger, entry);
       if (onAccess !== undefined) {

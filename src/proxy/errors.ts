@@ -20,6 +20,12 @@ export type ErrorKind =
   | 'unsupported-coding'
   /** The request body crossed the body limit (declared or while streaming). */
   | 'body-too-large'
+  /** The request body stalled, or arrived below `limits.bodyMinBytesPerSecond` (slowloris bodies). */
+  | 'body-timeout'
+  /** A WebSocket handshake with a version other than 13 (RFC 6455 §4.4). */
+  | 'websocket-version'
+  /** The route's `websocket.maxTunnels` tunnels are open, or shutdown began. */
+  | 'tunnel-limit'
   /** The upstream refused the connection or it could not be opened (DNS, no route). */
   | 'connect'
   /**
@@ -92,6 +98,12 @@ export function statusFor(kind: ErrorKind): number {
       return 501;
     case 'body-too-large':
       return 413;
+    case 'body-timeout':
+      return 408;
+    case 'websocket-version':
+      return 426;
+    case 'tunnel-limit':
+      return 503;
     case 'connect':
     case 'tls':
     case 'reset':

@@ -6,12 +6,16 @@ import type { Handler } from 'hono';
 import type { AppEnv } from '../app-env.ts';
 import { requestDeclaresBody } from '../http/body-rules.ts';
 import { countBody } from '../log/access-log.ts';
+import { isSmallLength } from '../http/buffering.ts';
 import type { Transport, UpstreamInit } from '../transport/types.ts';
+import type { TunnelRegistry } from '../tunnel/registry.ts';
 import { sendAttempt } from './attempt.ts';
+import { watchedBody } from './body-watch.ts';
 import { clientError, ProxyError } from './errors.ts';
 import { upstreamRequestHeaders } from './headers.ts';
 import { refuse } from './respond.ts';
 import { mayRetry } from './retry.ts';
+import { asksForWebSocket, handshakeProblem, openTunnel } from './websocket.ts';
 
 const DIGITS = /^\d+$/;
 
@@ -20,9 +24,13 @@ const SAFE_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 
 export interface ForwardOptions {
   readonly transport: Transport;
+  /** Open WebSocket tunnels (caps per route, goodbye on shutdown). */
+  readonly tunnels: TunnelRegistry;
+  /** The shutdown grace period in force (a tunnel opened during shutdown gets it). */
+  readonly graceMs: () => number;
 }
 
-export const forward = ({ transport }: ForwardOptions): Handler<AppEnv> =>
+export const forward = ({ transport, tunnels, graceMs }: ForwardOptions): Handler<AppEnv> =>
   async function forward(c) {
     const req = c.req.raw;
     const config = c.get('config');
@@ -63,6 +71,16 @@ export const forward = ({ transport }: ForwardOptions): Handler<AppEnv> =>
     );
     if (headers === null) return refuse(c, clientError('headers-too-large', 'request header fields too large'));
 
+    // RFC 6455: a WebSocket handshake becomes a tunnel where the listener can hand the
+    // connection over (HTTP/1.1); an invalid one is refused, never tunnelled. Any other
+    // Upgrade (h2c...) is forwarded as an ordinary request: Upgrade is hop-by-hop.
+    if (route.websocket !== null && asksForWebSocket(req.headers)) {
+      const problem = handshakeProblem(facts.method, facts.httpVersion, req.headers);
+      if (problem !== null) return refuse(c, problem);
+      const upgrade = c.env.upgrade;
+      if (upgrade !== undefined) return openTunnel(c, { transport, tunnels, graceMs }, { upgrade, route, headers, url: upstream.origin + target });
+    }
+
     // RFC 9112 §6.3: a request has a body only if it declares Content-Length or
     // Transfer-Encoding. Not touching `req.body` otherwise spares @hono/node-server from
     // building a full Request per GET.
@@ -84,15 +102,22 @@ export const forward = ({ transport }: ForwardOptions): Handler<AppEnv> =>
 
     const controller = new AbortController();
     const signal = controller.signal;
-    // Client gone: cancel the upstream exchange at once, before or during the response.
+    let answered = false;
+    // Client gone: cancel the upstream exchange at once, before or during the response (its
+    // body then errors, which closes the upstream connection). Logged as 499 either way.
     const clientSignal = req.signal;
-    const onClientAbort = () => controller.abort(new ProxyError('client-closed', 'client', false, 'client closed the connection'));
+    const onClientAbort = () => {
+      controller.abort(new ProxyError('client-closed', 'client', false, 'client closed the connection'));
+      if (answered) {
+        rec.status = 499;
+        rec.error = 'client closed the connection during the response';
+      }
+    };
     if (clientSignal.aborted) onClientAbort();
     else clientSignal.addEventListener('abort', onClientAbort, { once: true });
     // The wait for the response head starts once the body is passed on: a slow upload is the
     // client's time, not the upstream's. One deadline covers every attempt.
     let timer: ReturnType<typeof setTimeout> | undefined;
-    let answered = false;
     const startTimer = () => {
       if (answered) return;
       timer = setTimeout(
@@ -101,7 +126,16 @@ export const forward = ({ transport }: ForwardOptions): Handler<AppEnv> =>
       );
     };
     if (body === null) startTimer();
-    else body = watchBody(body, declared === null ? limit : null, controller, startTimer);
+    else {
+      const limits = config.clientLimits;
+      body = watchedBody(body, {
+        limit: declared === null ? limit : null,
+        stallMs: limits.bodyTimeoutMs,
+        minBytesPerSecond: limits.bodyMinBytesPerSecond,
+        fail: (error) => controller.abort(error),
+        onEnd: startTimer,
+      });
+    }
 
     const method = facts.method;
     const hasBody = body !== null;
@@ -117,8 +151,10 @@ export const forward = ({ transport }: ForwardOptions): Handler<AppEnv> =>
     if (outcome instanceof ProxyError) return refuse(c, outcome);
 
     // `res.body` is only read when needed: on Node it turns @hono/node-server's light Response
-    // into a full one.
-    if (!outcome.headers.has('content-length')) {
+    // into a full one. Streamed and large bodies are counted to their end, so a client that
+    // leaves during one is logged as 499 with the bytes it got; small ones go out in one write.
+    const length = outcome.headers.get('content-length');
+    if (length === null || !isSmallLength(length)) {
       const resBody = outcome.body;
       if (resBody !== null) {
         rec.streaming = true;
@@ -127,27 +163,3 @@ export const forward = ({ transport }: ForwardOptions): Handler<AppEnv> =>
     }
     return outcome;
   };
-
-/**
- * Passes a request body through, calls `onEnd` once it has all been handed on, and when
- * `limit` is set aborts the exchange with 413 as soon as the body crosses it (chunked bodies;
- * a declared length is checked up front).
- */
-function watchBody(body: ReadableStream<Uint8Array>, limit: number | null, controller: AbortController, onEnd: () => void): ReadableStream<Uint8Array> {
-  let seen = 0;
-  return body.pipeThrough(
-    new TransformStream<Uint8Array, Uint8Array>({
-      transform(chunk, out) {
-        seen += chunk.byteLength;
-        if (limit === null || seen <= limit) {
-          out.enqueue(chunk);
-          return;
-        }
-        const error = new ProxyError('body-too-large', 'client', false, `request body exceeds ${limit} bytes`);
-        controller.abort(error);
-        out.error(error);
-      },
-      flush: onEnd,
-    }),
-  );
-}

@@ -48,15 +48,12 @@ export function upstreamRequestHeaders(src: Headers, facts: ForwardingFacts, max
   let xfProto: string | null = null;
   let xfHost: string | null = null;
   let fwd: string | null = null;
-  let wantsTrailers = false;
   const certHeader = facts.clientCertHeader ?? null;
   for (const [name, value] of src) {
     size += name.length + value.length + 4; // "name: value\r\n"
-    if (HOP_BY_HOP_REQUEST.has(name)) {
-      // RFC 9110 §10.1.4: TE is hop-by-hop, but "trailers" says the client accepts trailers.
-      if (name === 'te' && /(^|,)\s*trailers\s*(;|,|$)/i.test(value)) wantsTrailers = true;
-      continue;
-    }
+    // TE goes too, "trailers" included: no runtime's Response carries trailers, so none
+    // would reach the client (README "Streaming"; RFC 9110 §10.1.4 makes TE hop-by-hop).
+    if (HOP_BY_HOP_REQUEST.has(name)) continue;
     if (named?.has(name) || name === certHeader) continue;
     if (FORWARDING.has(name)) {
       if (name === 'x-forwarded-for') xff = value;
@@ -68,7 +65,6 @@ export function upstreamRequestHeaders(src: Headers, facts: ForwardingFacts, max
     out.append(name, value);
   }
   if (size > maxHeaderBytes) return null;
-  if (wantsTrailers && !named?.has('te')) out.set('te', 'trailers');
 
   out.set('host', facts.upstreamHost);
   const trusted = facts.trusted;

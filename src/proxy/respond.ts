@@ -9,6 +9,7 @@ const TEXT = { 'content-type': 'text/plain; charset=utf-8' };
 
 /** What the client reads for a status when the error has no `reply` of its own. */
 const GENERIC: Record<number, string> = {
+  408: 'request timeout',
   413: 'payload too large',
   499: 'client closed request',
   502: 'bad gateway',
@@ -29,5 +30,10 @@ export function refuse(c: Context<AppEnv>, error: ProxyError): Response {
     access.status = status;
     access.error = error.message;
   }
-  return plain(status, error.reply ?? GENERIC[status] ?? 'error');
+  const answer = plain(status, error.reply ?? GENERIC[status] ?? 'error');
+  // RFC 6455 §4.4: a 426 to a WebSocket handshake says which version we speak.
+  if (error.kind === 'websocket-version') answer.headers.set('sec-websocket-version', '13');
+  // A body we stopped reading: nothing after it on this connection can be trusted to be a request.
+  if (error.kind === 'body-timeout') answer.headers.set('connection', 'close');
+  return answer;
 }
