@@ -64,7 +64,9 @@ export async function serve(options: ServeOptions): Promise<number> {
   const app = createApp({ config: createConfigSource(config), transport, logger, httpsPort: () => httpsPort, tunnels });
   // One gate for every listener: the caps count the process's connections, not one port's.
   const limits = config.clientLimits;
-  const gate = new ConnectionGate(limits, (report) => logger.warn('connections refused', { ...report, max_connections: limits.maxConnections, max_per_ip: limits.maxConnectionsPerIp }));
+  const gate = new ConnectionGate(limits, (report) =>
+    logger.warn('connections refused', { ...report, max_connections: limits.maxConnections, max_per_ip: limits.maxConnectionsPerIp }),
+  );
   const onBadRequest: ListenerSpec['onBadRequest'] = (info) => logger.warn('bad request', info);
   // Every listener hands over connections that ask to switch protocols: WebSocket tunnels.
   const shared = { maxHeaderBytes: config.maxHeaderBytes, limits, gate, upgrades: true, onBadRequest } as const;

@@ -1,8 +1,8 @@
 // Turns a validated Config into the tables the request path reads: done once per load, so the
 // per-request work is lookups, never parsing. Pure: no I/O, no clock.
 import { compileCidrMatcher } from '../proxy/cidr.ts';
-import { type ClientLimits, DEFAULT_CLIENT_LIMITS } from '../server/limits.ts';
 import { compileRouteTable, type RouteTable } from '../router/table.ts';
+import { type ClientLimits, DEFAULT_CLIENT_LIMITS } from '../server/limits.ts';
 import type { UpstreamTlsOptions } from '../transport/types.ts';
 import { normalizePath } from './schema.ts';
 import { NO_TLS_FILES, type TlsFiles } from './tls-files.ts';

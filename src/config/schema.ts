@@ -133,10 +133,7 @@ export const RouteSchema = v.strictObject({
   upstreamTls: v.optional(UpstreamTlsSchema),
   websocket: v.optional(
     v.union(
-      [
-        v.literal(false),
-        v.strictObject({ idleTimeoutMs: v.optional(timeoutMs), maxTunnels: v.optional(sizeLimit(1, 1_000_000)) }),
-      ],
+      [v.literal(false), v.strictObject({ idleTimeoutMs: v.optional(timeoutMs), maxTunnels: v.optional(sizeLimit(1, 1_000_000)) })],
       'must be false or { idleTimeoutMs, maxTunnels }',
     ),
   ),
@@ -223,7 +220,8 @@ function crossRouteProblems(config: Config): string[] {
   config.routes.forEach((route, i) => {
     const upstreamTls = route.upstreamTls;
     if (upstreamTls !== undefined) {
-      if (!/^(https|wss):/i.test(route.upstream)) problems.push(`routes[${i}].upstreamTls: needs an https:// or wss:// upstream (upstream is ${route.upstream})`);
+      if (!/^(https|wss):/i.test(route.upstream))
+        problems.push(`routes[${i}].upstreamTls: needs an https:// or wss:// upstream (upstream is ${route.upstream})`);
       if ((upstreamTls.cert === undefined) !== (upstreamTls.key === undefined)) problems.push(`routes[${i}].upstreamTls: cert and key go together`);
     }
     if (config.tls === undefined) {

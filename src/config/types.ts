@@ -299,7 +299,7 @@ export interface Limits {
   bodyTimeoutMs?: number;
 
   /**
-   * Once the proxy has waited 10 s for a body's bytes, the body must have averaged at least this
+   * Once the proxy has waited 10 s (or `bodyTimeoutMs`, if shorter) for a body's bytes, the body must have averaged at least this
    * many bytes per second of that waiting, or it is cut with 408 (a body sending one byte every
    * few seconds resets any idle timeout; this catches it). Time the upstream takes to read does
    * not count. 0 turns the check off.

@@ -10,7 +10,7 @@ export interface BodyWatch {
   readonly limit: number | null;
   /** One wait for the client's next bytes may last this long. */
   readonly stallMs: number;
-  /** After BODY_RATE_GRACE_MS of waiting, the bytes per second of waiting must reach this. 0: off. */
+  /** After BODY_RATE_GRACE_MS (or `stallMs`, if shorter) of waiting, the bytes per second of waiting must reach this. 0: off. */
   readonly minBytesPerSecond: number;
   /** Cancels the exchange with the failure (the answer becomes its status). */
   readonly fail: (error: ProxyError) => void;
@@ -22,6 +22,8 @@ export interface BodyWatch {
 export function watchedBody(body: ReadableStream<Uint8Array>, watch: BodyWatch): ReadableStream<Uint8Array> {
   const reader = body.getReader();
   const { limit, stallMs, minBytesPerSecond, fail } = watch;
+  // A stall timeout shorter than the grace would cut first anyway; the rate is judged from then.
+  const graceMs = Math.min(BODY_RATE_GRACE_MS, stallMs);
   let seen = 0;
   let waited = 0;
   let failed = false;
@@ -57,10 +59,16 @@ export function watchedBody(body: ReadableStream<Uint8Array>, watch: BodyWatch):
         const value = chunk.value;
         waited += Date.now() - started;
         seen += value.byteLength;
-        if (limit !== null && seen > limit) return failWith(controller, new ProxyError('body-too-large', 'client', false, `request body exceeds ${limit} bytes`));
-        if (minBytesPerSecond > 0 && waited > BODY_RATE_GRACE_MS && (seen * 1000) / waited < minBytesPerSecond) {
+        if (limit !== null && seen > limit)
+          return failWith(controller, new ProxyError('body-too-large', 'client', false, `request body exceeds ${limit} bytes`));
+        if (minBytesPerSecond > 0 && waited > graceMs && (seen * 1000) / waited < minBytesPerSecond) {
           const rate = Math.round((seen * 1000) / waited);
-          return failWith(controller, new ProxyError('body-timeout', 'client', false, `request body too slow: ${rate} bytes/s over ${waited} ms of waiting`, { reply: 'request timeout' }));
+          return failWith(
+            controller,
+            new ProxyError('body-timeout', 'client', false, `request body too slow: ${rate} bytes/s over ${waited} ms of waiting`, {
+              reply: 'request timeout',
+            }),
+          );
         }
         controller.enqueue(value);
       },

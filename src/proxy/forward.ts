@@ -5,8 +5,8 @@
 import type { Handler } from 'hono';
 import type { AppEnv } from '../app-env.ts';
 import { requestDeclaresBody } from '../http/body-rules.ts';
-import { countBody } from '../log/access-log.ts';
 import { isSmallLength } from '../http/buffering.ts';
+import { countBody } from '../log/access-log.ts';
 import type { Transport, UpstreamInit } from '../transport/types.ts';
 import type { TunnelRegistry } from '../tunnel/registry.ts';
 import { sendAttempt } from './attempt.ts';

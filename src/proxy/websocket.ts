@@ -6,7 +6,7 @@
 import type { Context } from 'hono';
 import type { AppEnv } from '../app-env.ts';
 import type { CompiledRoute } from '../config/compile.ts';
-import { HOP_BY_HOP, connectionTokens } from '../http/hop-by-hop.ts';
+import { connectionTokens, HOP_BY_HOP } from '../http/hop-by-hop.ts';
 import { hasToken } from '../http1/fields.ts';
 import type { Transport, UpgradeResult } from '../transport/types.ts';
 import { pipeTunnel } from '../tunnel/pipe.ts';
@@ -74,7 +74,10 @@ export async function openTunnel(c: Context<AppEnv>, { transport, tunnels, grace
   const { route, upgrade, headers } = t;
   const ws = route.websocket as NonNullable<CompiledRoute['websocket']>;
   if (!tunnels.reserve(route.key, ws.maxTunnels))
-    return refuse(c, new ProxyError('tunnel-limit', 'internal', false, `route ${route.key} has ${ws.maxTunnels} tunnels open (websocket.maxTunnels), or shutdown began`));
+    return refuse(
+      c,
+      new ProxyError('tunnel-limit', 'internal', false, `route ${route.key} has ${ws.maxTunnels} tunnels open (websocket.maxTunnels), or shutdown began`),
+    );
   headers.set('connection', 'upgrade');
   headers.set('upgrade', 'websocket');
 
