@@ -239,7 +239,7 @@ test('hsts and redirectHttp: true without a tls listener are mistakes; false is 
 
 test('upstreamTls: needs an https:// upstream, cert and key together, no unknown keys', () => {
   assert.deepEqual(problems({ routes: [{ host: 'a.test', upstream: 'http://localhost:8080', upstreamTls: {} }] }), [
-    'routes[0].upstreamTls: needs an https:// upstream (upstream is http://localhost:8080)',
+    'routes[0].upstreamTls: needs an https:// or wss:// upstream (upstream is http://localhost:8080)',
   ]);
   assert.deepEqual(problems({ routes: oneRoute({ upstreamTls: { cert: 'c.pem' } }) }), ['routes[0].upstreamTls: cert and key go together']);
   assert.deepEqual(problems({ routes: oneRoute({ upstreamTls: { key: 'c.key' } }) }), ['routes[0].upstreamTls: cert and key go together']);
@@ -275,7 +275,7 @@ test('route TLS problems of several routes are reported together', () => {
       ],
     }),
     [
-      'routes[0].upstreamTls: needs an https:// upstream (upstream is http://localhost:1)',
+      'routes[0].upstreamTls: needs an https:// or wss:// upstream (upstream is http://localhost:1)',
       'routes[0].upstreamTls: cert and key go together',
       'routes[0].hsts: needs a tls listener (HSTS is sent on HTTPS responses only)',
       'routes[1].upstreamTls: cert and key go together',
@@ -297,4 +297,56 @@ test('tls.clientAuth.header must not name a header the proxy sets or frames itse
     assert.equal(found.length, 1, header);
     assert.match(found[0] as string, /^tls\.clientAuth\.header: names a header the proxy sets/);
   }
+});
+
+test('websocket, ws:/wss: upstreams and the client limits: valid forms, defaults, and mistakes named', () => {
+  const config = {
+    routes: [
+      { host: 'a.test', upstream: 'ws://localhost:8080' },
+      { host: 'b.test', upstream: 'wss://localhost:8443', upstreamTls: { insecure: true }, websocket: { idleTimeoutMs: 5000, maxTunnels: 2 } },
+      { host: 'c.test', upstream: 'http://localhost:8080', websocket: false as const },
+    ],
+    limits: {
+      headerTimeoutMs: 1000,
+      bodyTimeoutMs: 2000,
+      bodyMinBytesPerSecond: 0,
+      idleTimeoutMs: 300,
+      sendTimeoutMs: 4000,
+      maxConnections: 5,
+      maxConnectionsPerIp: 2,
+    },
+  };
+  assert.deepEqual(problems(config), []);
+  const compiled = compileConfig(config);
+  assert.equal(compiled.routes[0]?.upstream.origin, 'http://localhost:8080', 'ws: is http:');
+  assert.equal(compiled.routes[1]?.upstream.origin, 'https://localhost:8443', 'wss: is https:');
+  assert.deepEqual(compiled.routes[0]?.websocket, { idleMs: 120_000, maxTunnels: 10_000 });
+  assert.deepEqual(compiled.routes[1]?.websocket, { idleMs: 5000, maxTunnels: 2 });
+  assert.equal(compiled.routes[2]?.websocket, null);
+  assert.deepEqual(compiled.clientLimits, config.limits);
+  assert.deepEqual(compileConfig(seed).clientLimits, {
+    headerTimeoutMs: 30_000,
+    bodyTimeoutMs: 60_000,
+    bodyMinBytesPerSecond: 500,
+    idleTimeoutMs: 5_000,
+    sendTimeoutMs: 60_000,
+    maxConnections: 10_000,
+    maxConnectionsPerIp: 1_000,
+  });
+  assert.deepEqual(
+    problems({
+      routes: [
+        { host: 'a.test', upstream: 'ftp://x', websocket: true },
+        { host: 'b.test', upstream: 'ws://x', websocket: { maxTunnels: 0, idle: 1 } },
+      ],
+      limits: { headerTimeoutMs: 5, maxConnections: 0 },
+    }),
+    [
+      'routes[0].upstream: unsupported scheme ftp: (use http:, https:, ws: or wss:)',
+      'routes[0].websocket: must be false or { idleTimeoutMs, maxTunnels }',
+      'routes[1].websocket: must be false or { idleTimeoutMs, maxTunnels }',
+      'limits.headerTimeoutMs: must be at least 100',
+      'limits.maxConnections: must be at least 1',
+    ],
+  );
 });

@@ -175,3 +175,75 @@ test('a reader that stops reading holds the other side back (backpressure): boun
     cleanup();
   }
 });
+
+/** One WebSocket frame (FIN, `opcode`), masked as a client sends it or not. */
+function wsFrame(opcode: number, payload: Buffer, masked: boolean): Buffer {
+  const head = Buffer.from([0x80 | opcode, (masked ? 0x80 : 0) | payload.length]);
+  if (!masked) return Buffer.concat([head, payload]);
+  const key = Buffer.from([1, 2, 3, 4]);
+  return Buffer.concat([head, key, Buffer.from(payload.map((b, i) => b ^ (key[i & 3] as number)))]);
+}
+
+/** The close frames in `bytes` (a stream of frames), with their codes. */
+function closeCodes(bytes: Buffer): number[] {
+  const codes: number[] = [];
+  let i = 0;
+  while (i + 2 <= bytes.length) {
+    const opcode = (bytes[i] as number) & 0x0f;
+    const masked = ((bytes[i + 1] as number) & 0x80) !== 0;
+    const len = (bytes[i + 1] as number) & 0x7f; // the tests' frames are short
+    const start = i + 2 + (masked ? 4 : 0);
+    let payload = bytes.subarray(start, start + len);
+    if (masked) {
+      const key = bytes.subarray(i + 2, i + 6);
+      payload = Buffer.from(payload.map((b, k) => b ^ (key[k & 3] as number)));
+    }
+    if (opcode === 8) codes.push(payload.readUInt16BE(0));
+    i = start + len;
+  }
+  return codes;
+}
+
+test('websocket goAway: the frame in flight passes whole, then close 1001 to both peers; their closes end the tunnel', async () => {
+  const { client, upstream, tunnel, cleanup } = await tunnelled({ idleMs: 0, websocket: true });
+  try {
+    const atUpstream = collect(upstream.peer);
+    const atClient = collect(client.peer);
+    const message = wsFrame(1, Buffer.from('hello, upstream'), true);
+    // Half a frame from the client when shutdown begins: the rest must arrive before the goodbye.
+    client.peer.write(message.subarray(0, 7));
+    await until(() => atUpstream.bytes().length === 7, 2000, 'the first half reached the upstream');
+    tunnel.goAway(3000);
+    await until(() => closeCodes(atClient.bytes()).length === 1, 2000, 'the client got a close frame');
+    assert.deepEqual(closeCodes(atClient.bytes()), [1001]);
+    assert.equal(((atClient.bytes()[1] as number) & 0x80) === 0, true, 'toward the client: unmasked');
+    client.peer.write(message.subarray(7));
+    await until(() => closeCodes(atUpstream.bytes().subarray(message.length)).length === 1, 2000, 'the upstream got the rest, then a close frame');
+    assert.ok(atUpstream.bytes().subarray(0, message.length).equals(message), 'the frame in flight arrived whole');
+    assert.deepEqual(closeCodes(atUpstream.bytes().subarray(message.length)), [1001]);
+    assert.equal(((atUpstream.bytes()[message.length + 1] as number) & 0x80) !== 0, true, 'toward the upstream: masked');
+    // Frames sent after the goodbye are not passed on; the peers' close frames end it.
+    upstream.peer.write(wsFrame(1, Buffer.from('late'), false));
+    upstream.peer.write(wsFrame(8, Buffer.from([0x03, 0xe9]), false));
+    client.peer.write(wsFrame(8, Buffer.from([0x03, 0xe9]), true));
+    const result = await within(tunnel.done, 2000, 'the tunnel ends on both closes, long before the grace');
+    assert.equal(result.end, 'stopped');
+    await within(Promise.all([atClient.ended, atUpstream.ended]), 2000, 'both peers see the end');
+    assert.doesNotMatch(atClient.bytes().toString('latin1'), /late/, 'nothing after the goodbye was passed on');
+  } finally {
+    cleanup();
+  }
+});
+
+test('websocket goAway: peers that never answer are cut when the grace ends', async () => {
+  const { tunnel, cleanup } = await tunnelled({ idleMs: 0, websocket: true });
+  try {
+    const started = Date.now();
+    tunnel.goAway(300);
+    const result = await within(tunnel.done, 2000, 'the grace ends it');
+    assert.equal(result.end, 'stopped');
+    assert.ok(Date.now() - started >= 250, `ended after ${Date.now() - started} ms`);
+  } finally {
+    cleanup();
+  }
+});
