@@ -9,7 +9,8 @@ import { getRequestListener, type Http2Bindings, type HttpBindings } from '@hono
 import type { Bindings, ConnInfo, TlsFacts } from '../app-env.ts';
 import { requestDeclaresBody } from '../http/body-rules.ts';
 import { CONNECTION_SPECIFIC } from '../http/hop-by-hop.ts';
-import { switchingHead } from '../http1/response-head.ts';
+import { clock } from '../http1/clock.ts';
+import { closingAnswer, switchingHead } from '../http1/response-head.ts';
 import { normalizePeer } from '../proxy/headers.ts';
 import { duplexByteStream } from '../tunnel/node-socket-stream.ts';
 import type { ByteStream } from '../tunnel/types.ts';
@@ -42,8 +43,21 @@ function serverOptions(spec: ListenerSpec): ServerOptions {
   };
 }
 
-/** How often stalled sends are looked for. */
-const SEND_SWEEP_MS = 1_000;
+/** After refusing input, how long the client's further bytes are read and dropped. */
+const LINGER_MS = 2_000;
+
+/** node:http's client error codes, as our server answers the same input (bun-native.ts). */
+const CLIENT_ERROR_STATUS: Readonly<Record<string, number>> = {
+  ERR_HTTP_REQUEST_TIMEOUT: 408,
+  HPE_HEADER_OVERFLOW: 431,
+  HPE_CHUNK_EXTENSIONS_OVERFLOW: 413,
+};
+const CLIENT_ERROR_REASON: Readonly<Record<number, string>> = {
+  400: 'bad request',
+  408: 'request timeout',
+  413: 'payload too large',
+  431: 'request header fields too large',
+};
 
 /**
  * @hono/node-server writes `content-type: text/plain` on any body without one; a proxy must not
@@ -193,6 +207,22 @@ export function nodeHttp1(fetch: AppFetch, spec: ListenerSpec): Http1Server {
       req[UPGRADE] = new BytesUpgrade(socket, res, head);
       void onRequest(req, res);
     });
+  // Input node:http refuses before it is a request gets our server's answer (the same status,
+  // a short body, Connection: close) and the same `bad request` report, not node's bare one.
+  server.on('clientError', (error: NodeJS.ErrnoException, socket: Socket) => {
+    if (error.code === 'ECONNRESET' || error.code === 'EPIPE' || !socket.writable || socket.bytesWritten > 0) {
+      socket.destroy();
+      return;
+    }
+    const status = CLIENT_ERROR_STATUS[error.code ?? ''] ?? 400;
+    const reason = CLIENT_ERROR_REASON[status] ?? 'bad request';
+    spec.onBadRequest?.({ listener, client: normalizePeer(socket.remoteAddress ?? ''), status, reason });
+    socket.end(closingAnswer(status, reason, clock.dateLine), 'latin1');
+    // Read and drop what the client still sends, so our answer is not lost to a reset.
+    socket.resume();
+    setTimeout(() => socket.destroy(), LINGER_MS).unref?.();
+  });
+
   // node:http starts its head-timeout checks (and connection list) on 'listening'; this server
   // never listens, its sockets are handed to it.
   server.emit('listening');
@@ -200,16 +230,15 @@ export function nodeHttp1(fetch: AppFetch, spec: ListenerSpec): Http1Server {
   // A client that takes none of our bytes for sendTimeoutMs while node's buffer is full is cut
   // (node:http has no send timeout; its socket timeout would also cut a quiet SSE stream).
   const open = new Map<Socket, number>(); // socket -> when its writes last stalled (0: not stalled)
-  const sweep = setInterval(() => {
-    const now = Date.now();
+  // On the shared one-second clock (http1/clock.ts), which also keeps its Date line current.
+  const unregister = clock.add((now) => {
     for (const [socket, since] of open) {
       if (!socket.writableNeedDrain) {
         if (since !== 0) open.set(socket, 0);
       } else if (since === 0) open.set(socket, now);
       else if (now - since > sendTimeoutMs) socket.destroy();
     }
-  }, SEND_SWEEP_MS);
-  (sweep as { unref?: () => void }).unref?.();
+  });
 
   return {
     connection(socket: TaggedSocket, tls?: TlsFacts) {
@@ -251,7 +280,7 @@ export function nodeHttp1(fetch: AppFetch, spec: ListenerSpec): Http1Server {
       }, graceMs);
       await allGone();
       clearInterval(sweepIdle);
-      clearInterval(sweep);
+      unregister();
       clearTimeout(timer);
     },
   };

@@ -17,11 +17,12 @@ async function deadPort(): Promise<number> {
 }
 
 /**
- * Node's parser (llhttp) holds a bare `GET /\r\n` until the 60 s head timeout (408): it waits
- * for a header section, and node:http gives us no hook before it. Bun (our parser) and Deno
- * answer 400 at once. Issue 10 puts our own guard in front of Node's parser.
+ * Node's parser (llhttp) holds a bare `GET /\r\n` until the head timeout (408,
+ * limits.headerTimeoutMs): it waits for a header section, and node:http gives us no hook
+ * before it. Bun and Deno (our parser) answer 400 at once. Issue 10 puts our own guard in
+ * front of Node's parser.
  */
-const HTTP09_NODE = "issue 10: Node's parser waits for a header section after an HTTP/0.9 request line (408 after 60 s)";
+const HTTP09_NODE = "issue 10: Node's parser waits for a header section after an HTTP/0.9 request line (408 after limits.headerTimeoutMs)";
 
 /** The proxy is still up and answers an ordinary request. */
 async function assertStillServing(proxy: ProxyHandle): Promise<void> {
