@@ -19,6 +19,7 @@ import { type CertificatePair, loadCertificatePair } from '../tls/certificate.ts
 import { secureContextFor } from '../tls/context.ts';
 import { type CertificateStore, createCertificateStore } from '../tls/store.ts';
 import { tlsListenFnFor } from './index.ts';
+import { type ClientLimits, DEFAULT_CLIENT_LIMITS } from './limits.ts';
 import { detectRuntime } from './runtime.ts';
 import type { TlsListenerOptions } from './tls.ts';
 
@@ -76,7 +77,7 @@ interface Served {
 async function withTls(
   app: AppFetch,
   body: (served: Served) => Promise<void>,
-  options: { store?: CertificateStore<tls.SecureContext>; clientAuth?: TlsListenerOptions['clientAuth'] } = {},
+  options: { store?: CertificateStore<tls.SecureContext>; clientAuth?: TlsListenerOptions['clientAuth']; limits?: ClientLimits } = {},
 ): Promise<void> {
   const seen: Seen[] = [];
   const store = options.store ?? storeOf();
@@ -91,6 +92,7 @@ async function withTls(
     proto: 'https',
     maxHeaderBytes: 16384,
     tls: { store, clientAuth: options.clientAuth ?? null },
+    ...(options.limits === undefined ? {} : { limits: options.limits }),
   });
   try {
     await body({ listener, port: listener.port, seen, store });
@@ -1088,6 +1090,43 @@ describe('listenTls: stop', () => {
     } finally {
       release.open();
     }
+  });
+});
+
+describe('listenTls: idle h2 sessions', () => {
+  test('a session without a stream for idleTimeoutMs gets GOAWAY and closes; one with a quiet stream open stays', CASE, async () => {
+    const app: AppFetch = (request) => {
+      if (new URL(request.url).pathname !== '/quiet') return new Response('ok');
+      // A stream that stays open, silent, for 900 ms: three idle periods.
+      return new Response(
+        new ReadableStream({
+          start(controller) {
+            setTimeout(() => {
+              controller.enqueue(new TextEncoder().encode('late'));
+              controller.close();
+            }, 900);
+          },
+        }),
+      );
+    };
+    await withTls(
+      app,
+      async ({ port }) => {
+        const idle = await h2connect(port);
+        assert.equal((await h2request(idle, { ':path': '/' })).status, 200);
+        const closed = new Promise<number>((resolve) => {
+          const started = Date.now();
+          idle.once('close', () => resolve(Date.now() - started));
+        });
+        const after = await within(closed, 3000, 'the idle session closes');
+        assert.ok(after >= 200 && after < 1500, `closed ${after} ms after its last stream`);
+        const busy = await h2connect(port);
+        const res = await h2request(busy, { ':path': '/quiet' });
+        assert.equal(res.body.toString(), 'late', 'the quiet stream ran to its end');
+        assert.equal(busy.closed || busy.destroyed, false, 'a session with a stream open was not cut');
+      },
+      { limits: { ...DEFAULT_CLIENT_LIMITS, idleTimeoutMs: 300 } },
+    );
   });
 });
 

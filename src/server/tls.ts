@@ -15,7 +15,7 @@ import { ALPN_PROTOCOLS, baseContextOptions } from '../tls/context.ts';
 import type { CertificateStore } from '../tls/store.ts';
 import { bindServer } from './bind.ts';
 import { h2StreamHandler } from './h2-stream.ts';
-import { admitSocket } from './limits.ts';
+import { admitSocket, DEFAULT_CLIENT_LIMITS } from './limits.ts';
 import type { AppFetch, Http1Factory, Listener, ListenerSpec } from './types.ts';
 
 /** What a TLS listener serves, beyond the plain spec. */
@@ -105,13 +105,34 @@ export function tlsServerOptions(spec: ListenerSpec): TlsOptions {
   };
 }
 
-/** Sessions are tracked for a graceful stop; their errors end them, never the process. */
-export function trackSessions(server: { on(event: 'session', listener: (session: Http2Session) => void): unknown }, state: SessionState): void {
+/**
+ * Sessions are tracked for a graceful stop; their errors end them, never the process. A session
+ * without an open stream for `idleMs` is closed (GOAWAY), like an idle HTTP/1.1 keep-alive
+ * connection; one with a quiet stream open (SSE) is not.
+ */
+export function trackSessions(server: { on(event: 'session', listener: (session: Http2Session) => void): unknown }, state: SessionState, idleMs: number): void {
   server.on('session', (session: Http2Session) => {
     state.sessions.add(session);
     session.on('error', () => {});
-    session.once('close', () => state.sessions.delete(session));
+    let streams = 0;
+    let idle: ReturnType<typeof setTimeout> | undefined;
+    const arm = () => {
+      idle = setTimeout(() => session.close(), idleMs);
+      (idle as { unref?: () => void }).unref?.();
+    };
+    session.on('stream', (stream: { once(event: 'close', listener: () => void): unknown }) => {
+      streams++;
+      clearTimeout(idle);
+      stream.once('close', () => {
+        if (--streams === 0 && !session.closed && !session.destroyed) arm();
+      });
+    });
+    session.once('close', () => {
+      clearTimeout(idle);
+      state.sessions.delete(session);
+    });
     if (state.stopping) session.close();
+    else arm();
   });
 }
 
@@ -143,7 +164,7 @@ export async function listenTls(fetch: AppFetch, spec: ListenerSpec, http1Of: Ht
   // No request listener: the stream API (./h2-stream.ts) instead of node:http2's compatibility layer.
   const h2 = createH2Server({ settings: { maxConcurrentStreams: 128 }, maxSessionMemory: 10 });
   h2.on('stream', h2StreamHandler(fetch, spec));
-  trackSessions(h2, state);
+  trackSessions(h2, state, (spec.limits ?? DEFAULT_CLIENT_LIMITS).idleTimeoutMs);
   h2.on('sessionError', () => {});
 
   const server = createTlsServer({ ...options, allowHalfOpen: true }, (socket: TLSSocket) => {
