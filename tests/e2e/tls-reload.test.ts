@@ -144,6 +144,8 @@ for (const runtime of RUNTIMES) {
             count(kind);
           } catch (e) {
             failures.push(`${kind}#${i}: ${(e as Error).message}`);
+            // A dead proxy fails every request at once: stop rather than spin until the timeout.
+            if (!proxy.alive() || failures.length > 200) stop = true;
           }
         }
       };
