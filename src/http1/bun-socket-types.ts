@@ -11,8 +11,10 @@ export interface BunSocket<Data> {
   readonly tls?: TlsFacts;
   /** Writes what the kernel takes now and returns that count (-1: closed); buffers nothing. */
   write(data: Uint8Array, byteOffset?: number, byteLength?: number): number;
-  /** Sends FIN after what was written. */
+  /** Sends FIN after what was written (on Bun 1.4.5 this closes the socket whole). */
   end(): void;
+  /** Sends FIN after what was written and keeps reading: a half-close. */
+  shutdown(): void;
   /** Closes at once (RST when bytes are unsent). */
   terminate(): void;
   /** Present at run time, missing from Bun's declarations (docs/runtimes.md). */

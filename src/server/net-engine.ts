@@ -34,6 +34,10 @@ export class NodeSocketShim<Data> implements BunSocket<Data> {
   end(): void {
     this.socket.end();
   }
+  /** node's end() is already a half-close on an allowHalfOpen socket. */
+  shutdown(): void {
+    this.socket.end();
+  }
   terminate(): void {
     this.socket.destroy();
   }

@@ -17,8 +17,8 @@ class FakeSocket implements TunnelSocket {
     this.written.push(Buffer.from(data.subarray(byteOffset, byteOffset + n)).toString('latin1'));
     return n;
   }
-  end() {
-    this.events.push('end');
+  shutdown() {
+    this.events.push('shutdown');
   }
   terminate() {
     this.events.push('terminate');
@@ -70,7 +70,7 @@ describe('socket byte stream', () => {
     await pending;
     assert.equal(socket.written.join(''), 'hello');
     await writer.close();
-    assert.deepEqual(socket.events, ['end']);
+    assert.deepEqual(socket.events, ['shutdown']);
   });
 
   test('the socket closing errors the streams when broken; destroy terminates', async () => {

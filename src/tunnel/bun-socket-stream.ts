@@ -8,7 +8,8 @@ import type { ByteStream } from './types.ts';
 
 /** The socket calls a tunnel makes. */
 export interface TunnelSocket extends WritableSocket {
-  end(): void;
+  /** Sends FIN after what was written and keeps reading (a half-close). */
+  shutdown(): void;
   terminate(): void;
   pause(): void;
   resume(): void;
@@ -55,8 +56,10 @@ export class SocketByteStream implements ByteStream {
       },
       write: (chunk) => this.write(chunk),
       close: () => {
-        // Every write has resolved, so nothing is left in the Outbox: FIN after it.
-        if (!this.gone) socket.end();
+        // Every write has resolved, so nothing is left in the Outbox: FIN after it. shutdown(),
+        // not end(): on Bun 1.4.5 end() closes the socket whole (the peer's later bytes are
+        // lost and 'close' fires at once), shutdown() closes only our sending half.
+        if (!this.gone) socket.shutdown();
       },
       abort: (reason) => this.destroy(reason instanceof Error ? reason : undefined),
     });

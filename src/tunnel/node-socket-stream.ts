@@ -10,6 +10,10 @@ const HIGH_WATER_BYTES = 64 * 1024;
 /** Web streams over `socket`, with the socket's own backpressure; `destroy` tears it down. */
 export function duplexByteStream(socket: Duplex): ByteStream {
   let ended = false;
+  // The peer's FIN must end only our readable: a socket without allowHalfOpen (undici's)
+  // answers it with its own FIN at once, so a close frame sent with the peer's FIN would never
+  // get the other peer's answer back through the tunnel.
+  (socket as Duplex & { allowHalfOpen: boolean }).allowHalfOpen = true;
   const readable = new ReadableStream<Uint8Array>(
     {
       start(c) {

@@ -60,6 +60,8 @@ interface Direction {
   /** Our close frames to the other peer are masked when that peer is the server. */
   readonly masked: boolean;
   writing: boolean;
+  /** `side` ended its sending (FIN): the writer to the other peer is closed or closing. */
+  ended: boolean;
   /** Our close frame has gone to the other peer: `side`'s frames are no longer passed on. */
   saidGoodbye: boolean;
   /** `side` sent a close frame (or ended) after goAway began. */
@@ -103,6 +105,7 @@ export function pipeTunnel(client: ByteStream, upstream: ByteStream, options: Tu
       cursor: options.websocket === true ? new FrameCursor() : null,
       masked: side === 'client',
       writing: false,
+      ended: false,
       saidGoodbye: false,
       done: false,
     } as Direction,
@@ -114,14 +117,22 @@ export function pipeTunnel(client: ByteStream, upstream: ByteStream, options: Tu
   const sayGoodbye = (dir: Direction) => {
     if (dir.saidGoodbye) return;
     dir.saidGoodbye = true;
-    dir.writer.write(closeFrame(GOING_AWAY, 'going away', dir.masked)).catch(() => {});
+    // The other peer's side is closed or closing (its FIN passed on): nothing more may go there.
+    // (Node 20's WritableStream throws, not rejects, on a write during a close.)
+    if (dir.ended) return;
+    try {
+      dir.writer.write(closeFrame(GOING_AWAY, 'going away', dir.masked)).catch(() => {});
+    } catch {
+      // closing under us: the peer is leaving anyway
+    }
   };
 
-  /** Both peers have answered our goodbye: end both sides after what was written. */
+  /** Both peers have answered our goodbye (or ended): end both sides after what was written. */
   const peerDone = (dir: Direction) => {
     dir.done = true;
     if (!fromClient.dir.done || !fromUpstream.dir.done || finished) return;
-    void Promise.allSettled([fromClient.dir.writer.close(), fromUpstream.dir.writer.close()]).then(() => tearDown('stopped'));
+    const close = (d: Direction) => (d.ended ? Promise.resolve() : d.writer.close());
+    void Promise.allSettled([close(fromClient.dir), close(fromUpstream.dir)]).then(() => tearDown('stopped'));
   };
 
   /** Watches what `dir`'s side sends after our goodbye for its close frame; nothing is passed on. */
@@ -162,6 +173,7 @@ export function pipeTunnel(client: ByteStream, upstream: ByteStream, options: Tu
         if (goingAway && cursor?.atBoundary) sayGoodbye(dir);
       }
       first ??= side;
+      dir.ended = true;
       if (goingAway) {
         peerDone(dir);
         return;
@@ -204,7 +216,11 @@ export function pipeTunnel(client: ByteStream, upstream: ByteStream, options: Tu
       const grace = setTimeout(() => tearDown('stopped'), graceMs);
       void done.then(() => clearTimeout(grace));
       // A direction idle between frames says goodbye now; one mid-write does after its write.
-      for (const { dir } of [fromClient, fromUpstream]) if (!dir.writing && (dir.cursor as FrameCursor).atBoundary) sayGoodbye(dir);
+      // One whose peer already ended (half-closed tunnel) has nothing left to wait for.
+      for (const { dir } of [fromClient, fromUpstream]) {
+        if (!dir.writing && (dir.cursor as FrameCursor).atBoundary) sayGoodbye(dir);
+        if (dir.ended) peerDone(dir);
+      }
     },
   };
 }

@@ -39,7 +39,14 @@ export class TunnelRegistry {
   async goAway(graceMs: number): Promise<void> {
     this.closing = true;
     const all = [...this.open];
-    for (const tunnel of all) tunnel.goAway(graceMs);
+    for (const tunnel of all) {
+      try {
+        tunnel.goAway(graceMs);
+      } catch {
+        // One tunnel's failure must not keep the goodbye from the others; the grace ends it.
+        tunnel.stop();
+      }
+    }
     await Promise.all(all.map((tunnel) => tunnel.done));
   }
 }
