@@ -5,7 +5,7 @@ BIN := node_modules/.bin
 SRC := $(shell find src -name '*.ts' ! -name '*.test.ts') package.json
 UNIT := $(shell find src -name '*.test.ts' | sort)
 
-.PHONY: install check lint fmt gen build run test unit e2e bench clean deno-compile
+.PHONY: install check lint fmt gen build run test unit e2e bench soak clean deno-compile
 
 install: node_modules/.install-stamp
 node_modules/.install-stamp: package.json package-lock.json
@@ -52,6 +52,13 @@ test: install
 
 bench: install build
 	bash tests/bench/run.sh
+
+# WebSocket + SSE soak through each runtime's artifact (tests/soak/soak.ts): data checked, RSS and
+# fds must come back. SOAK_SECONDS of load per runtime (default 120 here, 10 inside `make test`);
+# SOAK_RUNTIMES=bun,node narrows.
+SOAK_SECONDS ?= 120
+soak: install build
+	SOAK_SECONDS=$(SOAK_SECONDS) node --import tsx --test --test-reporter=spec tests/soak/soak.ts
 
 clean:
 	rm -rf dist

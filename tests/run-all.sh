@@ -56,6 +56,7 @@ suite "unit tests on bun" bun_counts env RUNNER=bun bash tests/run-unit.sh
 suite "unit tests on deno" deno_counts env RUNNER=deno bash tests/run-unit.sh
 step "build: dist/switchyard and dist/switchyard.mjs" make -s build
 suite "end-to-end on bun, deno, node" node_counts bash tests/run-e2e.sh
+suite "soak (websocket + sse)" node_counts node --import tsx --test --test-reporter=spec tests/soak/soak.ts
 
 echo
 echo "$passed passed, $failed failed"

@@ -73,6 +73,35 @@
 #   µs per request: there req/s (and its ratio) is the client's limit; compare
 #   µs CPU per request.
 #
+# WebSocket part (tests/bench/ws.sh), in the same run after the HTTPS part
+# (BENCH_WS=0 skips it, BENCH_WS_ONLY=1 runs only it; BENCH_TLS_ONLY=1 and
+# BENCH_WS_ONLY=1 together run those two parts), for direct, nginx and
+# switchyard on each runtime (BENCH_TARGETS): echo round trips per second.
+#   An echo upstream (tests/bench/ws-echo.ts: Bun.serve, messages sent back as
+#   they came, no compression) and the load generator (tests/bench/ws-load.ts:
+#   Bun's native WebSocket client) on core 0, the proxy on core 1 as above.
+#   BENCH_WS_CONNECTIONS (default 50) connections, each sending a
+#   BENCH_WS_BYTES-byte (default 32) text message and its next one when the
+#   echo of the previous one arrives (one in flight per connection). Every echo
+#   is compared with what was sent (each message names its connection and
+#   sequence number); a target with a mismatched echo is reported as FAILED
+#   (exit status 1, ratios n/a). Reported: round trips/s and, as in the HTTPS
+#   part, µs of proxy CPU (utime+stime, /proc/PID/stat) per round trip; medians
+#   over BENCH_WS_ROUNDS rounds (default 3) of BENCH_WS_DURATION s (default 4)
+#   after a warm-up (BENCH_WS_WARMUP s, default 12, per switchyard build: their
+#   CPU per round trip falls for ~10 s of load, Bun's 35 -> 28 µs, Node's 67 -> 53;
+#   2 s for nginx and direct), all targets up at once and the order rotating per
+#   round; ratios vs nginx; the rounds; and the load side: a row whose proxy
+#   core was under 90% busy is listed as "Load-bound" with the client's and the
+#   echo's µs per round trip (through a proxy they need 1.5-2x what they need
+#   direct: 28-38 vs ~19 µs here, so nginx, and at times switchyard-bun, are
+#   load-bound; compare µs CPU per round trip there). Each target
+#   is first checked with text and binary echoes of 1 to 200000 bytes (the
+#   frame-length boundaries 125/126 and 65535/65536 included). nginx: 1 worker,
+#   proxy_http_version 1.1, Upgrade passed on, Connection: upgrade, an access
+#   log to a file. switchyard: a routes file with upstream 'ws://127.0.0.1:PORT'.
+#   ~2 minutes with the defaults.
+#
 # The upstream is an nginx (1 worker, own temp prefix, 127.0.0.1, free port)
 # serving /small (100 B), /1m (1 MiB) and /upload. /upload reads the whole
 # request body into memory *before* answering 200 (proxy_pass with
@@ -102,8 +131,11 @@
 #   bench https-h1 cpu-per-request switchyard-RT/nginx: R   (median µs CPU per
 #   bench https-h2 cpu-per-request switchyard-RT/nginx: R    request over
 #   bench handshakes cpu-per-request switchyard-RT/nginx: R  nginx's; lower is cheaper)
+# then the WebSocket tables and its summary lines
+#   bench ws-echo switchyard-RT/nginx: R                     (round trips/s over nginx's)
+#   bench ws-echo cpu-per-roundtrip switchyard-RT/nginx: R   (µs CPU per round trip over nginx's)
 # and, always as the very last line (so scripts reading the last line keep
-# working; "n/a" with BENCH_TLS_ONLY=1),
+# working; "n/a" with BENCH_TLS_ONLY=1 or BENCH_WS_ONLY=1),
 #   bench small-get switchyard/nginx: R
 # where R = switchyard-bun small-GET req/s / nginx small-GET req/s (2 decimals;
 # "n/a" if either could not be measured). R is the ratio of the medians of a
@@ -154,17 +186,25 @@
 #                      src/main.ts --compile --outfile DIR/switchyard (--target=node
 #                      --outfile DIR/switchyard.mjs). Deno always runs src/main.ts.
 #   BENCH_TLS=0        skip the HTTPS part (default 1)
-#   BENCH_TLS_ONLY=1   run only the HTTPS part (the plain part and its paired phase are skipped)
+#   BENCH_TLS_ONLY=1   run only the HTTPS part (the plain part, its paired phase and the WebSocket part are skipped)
 #   BENCH_TLS_DURATION seconds per HTTPS measurement (default 4)
 #   BENCH_TLS_ROUNDS   HTTPS rounds (default 3)
 #   BENCH_TLS_WARMUP   seconds of HTTPS h1 warm-up per switchyard build (default 10; nginx 2)
 #   BENCH_H2_STREAMS   h2load -m: concurrent streams per h2 connection (default 10)
 #   BENCH_TLS_RESUME=1 the handshake test with wrk's resumed sessions instead of full handshakes
+#   BENCH_WS=0         skip the WebSocket part (default 1)
+#   BENCH_WS_ONLY=1    run only the WebSocket part (with BENCH_TLS_ONLY=1: the HTTPS and WebSocket parts)
+#   BENCH_WS_DURATION  seconds per WebSocket measurement (default 4)
+#   BENCH_WS_ROUNDS    WebSocket rounds (default 3)
+#   BENCH_WS_WARMUP    seconds of WebSocket warm-up per switchyard build (default 12; nginx, direct 2)
+#   BENCH_WS_CONNECTIONS WebSocket connections (default 50)
+#   BENCH_WS_BYTES     bytes per WebSocket message (default 32)
 #
 # Needs: bash, wrk, nginx, curl, taskset, 2+ cores; for the HTTPS part also
-# h2load, openssl and cc. Installs wrk/nginx/curl (and nghttp2-client,
-# openssl, gcc) with apt-get when missing. Artifacts are not built here: run `make build`
-# first (a missing artifact is reported as such and its row left empty).
+# h2load, openssl and cc; for the WebSocket part node_modules/.bin/bun.
+# Installs wrk/nginx/curl (and nghttp2-client, openssl, gcc) with apt-get when
+# missing. Artifacts are not built here: run `make build` first (a missing
+# artifact is reported as such and its row left empty).
 
 # W_* and the cpu_snapshot results are assigned with printf -v:
 # shellcheck disable=SC2154
@@ -200,7 +240,18 @@ TLS=${BENCH_TLS:-1}
 TLS_ONLY=${BENCH_TLS_ONLY:-0}
 [[ $TLS == [01] && $TLS_ONLY == [01] ]] || die "BENCH_TLS and BENCH_TLS_ONLY take 0 or 1"
 ((TLS || !TLS_ONLY)) || die "BENCH_TLS=0 with BENCH_TLS_ONLY=1 leaves nothing to run"
-[[ -z $BASELINE ]] || TLS=0 # A/B mode measures plain small GETs only
+WS=${BENCH_WS:-1}
+WS_ONLY=${BENCH_WS_ONLY:-0}
+[[ $WS == [01] && $WS_ONLY == [01] ]] || die "BENCH_WS and BENCH_WS_ONLY take 0 or 1"
+((WS || !WS_ONLY)) || die "BENCH_WS=0 with BENCH_WS_ONLY=1 leaves nothing to run"
+# PLAIN: the plain part and its paired phase. An *_ONLY switch runs only the parts it names.
+PLAIN=1
+if ((TLS_ONLY || WS_ONLY)); then
+  PLAIN=0
+  ((TLS_ONLY)) || TLS=0
+  ((WS_ONLY)) || WS=0
+fi
+[[ -z $BASELINE ]] || TLS=0 WS=0 # A/B mode measures plain small GETs only
 
 # ---------------------------------------------------------------- tools ----
 need_install=()
@@ -684,8 +735,21 @@ bench_target() {
 }
 
 # The HTTPS part's functions (tls_part, tls_report, tls_summary).
+# The targets for round $1 (1-based) of a rotating order: round r starts at the r-th target,
+# so no target always runs first, or always right after the same one. Sets `order`.
+rotate_order() {
+  local r=$1 i
+  shift
+  local -a all=("$@")
+  order=()
+  for ((i = 0; i < ${#all[@]}; i++)); do order+=("${all[(i + r - 1) % ${#all[@]}]}"); done
+}
+
 # shellcheck source=tests/bench/tls.sh
 source "$SCRIPT_DIR/tls.sh"
+# The WebSocket part's functions (ws_part, ws_report, ws_summary).
+# shellcheck source=tests/bench/ws.sh
+source "$SCRIPT_DIR/ws.sh"
 
 # ------------------------------------------------------------- main ------
 # Other load on the cores makes every number noisy: say so up front.
@@ -697,20 +761,23 @@ if ((BG0 > 10 || BG1 > 10)); then
   say "warning: machine not idle before the run (core$LOAD_CPU ${BG0}%, core$PROXY_CPU ${BG1}% busy): results will be noisy"
 fi
 
-head -c "$UPLOAD_BYTES" /dev/zero | tr '\0' 'x' >"$TMP/upload.bin"
+# The plain and HTTPS parts' upstream (the WebSocket part has its own).
+if ((PLAIN || TLS)) || [[ -n $BASELINE ]]; then
+  head -c "$UPLOAD_BYTES" /dev/zero | tr '\0' 'x' >"$TMP/upload.bin"
 
-start_nginx upstream "$LOAD_CPU" write_upstream_conf || die "could not start the upstream nginx"
-UP_PID=$STARTED_PID UP_PORT=$STARTED_PORT
-UPLOAD_LOG=$TMP/upstream/upload.log
-mkdir -p "$TMP/upstream/www"
-head -c "$SMALL_BYTES" /dev/zero | tr '\0' 's' >"$TMP/upstream/www/small"
-head -c "$LARGE_BYTES" /dev/urandom >"$TMP/upstream/www/1m"
-: >"$UPLOAD_LOG"
-say "upstream nginx on 127.0.0.1:$UP_PORT (pid $UP_PID, core $LOAD_CPU)"
-check_upstream_reads_body "$UP_PORT" || die "upstream /upload does not read the whole body before answering"
-say "upstream /upload verified: no answer to a half-sent body, 200 after all $UPLOAD_BYTES bytes"
+  start_nginx upstream "$LOAD_CPU" write_upstream_conf || die "could not start the upstream nginx"
+  UP_PID=$STARTED_PID UP_PORT=$STARTED_PORT
+  UPLOAD_LOG=$TMP/upstream/upload.log
+  mkdir -p "$TMP/upstream/www"
+  head -c "$SMALL_BYTES" /dev/zero | tr '\0' 's' >"$TMP/upstream/www/small"
+  head -c "$LARGE_BYTES" /dev/urandom >"$TMP/upstream/www/1m"
+  : >"$UPLOAD_LOG"
+  say "upstream nginx on 127.0.0.1:$UP_PORT (pid $UP_PID, core $LOAD_CPU)"
+  check_upstream_reads_body "$UP_PORT" || die "upstream /upload does not read the whole body before answering"
+  say "upstream /upload verified: no answer to a half-sent body, 200 after all $UPLOAD_BYTES bytes"
 
-printf "export default { routes: [{ host: '*', upstream: 'http://127.0.0.1:%s' }] }\n" "$UP_PORT" >"$ROUTES"
+  printf "export default { routes: [{ host: '*', upstream: 'http://127.0.0.1:%s' }] }\n" "$UP_PORT" >"$ROUTES"
+fi
 
 # ------------------------------------------ A/B mode (BENCH_BASELINE) -----
 # Two builds of switchyard on one runtime, both up and warm, pinned to the same
@@ -863,7 +930,7 @@ declare -A STATUS
 selected() { [[ " $TARGETS " == *" $1 "* ]]; }
 
 for t in "${ROWS[@]}"; do
-  ((!TLS_ONLY)) && selected "$t" || { STATUS[$t]="not selected"; continue; }
+  ((PLAIN)) && selected "$t" || { STATUS[$t]="not selected"; continue; }
   say "---- ${LABEL[$t]}"
   pid=""
   case $t in
@@ -957,6 +1024,10 @@ fi
 # After the plain part (and its paired phase), in the same run: tests/bench/tls.sh.
 ((!TLS)) || tls_part || true
 
+# ------------------------------------------------------------ WebSocket --
+# After the HTTPS part, in the same run: tests/bench/ws.sh.
+((!WS)) || ws_part || true
+
 # ------------------------------------------------------------ report ------
 cell() { # cell TARGET KEY DECIMALS
   local v=${RES[$1,$2]:-}
@@ -968,7 +1039,7 @@ ratio() { # ratio TARGET KEY -> value / nginx value
   else printf -- '-'; fi
 }
 
-if ((!TLS_ONLY)); then
+if ((PLAIN)); then
   echo
   echo "switchyard bench: wrk -t1 -c$CONNS, ${DURATION}s per test after warm-up; proxy on core $PROXY_CPU, wrk + upstream nginx on core $LOAD_CPU; MB = 10^6 bytes"
   echo "(background load before the run: core$LOAD_CPU ${BG0}%, core$PROXY_CPU ${BG1}%)"
@@ -1008,19 +1079,21 @@ if ((!TLS_ONLY)); then
   fi
 fi
 ((!TLS)) || tls_report
+((!WS)) || ws_report
 
 # Stop everything before the final line so nothing can print after it.
 for pid in "${PIDS[@]}"; do stop_pid "$pid"; done
 PIDS=()
 [[ -z ${BENCH_KEEP_TMP:-} ]] || say "kept temp dir $TMP"
 
-# The HTTPS summary lines first, so that the very last line stays the plain one.
+# The HTTPS and WebSocket summary lines first, so that the very last line stays the plain one.
 ((!TLS)) || tls_summary
+((!WS)) || ws_summary
 if ((${#PAIR_N[@]} > 0 && ${#PAIR_B[@]} > 0)); then
   R=$(awk -v a="$(median "${PAIR_B[@]}")" -v b="$(median "${PAIR_N[@]}")" 'BEGIN { printf "%.2f", a / b }')
 else
   R=$(ratio bun rps) # no paired phase: the single measurements of the table
 fi
-[[ $R == "-" ]] && R="n/a" # also with BENCH_TLS_ONLY=1 (no plain part)
+[[ $R == "-" ]] && R="n/a" # also with BENCH_TLS_ONLY=1 or BENCH_WS_ONLY=1 (no plain part)
 echo "bench small-get switchyard/nginx: $R"
 exit "$FAILED"

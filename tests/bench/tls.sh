@@ -334,10 +334,8 @@ tls_part() {
     fi
   done
 
-  n=${#TLS_UP[@]}
   for ((r = 1; r <= TLS_ROUNDS; r++)); do
-    order=()
-    for ((i = 0; i < n; i++)); do order+=("${TLS_UP[(i + r - 1) % n]}"); done
+    rotate_order "$r" "${TLS_UP[@]}"
     for test in "${TLS_TESTS[@]}"; do
       for t in "${order[@]}"; do
         [[ -z ${TR[$t,dead]:-} ]] || continue

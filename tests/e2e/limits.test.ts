@@ -89,7 +89,7 @@ function open(port: number, localAddress = '127.0.0.1', collect = true): Promise
       clearTimeout(timer);
       resolve(track(socket, performance.now(), collect));
     });
-    socket.once('error', (e) => {
+    socket.once('error', (e: Error) => {
       clearTimeout(timer);
       reject(e);
     });
@@ -115,7 +115,7 @@ function openTls(port: number, localAddress = '127.0.0.1'): Promise<Peer> {
       clearTimeout(timer);
       resolve(track(socket, performance.now(), true));
     });
-    socket.once('error', (e) => {
+    socket.once('error', (e: Error) => {
       clearTimeout(timer);
       reject(e);
     });
@@ -725,7 +725,7 @@ for (const runtime of RUNTIMES) {
       // Now read: answers arrive in order.
       const rss2 = sampleRss(roomy.pid);
       const ids: number[] = [];
-      let buf = Buffer.alloc(0);
+      let buf: Buffer = Buffer.alloc(0);
       let bad = '';
       peer.socket.on('data', (c: Buffer) => {
         buf = buf.length ? Buffer.concat([buf, c]) : c;
