@@ -39,10 +39,15 @@ function serverOptions(spec: ListenerSpec): ServerOptions {
     // A head must arrive whole within this long (408), checked every second rather than 30.
     headersTimeout: limits.headerTimeoutMs,
     connectionsCheckingInterval: 1_000,
-    keepAliveTimeout: limits.idleTimeoutMs,
+    // node:http closes an idle keep-alive socket 1 s after keepAliveTimeout (its
+    // HTTP_SERVER_KEEP_ALIVE_TIMEOUT_BUFFER, against clients racing the advertised timeout):
+    // ask 1 s less, so it closes at idleTimeoutMs like our server (never under 1 s: 0 is "never").
+    keepAliveTimeout: Math.max(1, limits.idleTimeoutMs - NODE_KEEP_ALIVE_BUFFER_MS),
   };
 }
 
+/** What node:http adds to keepAliveTimeout before it closes an idle socket (Node 20). */
+const NODE_KEEP_ALIVE_BUFFER_MS = 1_000;
 /** After refusing input, how long the client's further bytes are read and dropped. */
 const LINGER_MS = 2_000;
 
