@@ -718,7 +718,10 @@ for (const runtime of RUNTIMES) {
         runtime,
         `pipelining: ${N} requests (${mib(burst.length / 1024)}) in one write, no answer read for 2 s: proxy RSS ${mib(baseline)} -> peak ${mib(peakUnread)} (+${mib(peakUnread - baseline)}); write done: ${written}; unread in the proxy's receive queue ${mib((proxySide?.rx ?? 0) / 1024)}, in the client's send queue ${mib((clientSide?.tx ?? 0) / 1024)}; upstream saw ${forwarded} (at most ${up.small.maxInFlight} at once)`,
       );
-      assert.ok(!written, "the proxy took the whole burst without answers being read: the client's write never backed up");
+      // The proxy stopped reading ahead: bytes wait unread in its socket's receive queue (or, when
+      // the kernel's buffers are smaller than the burst, the client's write has not finished).
+      // Whether the write finished alone says nothing: 10 MiB can fit the two kernel queues.
+      assert.ok((proxySide?.rx ?? 0) > 0 || !written, 'the proxy read the whole burst without answers being read: nothing waits in its receive queue');
       assert.ok(forwarded < N, 'the proxy forwarded every request while no answer was read');
       assert.ok(peakUnread - baseline < PIPELINE_HEADROOM_KIB, `proxy RSS grew by ${mib(peakUnread - baseline)}`);
 

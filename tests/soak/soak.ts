@@ -54,6 +54,8 @@ const RUNTIMES = (process.env.SOAK_RUNTIMES ?? 'bun,deno,node')
   .map((s) => s.trim())
   .filter(Boolean) as Runtime[];
 for (const r of RUNTIMES) if (!['bun', 'deno', 'node'].includes(r)) throw new Error(`SOAK_RUNTIMES: unknown runtime ${r}`);
+/** How long the last tunnels' access lines may trail their closed sockets. */
+const LINES_WAIT_MS = 3_000;
 const SETTLE_MS = 10_000;
 /**
  * Node and Deno (V8) do not collect while idle: their RSS at rest is wherever the last
@@ -336,6 +338,12 @@ for (const runtime of RUNTIMES) {
       const afterRss = Math.min(after.rss, again?.rss ?? Number.POSITIVE_INFINITY);
       const leftAgain = again ? { ws: wsUp.open(), sse: sseUp.open() } : left;
 
+      // A tunnel's access line is written just after its sockets close (the log is batched per
+      // event-loop turn, then read from the pipe), so the last few may trail the fd count: wait
+      // for them briefly. A tunnel that never ended still fails below.
+      const opened = rounds.reduce((n, r) => n + r.ws.opened, 0);
+      const tunnelLines = () => p.lines.filter((l) => l.msg === 'access' && l.status === 101).length;
+      for (const until = Date.now() + LINES_WAIT_MS; tunnelLines() < opened && Date.now() < until; ) await sleep(50);
       const access = p.lines.filter((l) => l.msg === 'access');
       const tunnels = access.filter((l) => l.status === 101);
       const tunnelEnds: Record<string, number> = {};
@@ -343,7 +351,6 @@ for (const runtime of RUNTIMES) {
         const k = `${String(l.end)}/${String(l.first)}`;
         tunnelEnds[k] = (tunnelEnds[k] ?? 0) + 1;
       }
-      const opened = rounds.reduce((n, r) => n + r.ws.opened, 0);
       const warnings = p.lines.filter((l) => l.level === 'warn' || l.level === 'error');
 
       const pct = (x: number, y: number) => `${x >= y ? '+' : ''}${(((x - y) / y) * 100).toFixed(1)}%`;
