@@ -12,6 +12,7 @@ import type { TunnelRegistry } from '../tunnel/registry.ts';
 import { sendAttempt } from './attempt.ts';
 import { watchedBody } from './body-watch.ts';
 import { clientError, ProxyError } from './errors.ts';
+import { exchangeControl } from './exchange.ts';
 import { upstreamRequestHeaders } from './headers.ts';
 import { refuse } from './respond.ts';
 import { mayRetry } from './retry.ts';
@@ -71,16 +72,6 @@ export const forward = ({ transport, tunnels, graceMs }: ForwardOptions): Handle
     );
     if (headers === null) return refuse(c, clientError('headers-too-large', 'request header fields too large'));
 
-    // RFC 6455: a WebSocket handshake becomes a tunnel where the listener can hand the
-    // connection over (HTTP/1.1); an invalid one is refused, never tunnelled. Any other
-    // Upgrade (h2c...) is forwarded as an ordinary request: Upgrade is hop-by-hop.
-    if (route.websocket !== null && asksForWebSocket(req.headers)) {
-      const problem = handshakeProblem(facts.method, facts.httpVersion, req.headers);
-      if (problem !== null) return refuse(c, problem);
-      const upgrade = c.env.upgrade;
-      if (upgrade !== undefined) return openTunnel(c, { transport, tunnels, graceMs }, { upgrade, route, headers, url: upstream.origin + target });
-    }
-
     // RFC 9112 §6.3: a request has a body only if it declares Content-Length or
     // Transfer-Encoding. Not touching `req.body` otherwise spares @hono/node-server from
     // building a full Request per GET.
@@ -100,44 +91,34 @@ export const forward = ({ transport, tunnels, graceMs }: ForwardOptions): Handle
       return refuse(c, new ProxyError('body-too-large', 'client', true, `request body of ${declared} bytes exceeds ${limit}`));
     }
 
-    const controller = new AbortController();
-    const signal = controller.signal;
-    let answered = false;
-    // Client gone: cancel the upstream exchange at once, before or during the response (its
-    // body then errors, which closes the upstream connection). Logged as 499 either way.
-    const clientSignal = req.signal;
-    const onClientAbort = () => {
-      controller.abort(new ProxyError('client-closed', 'client', false, 'client closed the connection'));
-      if (answered) {
-        rec.status = 499;
-        rec.error = 'client closed the connection during the response';
-      }
-    };
-    if (clientSignal.aborted) onClientAbort();
-    else clientSignal.addEventListener('abort', onClientAbort, { once: true });
+    const exchange = exchangeControl(req.signal, route, rec);
+
+    // RFC 6455: a WebSocket handshake becomes a tunnel where the listener can hand the
+    // connection over (HTTP/1.1); an invalid one is refused, never tunnelled. Any other
+    // Upgrade (h2c...) is forwarded as an ordinary request: Upgrade is hop-by-hop.
+    if (route.websocket !== null && asksForWebSocket(req.headers)) {
+      const problem = handshakeProblem(facts.method, facts.httpVersion, req.headers);
+      if (problem !== null) return refuse(c, problem);
+      const upgrade = c.env.upgrade;
+      if (upgrade !== undefined) return openTunnel(c, { transport, tunnels, graceMs }, { upgrade, route, target, headers, exchange });
+    }
+
     // The wait for the response head starts once the body is passed on: a slow upload is the
-    // client's time, not the upstream's. One deadline covers every attempt.
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const startTimer = () => {
-      if (answered) return;
-      timer = setTimeout(
-        () => controller.abort(new ProxyError('timeout', 'upstream', false, `upstream ${upstream.origin} sent no response head within ${route.timeoutMs} ms`)),
-        route.timeoutMs,
-      );
-    };
-    if (body === null) startTimer();
+    // client's time, not the upstream's.
+    if (body === null) exchange.startTimer();
     else {
       const limits = config.clientLimits;
       body = watchedBody(body, {
         limit: declared === null ? limit : null,
         stallMs: limits.bodyTimeoutMs,
         minBytesPerSecond: limits.bodyMinBytesPerSecond,
-        fail: (error) => controller.abort(error),
-        onEnd: startTimer,
+        fail: exchange.fail,
+        onEnd: exchange.startTimer,
       });
     }
 
     const method = facts.method;
+    const signal = exchange.signal;
     const hasBody = body !== null;
     const tls = upstream.tls;
     const init: UpstreamInit = tls === undefined ? { method, headers, body, signal } : { method, headers, body, signal, tls };
@@ -146,8 +127,7 @@ export const forward = ({ transport, tunnels, graceMs }: ForwardOptions): Handle
     for (let attempts = 1; outcome instanceof ProxyError && !signal.aborted && mayRetry(outcome, method, hasBody, attempts); attempts++) {
       outcome = await sendAttempt(transport, upstream, target, { method, headers, body: null, signal, fresh: true, tls });
     }
-    answered = true;
-    clearTimeout(timer);
+    exchange.answered();
     if (outcome instanceof ProxyError) return refuse(c, outcome);
 
     // `res.body` is only read when needed: on Node it turns @hono/node-server's light Response

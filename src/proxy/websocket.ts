@@ -12,7 +12,9 @@ import type { Transport, UpgradeResult } from '../transport/types.ts';
 import { pipeTunnel } from '../tunnel/pipe.ts';
 import type { TunnelRegistry } from '../tunnel/registry.ts';
 import type { ByteStream, ClientUpgrade } from '../tunnel/types.ts';
-import { classifyTransportError, clientError, ProxyError } from './errors.ts';
+import { sendUpgrade } from './attempt.ts';
+import { clientError, ProxyError } from './errors.ts';
+import type { ExchangeControl } from './exchange.ts';
 import { refuse } from './respond.ts';
 
 /** RFC 6455 §4.1: the key is 16 random bytes in base64. */
@@ -64,14 +66,16 @@ export interface TunnelDeps {
 export interface TunnelRequest {
   readonly upgrade: ClientUpgrade;
   readonly route: CompiledRoute;
-  readonly url: string;
+  /** The request target as it goes upstream. */
+  readonly target: string;
   /** The upstream request fields (forwarding headers applied, hop-by-hop removed). */
   readonly headers: Headers;
+  readonly exchange: ExchangeControl;
 }
 
 /** Opens the tunnel, or answers as the upstream did (its 4xx, a 502, a 504). */
 export async function openTunnel(c: Context<AppEnv>, { transport, tunnels, graceMs }: TunnelDeps, t: TunnelRequest): Promise<Response> {
-  const { route, upgrade, headers } = t;
+  const { route, upgrade, headers, exchange } = t;
   const ws = route.websocket as NonNullable<CompiledRoute['websocket']>;
   if (!tunnels.reserve(route.key, ws.maxTunnels))
     return refuse(
@@ -80,63 +84,53 @@ export async function openTunnel(c: Context<AppEnv>, { transport, tunnels, grace
     );
   headers.set('connection', 'upgrade');
   headers.set('upgrade', 'websocket');
-
-  const controller = new AbortController();
-  const clientSignal = c.req.raw.signal;
-  const onClientAbort = () => controller.abort(new ProxyError('client-closed', 'client', false, 'client closed the connection'));
-  if (clientSignal.aborted) onClientAbort();
-  else clientSignal.addEventListener('abort', onClientAbort, { once: true });
-  const origin = route.upstream.origin;
-  const timer = setTimeout(
-    () => controller.abort(new ProxyError('timeout', 'upstream', false, `upstream ${origin} sent no response head within ${route.timeoutMs} ms`)),
-    route.timeoutMs,
-  );
-  let result: UpgradeResult;
-  try {
-    const tls = route.upstream.tls;
-    const init = { method: 'GET', headers, body: null, signal: controller.signal };
-    result = await transport.upgrade(t.url, tls === undefined ? init : { ...init, tls });
-  } catch (error) {
+  const { tls, origin } = route.upstream;
+  const init = { method: 'GET', headers, body: null, signal: exchange.signal };
+  exchange.startTimer();
+  const result = await sendUpgrade(transport, route.upstream, t.target, tls === undefined ? init : { ...init, tls });
+  exchange.answered();
+  const opened = result instanceof ProxyError ? result : switched(result, upgrade, origin);
+  if (!Array.isArray(opened)) {
     tunnels.release(route.key);
-    const reason = controller.signal.reason;
-    return refuse(c, reason instanceof ProxyError ? reason : classifyTransportError(error, origin));
-  } finally {
-    clearTimeout(timer);
-    clientSignal.removeEventListener('abort', onClientAbort);
-  }
-  if (!result.switched) {
     // The upstream refused the upgrade (401, 403, 426...): the client gets that answer.
-    tunnels.release(route.key);
-    return result.response;
+    return opened instanceof ProxyError ? refuse(c, opened) : opened;
   }
-  const upstream = result.stream;
-  if (!hasToken(result.headers.get('upgrade'), 'websocket')) {
-    upstream.destroy();
-    tunnels.release(route.key);
-    return refuse(c, new ProxyError('reset', 'upstream', false, `upstream ${origin} switched to ${result.headers.get('upgrade') ?? 'nothing'}, not websocket`));
-  }
-  let client: ByteStream;
-  try {
-    client = upgrade.accept(switchingFields(result.headers));
-  } catch (error) {
-    // The client went away while the upstream answered.
-    upstream.destroy();
-    tunnels.release(route.key);
-    return refuse(c, new ProxyError('client-closed', 'client', false, 'client closed the connection', { cause: error }));
-  }
+  const [client, upstream] = opened;
+  // The connection is no longer HTTP: the request's signal means nothing to the tunnel.
+  exchange.release();
 
   const rec = c.get('access');
   rec.status = 101;
   rec.streaming = true;
   const logDone = c.get('logDone');
   const tunnel = pipeTunnel(client, upstream, { idleMs: ws.idleMs, websocket: true });
-  tunnels.track(tunnel, graceMs);
+  tunnels.track(route.key, tunnel, graceMs);
   void tunnel.done.then((end) => {
-    tunnels.release(route.key);
     rec.tunnel = { bytesIn: end.clientToUpstream, end: end.end, first: end.first };
     if (end.error !== undefined) rec.error = end.error.message;
     logDone(end.upstreamToClient);
   });
   // The listener sends nothing of this: the connection is no longer HTTP.
   return new Response(null, { status: 200 });
+}
+
+/**
+ * After the upstream's answer: the two byte streams to join once it switched to websocket and
+ * the client's 101 went out; else its ordinary answer, or why there is no tunnel.
+ */
+function switched(result: UpgradeResult, upgrade: ClientUpgrade, origin: string): [ByteStream, ByteStream] | Response | ProxyError {
+  if (!result.switched) return result.response;
+  const upstream = result.stream;
+  const protocol = result.headers.get('upgrade');
+  if (!hasToken(protocol, 'websocket')) {
+    upstream.destroy();
+    return new ProxyError('reset', 'upstream', false, `upstream ${origin} switched to ${protocol ?? 'nothing'}, not websocket`);
+  }
+  try {
+    return [upgrade.accept(switchingFields(result.headers)), upstream];
+  } catch (error) {
+    // The client went away while the upstream answered.
+    upstream.destroy();
+    return new ProxyError('client-closed', 'client', false, 'client closed the connection', { cause: error });
+  }
 }

@@ -8,11 +8,6 @@ export class TunnelRegistry {
   private readonly open = new Set<Tunnel>();
   private closing = false;
 
-  /** Open tunnels, all routes. */
-  get size(): number {
-    return this.open.size;
-  }
-
   /** Counts a new tunnel for `route`, or false when the route is at `max` or shutdown began. */
   reserve(route: string, max: number): boolean {
     const count = this.perRoute.get(route) ?? 0;
@@ -21,17 +16,23 @@ export class TunnelRegistry {
     return true;
   }
 
-  /** Gives back a reservation (the tunnel ended, or was never opened). */
+  /** Gives back a reservation that opened no tunnel (tracked ones are given back when they end). */
   release(route: string): void {
     const count = this.perRoute.get(route) ?? 0;
     if (count <= 1) this.perRoute.delete(route);
     else this.perRoute.set(route, count - 1);
   }
 
-  /** Tracks an opened tunnel until it is done; a shutdown already under way tells it at once. */
-  track(tunnel: Tunnel, graceMs: () => number): void {
+  /**
+   * Tracks a tunnel opened on a reservation for `route` until it is done, then gives the
+   * reservation back; a shutdown already under way tells it at once.
+   */
+  track(route: string, tunnel: Tunnel, graceMs: () => number): void {
     this.open.add(tunnel);
-    void tunnel.done.then(() => this.open.delete(tunnel));
+    void tunnel.done.then(() => {
+      this.open.delete(tunnel);
+      this.release(route);
+    });
     if (this.closing) tunnel.goAway(graceMs());
   }
 
