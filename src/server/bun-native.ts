@@ -9,7 +9,7 @@
 //
 // This file is the socket glue and the connection's policy: one request at a time, in order
 // (keep-alive and pipelining), request bodies streamed with backpressure, `Expect:
-// 100-continue`, idle / slow-head / stalled-body / send timeouts, lingering close after an
+// 100-continue`, idle / slow-head / send timeouts, lingering close after an
 // unread body, Upgrade handed over as a byte stream after a 101, and a graceful stop. Heads,
 // framing, body decoding, chunk encoding and response heads are src/http1/'s. No TLS, no HTTP/2.
 import type { Bindings, ConnInfo, RequestLine } from '../app-env.ts';
@@ -83,7 +83,7 @@ class Conn {
   headSince = 0;
   idleSince: number;
   lingerSince = 0;
-  /** Last time the client sent bytes or took the ones we wrote (stall timeouts). */
+  /** Last time the client took bytes we wrote (the send timeout). */
   lastIo = 0;
   /** Close after the current response (Connection: close, HTTP/1.0, framing doubt, stop). */
   closing = false;
@@ -215,7 +215,7 @@ function gatedHandlers(inner: SocketHandlers<Conn>, spec: ListenerSpec): SocketH
 
 export function createHttp1Engine(fetch: AppFetch, spec: ListenerSpec): Http1Engine {
   const maxHeadBytes = parserHeadLimit(spec.maxHeaderBytes);
-  const { headerTimeoutMs, bodyTimeoutMs, idleTimeoutMs, sendTimeoutMs } = spec.limits ?? DEFAULT_CLIENT_LIMITS;
+  const { headerTimeoutMs, idleTimeoutMs, sendTimeoutMs } = spec.limits ?? DEFAULT_CLIENT_LIMITS;
   const conns = new Set<Conn>();
   const scheme = `${spec.proto}://`;
   const upgrades = spec.upgrades === true;
@@ -224,7 +224,11 @@ export function createHttp1Engine(fetch: AppFetch, spec: ListenerSpec): Http1Eng
   let stopping = false;
   let onAllClosed: (() => void) | null = null;
 
-  /** Idle keep-alive, slow heads, stalled bodies and sends, lingering; tunnels are their owner's. */
+  /**
+   * Idle keep-alive, slow heads, stalled sends, lingering; tunnels are their owner's. A stalled
+   * or trickling request body is the app's to judge (proxy/body-watch.ts, the same on every
+   * runtime, with an access line): a second timer here raced it with a 408 of its own.
+   */
   const sweep = (now: number) => {
     for (const conn of conns) {
       if (conn.state === TUNNEL) continue;
@@ -232,8 +236,6 @@ export function createHttp1Engine(fetch: AppFetch, spec: ListenerSpec): Http1Eng
         if (now - conn.lingerSince > LINGER_MS) close(conn);
       } else if (conn.out.unsent !== null) {
         if (now - conn.lastIo > sendTimeoutMs) close(conn);
-      } else if (conn.state === BODY) {
-        if (!conn.paused && now - conn.lastIo > bodyTimeoutMs) reject(conn, new BadRequest(408, 'request timeout: request body stalled'));
       } else if (conn.state === HEAD && conn.ex === null) {
         if (conn.headSince !== 0 && now - conn.headSince > headerTimeoutMs) reject(conn, new BadRequest(408, 'request timeout'));
         else if (conn.headSince === 0 && now - conn.idleSince > idleTimeoutMs) close(conn);
@@ -407,10 +409,7 @@ export function createHttp1Engine(fetch: AppFetch, spec: ListenerSpec): Http1Eng
           ex.body = controller;
         },
         pull() {
-          if (conn.paused && conn.state === BODY) {
-            conn.lastIo = Date.now(); // the stall clock restarts when we ask for bytes again
-            resume(conn);
-          }
+          if (conn.paused && conn.state === BODY) resume(conn);
         },
         cancel() {
           // The app will not read the rest: drop it, and do not reuse this connection.
@@ -653,7 +652,6 @@ export function createHttp1Engine(fetch: AppFetch, spec: ListenerSpec): Http1Eng
     data(socket, chunk) {
       const conn = socket.data;
       if (conn.dead || conn.state === LINGER) return;
-      conn.lastIo = Date.now();
       try {
         if (conn.state === TUNNEL) conn.tunnel?.data(chunk);
         else if (conn.reader.pending) {

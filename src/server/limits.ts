@@ -3,6 +3,7 @@
 // connection and a client that stops taking our bytes; and caps on open connections, for the
 // whole process and per client address. The defaults are nginx's where it has one.
 import type { Socket } from 'node:net';
+import { normalizePeer } from '../proxy/headers.ts';
 
 export interface ClientLimits {
   /** A request head must arrive whole within this long from its first byte (or from the connection's start): 408. */
@@ -125,8 +126,9 @@ export const TOO_MANY_CONNECTIONS = Buffer.from(
  * Admits a node:net socket through `gate` (released when it closes), or refuses it: a plain
  * one gets a 503 and is closed, a TLS one (no handshake yet) is closed at once.
  */
-export function admitSocket(gate: ConnectionGate | undefined, socket: Socket, client: string, plain: boolean): boolean {
+export function admitSocket(gate: ConnectionGate | undefined, socket: Socket, plain: boolean): boolean {
   if (gate === undefined) return true;
+  const client = normalizePeer(socket.remoteAddress ?? '');
   if (!gate.admit(client)) {
     socket.on('error', () => {});
     if (plain) socket.end(TOO_MANY_CONNECTIONS);

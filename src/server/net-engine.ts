@@ -4,7 +4,6 @@
 import { createServer, type Socket } from 'node:net';
 import type { TlsFacts } from '../app-env.ts';
 import type { BunSocket, SocketHandlers } from '../http1/bun-socket-types.ts';
-import { normalizePeer } from '../proxy/headers.ts';
 import { bindServer } from './bind.ts';
 import { createHttp1Engine } from './bun-native.ts';
 import { admitSocket } from './limits.ts';
@@ -76,7 +75,7 @@ export function engineHttp1(fetch: AppFetch, spec: ListenerSpec): Http1Server {
 export async function listenPlain(http1: Http1Server, spec: ListenerSpec): Promise<Listener> {
   // allowHalfOpen: a tunnel's peer may end its side and still read ours.
   const server = createServer({ allowHalfOpen: true, noDelay: true }, (socket) => {
-    if (admitSocket(spec.gate, socket, normalizePeer(socket.remoteAddress ?? ''), true)) http1.connection(socket);
+    if (admitSocket(spec.gate, socket, true)) http1.connection(socket);
   });
   const port = await bindServer(server, spec);
   return {

@@ -179,9 +179,7 @@ export async function listenTls(fetch: AppFetch, spec: ListenerSpec, http1Of: Ht
     http1.connection(socket, tlsFactsOf(socket));
   });
   // Counted before the handshake: a flood of handshakes is refused before it costs one.
-  server.on('connection', (raw: Socket) => {
-    if (!admitSocket(spec.gate, raw, normalizePeer(raw.remoteAddress ?? ''), false)) return;
-  });
+  server.on('connection', (raw: Socket) => void admitSocket(spec.gate, raw, false));
   // Handshake failures (plain HTTP, garbage, an old TLS version, a missing client certificate,
   // a handshake that never finishes) close that connection only.
   server.on('tlsClientError', (_error, socket) => socket.destroy());
