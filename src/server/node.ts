@@ -3,12 +3,13 @@
 // TLS listener (./tls.ts, those that negotiated http/1.1). Connection facts once per socket, the
 // request line as node:http parsed it, the hand-over of a connection after a 101 ('upgrade'
 // event, kind 'bytes'), the client limits (./limits.ts) and the graceful stop.
-import { createServer, type IncomingMessage, type Server, type ServerOptions, ServerResponse } from 'node:http';
+import { createServer, type IncomingMessage, type Server, type ServerOptions, ServerResponse, STATUS_CODES } from 'node:http';
 import type { Socket } from 'node:net';
 import { getRequestListener, type Http2Bindings, type HttpBindings } from '@hono/node-server';
 import type { Bindings, ConnInfo, TlsFacts } from '../app-env.ts';
 import { requestDeclaresBody } from '../http/body-rules.ts';
 import { CONNECTION_SPECIFIC } from '../http/hop-by-hop.ts';
+import { plainReason } from '../http/reason.ts';
 import { clock } from '../http1/clock.ts';
 import { closingAnswer, switchingHead } from '../http1/response-head.ts';
 import { normalizePeer } from '../proxy/headers.ts';
@@ -134,14 +135,12 @@ export function nodeHttp1(fetch: AppFetch, spec: ListenerSpec): Http1Server {
   const proto = spec.proto;
   const listener = spec.name;
   const sendTimeoutMs = (spec.limits ?? DEFAULT_CLIENT_LIMITS).sendTimeoutMs;
-  const connOf = (socket: TaggedSocket): ConnInfo => {
-    let conn = socket[CONN];
-    if (conn === undefined) {
-      conn = { remoteAddr: normalizePeer(socket.remoteAddress ?? ''), proto, listener };
-      socket[CONN] = conn;
-    }
-    return conn;
-  };
+  // Per connection handed to this server: its requests in flight (stop() ends a connection with
+  // none at once, even one that never sent a request: node:http's closeIdleConnections counts
+  // those as busy) and when its writes last stalled (0: not stalled; the send timeout).
+  const conns = new Map<Socket, { inflight: number; stalledSince: number }>();
+  let stopping = false;
+  let onAllGone: (() => void) | null = null;
 
   // One request path for every request; those node:http handed over on 'upgrade' (only with
   // `spec.upgrades`) carry their hand-over, and what the app answers after accepting goes nowhere.
@@ -149,34 +148,39 @@ export function nodeHttp1(fetch: AppFetch, spec: ListenerSpec): Http1Server {
     const incoming = env.incoming as UpgradeRequest;
     const upgrade = incoming[UPGRADE];
     const line = { method: incoming.method as string, target: incoming.url as string, version: incoming.httpVersion };
-    const bindings: Bindings = upgrade === undefined ? { conn: connOf(incoming.socket), line } : { conn: connOf(incoming.socket), line, upgrade };
+    // Set by `connection` on every socket this server gets.
+    const conn = (incoming.socket as TaggedSocket)[CONN] as ConnInfo;
+    const bindings: Bindings = upgrade === undefined ? { conn, line } : { conn, line, upgrade };
     const response = await fetch(request, bindings);
     if (upgrade?.accepted) {
       await response.body?.cancel().catch(() => {}); // nothing left to tell
       return new Response(null, { headers: { 'x-hono-already-sent': '1' } });
     }
     if (response.body !== null && !response.headers.has('content-type')) keepContentTypeAbsent(env.outgoing);
+    // @hono/node-server writes the status alone; node:http then takes `statusMessage` as the
+    // reason, so the upstream's (plain: http/reason.ts) reaches the client as on Bun and Deno.
+    const reason = response.statusText;
+    if (reason !== '' && reason !== undefined) (env.outgoing as ServerResponse).statusMessage = plainReason(reason) || (STATUS_CODES[response.status] ?? '');
     return withoutConnectionFields(response);
   });
 
-  // Requests in flight per connection: stop() ends a connection with none at once, even one
-  // that never sent a request (node:http's closeIdleConnections counts those as busy).
-  const inflight = new Map<Socket, number>();
-  let stopping = false;
   const options = serverOptions(spec);
-  const server = createServer(options, function nodeHttpRequest(req: IncomingMessage, res: ServerResponse) {
+  // Every request node:http parses, on `server` and on `replay`, is counted on its connection.
+  const countedRequest = (req: IncomingMessage, res: ServerResponse) => {
     const socket = req.socket;
-    inflight.set(socket, (inflight.get(socket) ?? 0) + 1);
-    res.once('close', () => {
-      const left = (inflight.get(socket) ?? 1) - 1;
-      if (!inflight.has(socket)) return;
-      inflight.set(socket, left);
-      if (stopping && left <= 0) socket.end();
-    });
+    const state = conns.get(socket);
+    if (state !== undefined) {
+      state.inflight++;
+      res.once('close', () => {
+        if (--state.inflight <= 0 && stopping) socket.destroySoon();
+      });
+    }
     return onRequest(req, res);
-  });
-  // Sockets node:http handed over on 'upgrade': it no longer tracks them, stop() must.
-  const detached = new Set<Socket>();
+  };
+  const server = createServer(options, countedRequest);
+  // Sockets handed over on 'upgrade' (tunnels, and the upgrade requests answered as ordinary
+  // ones): stop() leaves them to their owner, and to the end of the grace period.
+  const upgraded = new Set<Socket>();
   // Upgrade requests with a body are parsed again by a server that takes no upgrades.
   let replay: Server | null = null;
 
@@ -189,19 +193,16 @@ export function nodeHttp1(fetch: AppFetch, spec: ListenerSpec): Http1Server {
         // node:http skipped the body of an upgrade request (it sits in `head`). Upgrades happen
         // after a complete request (RFC 9110 §7.8), and no client of ours sends one with a
         // body; such a request is answered as an ordinary one, as before listeners took upgrades.
-        // The replay server never listens, so node:http tracks none of its connections: stop()
         if (replay === null) {
-          replay = createServer(options, onRequest);
+          replay = createServer(options, countedRequest);
           replay.emit('listening'); // its head-timeout checks, as for `server`
         }
-        detached.add(socket);
-        socket.once('close', () => detached.delete(socket));
         socket.unshift(Buffer.concat([headBytes(req), head]));
         replay.emit('connection', socket);
         return;
       }
-      detached.add(socket);
-      socket.once('close', () => detached.delete(socket));
+      upgraded.add(socket);
+      socket.once('close', () => upgraded.delete(socket));
       const res = new ServerResponse(req);
       res.shouldKeepAlive = false;
       res.assignSocket(socket);
@@ -234,14 +235,12 @@ export function nodeHttp1(fetch: AppFetch, spec: ListenerSpec): Http1Server {
 
   // A client that takes none of our bytes for sendTimeoutMs while node's buffer is full is cut
   // (node:http has no send timeout; its socket timeout would also cut a quiet SSE stream).
-  const open = new Map<Socket, number>(); // socket -> when its writes last stalled (0: not stalled)
   // On the shared one-second clock (http1/clock.ts), which also keeps its Date line current.
   const unregister = clock.add((now) => {
-    for (const [socket, since] of open) {
-      if (!socket.writableNeedDrain) {
-        if (since !== 0) open.set(socket, 0);
-      } else if (since === 0) open.set(socket, now);
-      else if (now - since > sendTimeoutMs) socket.destroy();
+    for (const [socket, state] of conns) {
+      if (!socket.writableNeedDrain) state.stalledSince = 0;
+      else if (state.stalledSince === 0) state.stalledSince = now;
+      else if (now - state.stalledSince > sendTimeoutMs) socket.destroy();
     }
   });
 
@@ -253,48 +252,36 @@ export function nodeHttp1(fetch: AppFetch, spec: ListenerSpec): Http1Server {
         socket.destroy();
         return;
       }
-      open.set(socket, 0);
-      inflight.set(socket, 0);
-      socket.on('drain', () => open.has(socket) && open.set(socket, 0));
+      const state = { inflight: 0, stalledSince: 0 };
+      conns.set(socket, state);
+      socket.on('drain', () => {
+        state.stalledSince = 0;
+      });
       socket.once('close', () => {
-        open.delete(socket);
-        inflight.delete(socket);
+        conns.delete(socket);
+        if (conns.size === 0) onAllGone?.();
       });
       server.emit('connection', socket);
     },
     async stop(graceMs) {
       stopping = true;
-      for (const [socket, count] of inflight) if (count <= 0 && !detached.has(socket)) socket.end();
-      // Idle keep-alive connections go now, busy ones when their response ends or the grace
-      // period runs out; close() resolves once every connection is gone.
-      // Not listening, so close() reports ERR_SERVER_NOT_RUNNING at once; it still closes the
-      // idle connections and ends the head-timeout checks. The wait is for `open` to empty.
+      const allGone = new Promise<void>((resolve) => {
+        onAllGone = resolve;
+        if (conns.size === 0) resolve();
+      });
+      // Connections without a request in flight close now, the others when their response
+      // ends (countedRequest), whatever is left when the grace period runs out.
+      for (const [socket, state] of conns) if (state.inflight <= 0 && !upgraded.has(socket)) socket.destroySoon();
+      // Neither server listens, so close() reports ERR_SERVER_NOT_RUNNING at once; it still
+      // ends their head-timeout checks.
       server.close(() => {});
-      // A connection whose request finishes goes back to keep-alive; close those as they idle.
-      const closeIdle = () => {
-        server.closeIdleConnections();
-        replay?.closeIdleConnections();
-      };
-      closeIdle();
-      const sweepIdle = setInterval(closeIdle, 50);
+      replay?.close(() => {});
       const timer = setTimeout(() => {
-        server.closeAllConnections();
-        replay?.closeAllConnections();
-        for (const socket of detached) socket.destroy();
-        for (const socket of open.keys()) socket.destroy();
+        for (const socket of conns.keys()) socket.destroy();
       }, graceMs);
-      await allGone();
-      clearInterval(sweepIdle);
+      await allGone;
       unregister();
       clearTimeout(timer);
     },
   };
-
-  /** Resolves once no connection handed to this server is open. */
-  function allGone(): Promise<void> {
-    return new Promise((resolve) => {
-      const check = () => (open.size === 0 ? resolve() : setTimeout(check, 20));
-      check();
-    });
-  }
 }

@@ -50,6 +50,7 @@ for (const runtime of RUNTIMES) {
         if (path === '/method') return { bytes: `HTTP/1.1 200 OK\r\nContent-Length: ${requestLine.length}\r\n\r\n${requestLine}` };
         if (path === '/600') return { bytes: 'HTTP/1.1 600 Weird\r\nContent-Length: 2\r\n\r\nok' };
         if (path === '/reason') return { bytes: 'HTTP/1.1 200 \xe2\x82\xac\r\nContent-Length: 2\r\n\r\nok' };
+        if (path === '/plain-reason') return { bytes: 'HTTP/1.1 200 Fine Thanks\r\nContent-Length: 2\r\n\r\nok' };
         if (path === '/short') return { bytes: `HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n${'x'.repeat(500)}`, close: true };
         return { bytes: 'HTTP/1.1 204 No Content\r\n\r\n' };
       });
@@ -107,6 +108,11 @@ for (const runtime of RUNTIMES) {
       const r = await send(`${proxy.origin}/600`, { headers: { host: 'odd.test' }, timeoutMs: 5000 });
       assert.equal(r.status, 502);
       assert.ok(Date.now() - started < 2500, `took ${Date.now() - started} ms`);
+    });
+
+    test("a plain reason phrase is the upstream's, on every runtime", async () => {
+      const r = await rawRequest(proxy.port, 'GET /plain-reason HTTP/1.1\r\nHost: odd.test\r\nConnection: close\r\n\r\n');
+      assert.equal(r.raw.toString('latin1').split('\r\n')[0], 'HTTP/1.1 200 Fine Thanks');
     });
 
     test('a reason phrase no header may carry is dropped, the answer passes', async () => {
