@@ -22,34 +22,16 @@ test('handshake checks (RFC 6455 §4.2.1): GET, HTTP/1.1, no body, a 16-byte key
     const problem = handshakeProblem(method, version, h);
     return problem === null ? null : statusFor(problem.kind);
   };
-  assert.equal(
-    status('POST', '1.1', () => {}),
-    400,
-  );
-  assert.equal(
-    status('GET', '1.0', () => {}),
-    400,
-  );
-  assert.equal(
-    status('GET', '1.1', (h) => h.set('content-length', '5')),
-    400,
-  );
-  assert.equal(
-    status('GET', '1.1', (h) => h.delete('sec-websocket-key')),
-    400,
-  );
-  assert.equal(
-    status('GET', '1.1', (h) => h.set('sec-websocket-key', 'short')),
-    400,
-  );
-  assert.equal(
-    status('GET', '1.1', (h) => h.set('sec-websocket-version', '8')),
-    426,
-  );
-  assert.equal(
-    status('GET', '1.1', (h) => h.delete('sec-websocket-version')),
-    426,
-  );
+  const cases: [string, string, string | null, (h: Headers) => void, number][] = [
+    ['not a GET', 'POST', '1.1', () => {}, 400],
+    ['HTTP/1.0', 'GET', '1.0', () => {}, 400],
+    ['a body', 'GET', '1.1', (h) => h.set('content-length', '5'), 400],
+    ['no key', 'GET', '1.1', (h) => h.delete('sec-websocket-key'), 400],
+    ['a short key', 'GET', '1.1', (h) => h.set('sec-websocket-key', 'short'), 400],
+    ['version 8', 'GET', '1.1', (h) => h.set('sec-websocket-version', '8'), 426],
+    ['no version', 'GET', '1.1', (h) => h.delete('sec-websocket-version'), 426],
+  ];
+  for (const [what, method, version, change, expected] of cases) assert.equal(status(method, version, change), expected, what);
 });
 
 test("the client's 101 fields: hop-by-hop and Connection-named ones gone, ours set, Set-Cookie kept apart", () => {

@@ -308,62 +308,40 @@ for (const runtime of RUNTIMES) {
 
     // --- 3. backpressure -----------------------------------------------------------------------
 
-    test('an upstream flooding a client that stopped reading: proxy memory bounded, the pile-up stays at the upstream, order kept', {
-      timeout: 40_000,
-    }, async () => {
-      const { c, s } = await pair('echo.test', '/flood');
-      c.socket().pause();
-      const base = rssKiB(proxy.pid);
-      const rss = sampleRss(proxy.pid);
-      const f = flood(s.ws, { frameBytes: FRAME, maxBytes: 1024 ** 3 });
-      let peak = 0;
-      let written = 0;
-      try {
-        written = await untilStalled(() => f.written(), 1000, 10_000, "upstream's flood into a stalled client");
-      } finally {
-        peak = rss.stop();
-      }
-      console.log(
-        `[ws] ${runtime} rss stalled reader (client): +${mib(peak - base)} (baseline ${mib(base)}, peak ${mib(peak)}; upstream wrote ${mib(written / 1024)} before stalling, ${mib(s.ws.bufferedAmount / 1024)} queued at the upstream)`,
-      );
-      assert.ok(peak - base < STALL_HEADROOM_KIB, `proxy RSS grew by ${mib(peak - base)} while the client read nothing`);
-      assert.ok(s.ws.bufferedAmount > 0, "nothing queued at the upstream's side: the proxy kept reading");
-      assert.ok(f.offered < 1024 ** 3, 'the whole 1 GiB was taken');
-      assert.ok(written < 256 << 20, `${mib(written / 1024)} went into the proxy while the client read nothing`);
-      f.stop();
-      c.socket().resume();
-      const frames = await verifyFlood(c.messages, FRAME, 30_000);
-      assert.equal(frames, f.frames);
-      assert.ok(frames >= 2, `only ${frames} frames were sent`);
-    });
-
-    test('a client flooding an upstream that stopped reading: proxy memory bounded, the pile-up stays at the client, order kept', {
-      timeout: 40_000,
-    }, async () => {
-      const { c, s } = await pair('echo.test', '/sink');
-      const base = rssKiB(proxy.pid);
-      const rss = sampleRss(proxy.pid);
-      const f = flood(c.ws, { frameBytes: FRAME, maxBytes: 1024 ** 3 });
-      let peak = 0;
-      let written = 0;
-      try {
-        written = await untilStalled(() => f.written(), 1000, 10_000, "client's flood into a stalled upstream");
-      } finally {
-        peak = rss.stop();
-      }
-      console.log(
-        `[ws] ${runtime} rss stalled reader (upstream): +${mib(peak - base)} (baseline ${mib(base)}, peak ${mib(peak)}; client wrote ${mib(written / 1024)} before stalling, ${mib(c.ws.bufferedAmount / 1024)} queued at the client)`,
-      );
-      assert.ok(peak - base < STALL_HEADROOM_KIB, `proxy RSS grew by ${mib(peak - base)} while the upstream read nothing`);
-      assert.ok(c.ws.bufferedAmount > 0, "nothing queued at the client's side: the proxy kept reading");
-      assert.ok(f.offered < 1024 ** 3, 'the whole 1 GiB was taken');
-      assert.ok(written < 256 << 20, `${mib(written / 1024)} went into the proxy while the upstream read nothing`);
-      f.stop();
-      s.socket().resume();
-      const frames = await verifyFlood(s.messages, FRAME, 30_000);
-      assert.equal(frames, f.frames);
-      assert.ok(frames >= 2, `only ${frames} frames were sent`);
-    });
+    // Each way: the sender floods, the reader has stopped (the client pauses its socket; the
+    // upstream's /sink does so itself), the pile-up must stay at the sender.
+    for (const stalled of ['client', 'upstream'] as const) {
+      const sender = stalled === 'client' ? 'upstream' : 'client';
+      test(`${sender === 'upstream' ? 'an upstream' : 'a client'} flooding ${stalled === 'client' ? 'a client' : 'an upstream'} that stopped reading: proxy memory bounded, the pile-up stays at the ${sender}, order kept`, {
+        timeout: 40_000,
+      }, async () => {
+        const { c, s } = await pair('echo.test', stalled === 'client' ? '/flood' : '/sink');
+        const [from, to] = stalled === 'client' ? [s, c] : [c, s];
+        if (stalled === 'client') c.socket().pause();
+        const base = rssKiB(proxy.pid);
+        const rss = sampleRss(proxy.pid);
+        const f = flood(from.ws, { frameBytes: FRAME, maxBytes: 1024 ** 3 });
+        let peak = 0;
+        let written = 0;
+        try {
+          written = await untilStalled(() => f.written(), 1000, 10_000, `${sender}'s flood into a stalled ${stalled}`);
+        } finally {
+          peak = rss.stop();
+        }
+        console.log(
+          `[ws] ${runtime} rss stalled reader (${stalled}): +${mib(peak - base)} (baseline ${mib(base)}, peak ${mib(peak)}; ${sender} wrote ${mib(written / 1024)} before stalling, ${mib(from.ws.bufferedAmount / 1024)} queued at the ${sender})`,
+        );
+        assert.ok(peak - base < STALL_HEADROOM_KIB, `proxy RSS grew by ${mib(peak - base)} while the ${stalled} read nothing`);
+        assert.ok(from.ws.bufferedAmount > 0, `nothing queued at the ${sender}'s side: the proxy kept reading`);
+        assert.ok(f.offered < 1024 ** 3, 'the whole 1 GiB was taken');
+        assert.ok(written < 256 << 20, `${mib(written / 1024)} went into the proxy while the ${stalled} read nothing`);
+        f.stop();
+        to.socket().resume();
+        const frames = await verifyFlood(to.messages, FRAME, 30_000);
+        assert.equal(frames, f.frames);
+        assert.ok(frames >= 2, `only ${frames} frames were sent`);
+      });
+    }
 
     // --- 4. refused upgrades -------------------------------------------------------------------
 
