@@ -6,12 +6,14 @@
 //                    400; target length -> 414
 //   4. routeByHost   the snapshot's host table + path prefixes -> else 421
 //   5. httpsPolicy   plain HTTP -> 308 to https:// where the route says so; HSTS on HTTPS answers
-//   6. forward       headers, limits, timeout, attempts under the retry policy, streaming, and
-//                    WebSocket tunnels (proxy/websocket.ts) -> 400/408/413/426/431/499/501/502/503/504
+//   6. forward       headers, limits, timeouts, the upstream (a group's pick: balancer/), tries
+//                    under the retry policy, streaming, and WebSocket tunnels (proxy/websocket.ts)
+//                    -> 400/408/413/426/431/499/501/502/503/504
 // Later capabilities (access control, rate limits, cache) slot in between 5 and 6. Every
 // answer the proxy makes itself is a ProxyError (proxy/errors.ts) through `refuse`.
 import { Hono } from 'hono';
 import type { AppEnv } from './app-env.ts';
+import { Balancers } from './balancer/state.ts';
 import type { ConfigSource } from './config/source.ts';
 import { type AccessEntry, accessLog } from './log/access-log.ts';
 import type { Logger } from './log/logger.ts';
@@ -36,18 +38,27 @@ export interface AppDeps {
   readonly httpsPort?: () => number | null;
   /** Open WebSocket tunnels; shutdown says goodbye through it. @default a registry of its own */
   readonly tunnels?: TunnelRegistry;
+  /**
+   * Upstream health and load of routes with several upstreams, synced with the config (the
+   * caller stops it). @default one of its own, synced with the config at creation
+   */
+  readonly balancers?: Balancers;
 }
 
 const NO_HTTPS = () => null;
 
-export function createApp({ config, transport, logger, onAccess, httpsPort = NO_HTTPS, tunnels = new TunnelRegistry() }: AppDeps): Hono<AppEnv> {
+export function createApp({ config, transport, logger, onAccess, httpsPort = NO_HTTPS, tunnels = new TunnelRegistry(), balancers }: AppDeps): Hono<AppEnv> {
+  if (balancers === undefined) {
+    balancers = new Balancers({ logger, transport });
+    balancers.sync(config.current);
+  }
   const app = new Hono<AppEnv>();
   app.use(requestFacts(config));
   app.use(accessLog({ logger, onAccess }));
   app.use(guardRequest());
   app.use(routeByHost());
   app.use(httpsPolicy({ httpsPort }));
-  app.all('*', forward({ transport, tunnels, graceMs: () => config.current.shutdownGraceMs }));
+  app.all('*', forward({ transport, tunnels, balancers, graceMs: () => config.current.shutdownGraceMs }));
   app.onError(function internalError(error, c) {
     // A bug, never a client's fault: answer 500, log it, keep serving.
     logger.error('internal error', { error: error instanceof Error ? (error.stack ?? error.message) : String(error), request_id: c.get('access')?.id });

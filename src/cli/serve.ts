@@ -4,6 +4,7 @@
 import { dirname } from 'node:path';
 import type { SecureContext } from 'node:tls';
 import { createApp } from '../app.ts';
+import { Balancers } from '../balancer/state.ts';
 import { compileConfig, parseListen } from '../config/compile.ts';
 import { loadConfig } from '../config/load.ts';
 import { createConfigSource } from '../config/source.ts';
@@ -61,7 +62,10 @@ export async function serve(options: ServeOptions): Promise<number> {
   const transport = await createTransport(options.runtime);
   let httpsPort: number | null = null;
   const tunnels = new TunnelRegistry();
-  const app = createApp({ config: createConfigSource(config), transport, logger, httpsPort: () => httpsPort, tunnels });
+  // Upstream health lives here, outside the config: a reload keeps it for unchanged routes.
+  const balancers = new Balancers({ logger, transport });
+  balancers.sync(config);
+  const app = createApp({ config: createConfigSource(config), transport, logger, httpsPort: () => httpsPort, tunnels, balancers });
   // One gate for every listener: the caps count the process's connections, not one port's.
   const limits = config.clientLimits;
   const gate = new ConnectionGate(limits, (report) =>
@@ -88,6 +92,7 @@ export async function serve(options: ServeOptions): Promise<number> {
     // listenAll names the listener and its address; a bare runtime error gets ours.
     const message = error instanceof Error ? error.message : String(error);
     options.stderr(`switchyard: ${message.startsWith('cannot listen') ? message : `cannot listen on ${address.hostname}:${address.port}: ${message}`}\n`);
+    balancers.stop();
     await transport.close().catch(() => {}); // nothing was pooled yet; exiting anyway
     return 1;
   }
@@ -121,6 +126,7 @@ export async function serve(options: ServeOptions): Promise<number> {
       logger.info('stopping', { signal, grace_ms: config.shutdownGraceMs });
       logger.flush();
       reloader?.stop();
+      balancers.stop();
       // Tunnels get close 1001 on both sides and the same grace as requests in flight.
       await Promise.all([group.stop(config.shutdownGraceMs), tunnels.goAway(config.shutdownGraceMs)]);
       gate.close();

@@ -4,9 +4,9 @@ import { compileCidrMatcher } from '../proxy/cidr.ts';
 import { compileRouteTable, type RouteTable } from '../router/table.ts';
 import { type ClientLimits, DEFAULT_CLIENT_LIMITS } from '../server/limits.ts';
 import type { UpstreamTlsOptions } from '../transport/types.ts';
-import { normalizePath } from './schema.ts';
+import { normalizePath, upstreamOrigins } from './schema.ts';
 import { NO_TLS_FILES, type TlsFiles } from './tls-files.ts';
-import type { Config, Route } from './types.ts';
+import type { Config, Route, UpstreamGroup } from './types.ts';
 
 export const DEFAULT_LISTEN = '0.0.0.0:80';
 export const DEFAULT_TLS_LISTEN = '0.0.0.0:443';
@@ -19,7 +19,82 @@ export const DEFAULTS = {
   maxUrlBytes: 8192,
   tunnelIdleMs: 120_000,
   maxTunnels: 10_000,
+  connectMs: 5_000,
+  bodyIdleMs: 60_000,
+  healthIntervalMs: 5_000,
+  healthTimeoutMs: 2_000,
+  passiveFailures: 1,
+  passiveWindowMs: 10_000,
+  passiveCooldownMs: 10_000,
+  replayBodyBytes: 65_536,
+  stickyCookie: 'switchyard_upstream',
 } as const;
+
+/** One upstream of a route's group, pre-split like a single upstream. */
+export interface CompiledTarget extends CompiledUpstream {
+  /** Position in the group's `targets`, as written. */
+  readonly index: number;
+  readonly weight: number;
+  /** Requests in flight it takes at once; Infinity without a cap. */
+  readonly maxInFlight: number;
+}
+
+/** How a group picks (config's `BalancePolicy`, tagged). */
+export type CompiledPolicy =
+  | { readonly kind: 'round_robin' | 'least_conn' | 'random' | 'p2c' | 'first' }
+  | { readonly kind: 'hash'; readonly by: 'ip' | 'path' | 'header' | 'cookie'; readonly name: string }
+  | {
+      readonly kind: 'sticky';
+      readonly cookie: string;
+      /** Null: the process's own random key. */
+      readonly secret: string | null;
+      readonly maxAgeSeconds: number | null;
+      readonly fallback: 'round_robin' | 'least_conn' | 'random' | 'p2c' | 'first';
+    };
+
+export interface CompiledHealth {
+  readonly method: 'GET' | 'HEAD';
+  readonly path: string;
+  readonly intervalMs: number;
+  readonly timeoutMs: number;
+  readonly statusFrom: number;
+  readonly statusTo: number;
+  readonly body: string | null;
+  readonly rise: number;
+  readonly fall: number;
+  /** Null: each upstream's own host:port. */
+  readonly host: string | null;
+  readonly jitterMs: number;
+}
+
+export interface CompiledPassive {
+  readonly failures: number;
+  readonly windowMs: number;
+  readonly cooldownMs: number;
+  readonly statuses: ReadonlySet<number>;
+}
+
+export interface CompiledRetry {
+  readonly tries: number;
+  readonly tryDurationMs: number;
+  readonly statuses: ReadonlySet<number>;
+  readonly onTimeout: boolean;
+  readonly replayBodyBytes: number;
+}
+
+/** Several upstreams, or one with health checks or a cap: what the balancer (src/balancer/) works from. */
+export interface CompiledGroup {
+  readonly targets: readonly CompiledTarget[];
+  readonly policy: CompiledPolicy;
+  readonly health: CompiledHealth | null;
+  readonly passive: CompiledPassive | null;
+  readonly retry: CompiledRetry;
+  /**
+   * The group's settings as text: a reload keeps a route's upstream health when its key and
+   * this are unchanged.
+   */
+  readonly signature: string;
+}
 
 /** A route's WebSocket tunnels. */
 export interface CompiledWebSocket {
@@ -54,9 +129,16 @@ export interface CompiledRoute {
   readonly prefix: string;
   /** Characters to cut from the start of the target; 0 when the prefix is kept. */
   readonly stripLength: number;
+  /** The upstream of a single-upstream route; a group's first target. */
   readonly upstream: CompiledUpstream;
+  /** Null for a single upstream without health checks or a cap (the plain path, no balancer). */
+  readonly group: CompiledGroup | null;
   readonly sendUpstreamHost: boolean;
+  /** Response-head timeout of one try. */
   readonly timeoutMs: number;
+  readonly connectTimeoutMs: number;
+  /** Null: off. */
+  readonly bodyIdleTimeoutMs: number | null;
   readonly maxBodyBytes: number | null;
   /** The `Strict-Transport-Security` value for HTTPS responses, or null. */
   readonly hsts: string | null;
@@ -110,6 +192,80 @@ export function compileUpstream(value: string): CompiledUpstream {
   return { origin: scheme === undefined ? url.origin : `${scheme}//${url.host}`, hostPort: url.host };
 }
 
+const positive = (value: number | undefined, fallback: number) => (value === undefined ? fallback : value);
+
+/** A route's `upstream` in its one compiled shape, or null when it is a single plain upstream. */
+export function compileGroup(upstream: Route['upstream'], tls: UpstreamTlsOptions | undefined, timeoutMs: number): CompiledGroup | null {
+  const spec = typeof upstream === 'string' ? { targets: [upstream] } : Array.isArray(upstream) ? { targets: upstream } : upstream;
+  const targets = spec.targets.map((target, index): CompiledTarget => {
+    const t = typeof target === 'string' ? { url: target } : target;
+    return { ...compileUpstream(t.url), tls, index, weight: t.weight ?? 1, maxInFlight: t.maxInFlight ?? Number.POSITIVE_INFINITY };
+  });
+  const capped = targets.some((t) => t.maxInFlight !== Number.POSITIVE_INFINITY);
+  const several = targets.length > 1;
+  if (!several && !capped && spec.health === undefined && (spec.passive === undefined || spec.passive === false)) return null;
+  const policy = compilePolicy(spec.policy);
+  const h = spec.health;
+  const intervalMs = h?.intervalMs ?? DEFAULTS.healthIntervalMs;
+  const health: CompiledHealth | null =
+    h === undefined
+      ? null
+      : {
+          method: h.method ?? 'GET',
+          path: h.path,
+          intervalMs,
+          timeoutMs: Math.min(h.timeoutMs ?? DEFAULTS.healthTimeoutMs, intervalMs),
+          statusFrom: h.status?.[0] ?? 200,
+          statusTo: h.status?.[1] ?? 399,
+          body: h.body ?? null,
+          rise: h.rise ?? 1,
+          fall: h.fall ?? 1,
+          host: h.host ?? null,
+          jitterMs: Math.min(h.jitterMs ?? Math.round(intervalMs / 10), intervalMs - 1),
+        };
+  // Passive checks are on by default only with somewhere else to go: a single upstream taken
+  // out would turn every request into a 503 (nginx ignores max_fails with one server too).
+  const p = spec.passive;
+  const passive: CompiledPassive | null =
+    p === false || (p === undefined && !several)
+      ? null
+      : {
+          failures: positive(p?.failures, DEFAULTS.passiveFailures),
+          windowMs: positive(p?.windowMs, DEFAULTS.passiveWindowMs),
+          cooldownMs: positive(p?.cooldownMs, DEFAULTS.passiveCooldownMs),
+          statuses: new Set(p?.statuses ?? []),
+        };
+  const r = spec.retry;
+  const retry: CompiledRetry = {
+    tries: Math.min(r?.tries ?? targets.length, targets.length),
+    tryDurationMs: r?.tryDurationMs ?? timeoutMs,
+    statuses: new Set(r?.statuses ?? []),
+    onTimeout: r?.onTimeout ?? true,
+    replayBodyBytes: r?.replayBodyBytes ?? DEFAULTS.replayBodyBytes,
+  };
+  const signature = JSON.stringify({
+    targets: targets.map((t) => [t.origin, t.weight, t.maxInFlight]),
+    policy,
+    health,
+    passive: passive && { ...passive, statuses: [...passive.statuses] },
+  });
+  return { targets, policy, health, passive, retry, signature };
+}
+
+function compilePolicy(policy: UpstreamGroup['policy']): CompiledPolicy {
+  if (policy === undefined) return { kind: 'round_robin' };
+  if (typeof policy === 'string') return { kind: policy };
+  if ('hash' in policy) return { kind: 'hash', by: policy.hash, name: 'name' in policy ? policy.name.toLowerCase() : '' };
+  const sticky = policy.sticky;
+  return {
+    kind: 'sticky',
+    cookie: sticky.cookie ?? DEFAULTS.stickyCookie,
+    secret: sticky.secret ?? null,
+    maxAgeSeconds: sticky.maxAgeSeconds ?? null,
+    fallback: sticky.fallback ?? 'round_robin',
+  };
+}
+
 /** A route's `key` from its hosts and normalised prefix. */
 export function routeKey(hosts: readonly string[], prefix: string): string {
   const names = hosts.map((host) => host.toLowerCase()).sort();
@@ -135,18 +291,26 @@ export function compileConfig(config: Config, files: TlsFiles = NO_TLS_FILES): C
   const tls = config.tls;
   const redirectDefault = tls !== undefined && (tls.redirectHttp ?? true);
   const upstreamMs = config.timeouts?.upstreamMs ?? DEFAULTS.upstreamMs;
+  const connectMs = config.timeouts?.connectMs ?? DEFAULTS.connectMs;
+  const bodyIdleMs = config.timeouts?.bodyIdleMs === undefined ? DEFAULTS.bodyIdleMs : config.timeouts.bodyIdleMs;
   const routes = config.routes.map((route, i): CompiledRoute => {
     const prefix = normalizePath(route.path);
     const hosts = Array.isArray(route.host) ? route.host : [route.host];
+    const upstreamTls = files.upstreamTls.get(i);
+    const timeoutMs = route.timeoutMs ?? upstreamMs;
+    const group = compileGroup(route.upstream, upstreamTls, timeoutMs);
     return {
       id: `routes[${i}]`,
       key: routeKey(hosts, prefix),
       hosts,
       prefix,
       stripLength: route.stripPrefix && prefix !== '/' ? prefix.length : 0,
-      upstream: { ...compileUpstream(route.upstream), tls: files.upstreamTls.get(i) },
+      upstream: group === null ? { ...compileUpstream(upstreamOrigins(route.upstream)[0] as string), tls: upstreamTls } : (group.targets[0] as CompiledTarget),
+      group,
       sendUpstreamHost: route.hostHeader === 'upstream',
-      timeoutMs: route.timeoutMs ?? upstreamMs,
+      timeoutMs,
+      connectTimeoutMs: route.connectTimeoutMs ?? connectMs,
+      bodyIdleTimeoutMs: route.bodyIdleTimeoutMs === undefined ? bodyIdleMs : route.bodyIdleTimeoutMs,
       maxBodyBytes: route.maxBodyBytes === undefined ? globalMaxBody : route.maxBodyBytes,
       hsts: tls === undefined ? null : hstsValue(route.hsts),
       redirectHttp: tls !== undefined && (route.redirectHttp ?? redirectDefault),

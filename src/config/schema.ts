@@ -5,7 +5,7 @@ import * as v from 'valibot';
 import { HOP_BY_HOP } from '../http/hop-by-hop.ts';
 import { cidrProblem } from '../proxy/cidr.ts';
 import { hostPatternProblem } from '../router/host.ts';
-import type { Config } from './types.ts';
+import type { Config, Route } from './types.ts';
 
 /** Header limit ceiling: Bun's and Node's parsers refuse more than 16 KiB of headers. */
 export const MAX_HEADER_BYTES_CEILING = 16384;
@@ -117,6 +117,90 @@ export const TlsSchema = v.strictObject({
   clientAuth: v.optional(v.strictObject({ ca: filePath, required: v.optional(flag), header: v.optional(headerName) })),
 });
 
+const originString = v.pipe(v.string('must be a URL string like http://localhost:8080'), withProblem(upstreamProblem));
+const statusCode = v.pipe(
+  v.number('must be a number'),
+  v.integer('must be an integer'),
+  v.minValue(100, 'must be at least 100'),
+  v.maxValue(599, 'must be at most 599'),
+);
+const cookieName = v.pipe(v.string('must be a string'), v.regex(/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/, 'must be a cookie name (a token)'));
+const SIMPLE_POLICIES = ['round_robin', 'least_conn', 'random', 'p2c', 'first'] as const;
+
+const TargetSchema = v.union(
+  [originString, v.strictObject({ url: originString, weight: v.optional(sizeLimit(1, 1000)), maxInFlight: v.optional(sizeLimit(1, 10_000_000)) })],
+  'must be an origin string or { url, weight, maxInFlight }',
+);
+
+const PolicySchema = v.union(
+  [
+    v.picklist(SIMPLE_POLICIES),
+    v.strictObject({ hash: v.picklist(['ip', 'path']) }),
+    v.strictObject({ hash: v.picklist(['header', 'cookie']), name: v.pipe(v.string('must be a string'), v.minLength(1, 'must not be empty')) }),
+    v.strictObject({
+      sticky: v.strictObject({
+        cookie: v.optional(cookieName),
+        secret: v.optional(v.pipe(v.string('must be a string'), v.minLength(16, 'must be at least 16 characters'))),
+        maxAgeSeconds: v.optional(sizeLimit(1, 400 * 86400)),
+        fallback: v.optional(v.picklist(SIMPLE_POLICIES)),
+      }),
+    }),
+  ],
+  `must be one of ${SIMPLE_POLICIES.map((p) => `"${p}"`).join(', ')}, { hash: "ip" | "path" }, { hash: "header" | "cookie", name } or { sticky: {...} }`,
+);
+
+const HealthSchema = v.strictObject({
+  path: v.pipe(v.string('must be a string'), v.regex(/^\/[^\s#]*$/, 'must be a path starting with / (a query is allowed)')),
+  method: v.optional(v.picklist(['GET', 'HEAD'], 'must be "GET" or "HEAD"')),
+  intervalMs: v.optional(sizeLimit(100, MAX_TIMER_MS)),
+  timeoutMs: v.optional(sizeLimit(10, MAX_TIMER_MS)),
+  status: v.optional(
+    v.pipe(
+      v.tuple([statusCode, statusCode], 'must be [from, to]'),
+      v.check(([from, to]) => from <= to, 'must be [from, to] with from <= to'),
+    ),
+  ),
+  body: v.optional(v.pipe(v.string('must be a string'), v.minLength(1, 'must not be empty'))),
+  rise: v.optional(sizeLimit(1, 100)),
+  fall: v.optional(sizeLimit(1, 100)),
+  host: v.optional(v.pipe(v.string('must be a string'), v.regex(/^[A-Za-z0-9.-]+(?::\d{1,5})?$|^\[[0-9A-Fa-f:.]+\](?::\d{1,5})?$/, 'must be a host[:port]'))),
+  jitterMs: v.optional(sizeLimit(0, MAX_TIMER_MS)),
+});
+
+const PassiveSchema = v.union(
+  [
+    v.literal(false),
+    v.strictObject({
+      failures: v.optional(sizeLimit(1, 1000)),
+      windowMs: v.optional(sizeLimit(100, MAX_TIMER_MS)),
+      cooldownMs: v.optional(sizeLimit(100, MAX_TIMER_MS)),
+      statuses: v.optional(v.array(statusCode, 'must be an array of statuses')),
+    }),
+  ],
+  'must be false or { failures, windowMs, cooldownMs, statuses }',
+);
+
+const RetrySchema = v.strictObject({
+  tries: v.optional(sizeLimit(1, 100)),
+  tryDurationMs: v.optional(sizeLimit(1, MAX_TIMER_MS)),
+  statuses: v.optional(v.array(statusCode, 'must be an array of statuses')),
+  onTimeout: v.optional(flag),
+  replayBodyBytes: v.optional(sizeLimit(0, 16 * 1024 * 1024)),
+});
+
+const GroupSchema = v.strictObject({
+  targets: v.pipe(v.array(TargetSchema, 'must be an array of origins'), v.minLength(1, 'must name at least one upstream')),
+  policy: v.optional(PolicySchema),
+  health: v.optional(HealthSchema),
+  passive: v.optional(PassiveSchema),
+  retry: v.optional(RetrySchema),
+});
+
+const UpstreamSchema = v.union(
+  [originString, v.pipe(v.array(originString, 'must be an array of origins'), v.minLength(1, 'must name at least one upstream')), GroupSchema],
+  'must be an origin like http://localhost:8080, an array of them, or { targets, policy, health, passive, retry }',
+);
+
 export const RouteSchema = v.strictObject({
   host: v.union(
     [hostPattern, v.pipe(v.array(hostPattern, 'must be a string or an array of strings'), v.minLength(1, 'must not be empty'))],
@@ -124,9 +208,11 @@ export const RouteSchema = v.strictObject({
   ),
   path: v.optional(v.pipe(v.string('must be a string'), withProblem(pathProblem))),
   stripPrefix: v.optional(v.boolean('must be true or false')),
-  upstream: v.pipe(v.string('must be a URL string like http://localhost:8080'), withProblem(upstreamProblem)),
+  upstream: UpstreamSchema,
   hostHeader: v.optional(v.picklist(['client', 'upstream'], 'must be "client" or "upstream"')),
   timeoutMs: v.optional(timeoutMs),
+  connectTimeoutMs: v.optional(timeoutMs),
+  bodyIdleTimeoutMs: v.optional(v.nullable(timeoutMs)),
   maxBodyBytes: v.optional(byteLimit),
   hsts: v.optional(HstsSchema),
   redirectHttp: v.optional(flag),
@@ -162,6 +248,8 @@ export const ConfigSchema = v.strictObject({
   timeouts: v.optional(
     v.strictObject({
       upstreamMs: v.optional(timeoutMs),
+      connectMs: v.optional(timeoutMs),
+      bodyIdleMs: v.optional(v.nullable(timeoutMs)),
       shutdownGraceMs: v.optional(
         v.pipe(
           v.number('must be a number'),
@@ -218,10 +306,23 @@ function crossRouteProblems(config: Config): string[] {
   const seen = new Map<string, number>();
   const problems: string[] = [];
   config.routes.forEach((route, i) => {
+    const origins = upstreamOrigins(route.upstream);
+    const compiled = new Map<string, number>();
+    origins.forEach((origin, t) => {
+      const key = compileOrigin(origin);
+      const first = compiled.get(key);
+      if (first !== undefined) problems.push(`routes[${i}].upstream: ${origin} is listed twice (targets ${first} and ${t}); give it a weight instead`);
+      else compiled.set(key, t);
+    });
     const upstreamTls = route.upstreamTls;
     if (upstreamTls !== undefined) {
-      if (!/^(https|wss):/i.test(route.upstream))
-        problems.push(`routes[${i}].upstreamTls: needs an https:// or wss:// upstream (upstream is ${route.upstream})`);
+      const plain = origins.filter((origin) => !/^(https|wss):/i.test(origin));
+      if (plain.length > 0)
+        problems.push(
+          origins.length === 1
+            ? `routes[${i}].upstreamTls: needs an https:// or wss:// upstream (upstream is ${plain[0]})`
+            : `routes[${i}].upstreamTls: needs https:// or wss:// upstreams (${plain.join(', ')} ${plain.length === 1 ? 'is' : 'are'} not)`,
+        );
       if ((upstreamTls.cert === undefined) !== (upstreamTls.key === undefined)) problems.push(`routes[${i}].upstreamTls: cert and key go together`);
     }
     if (config.tls === undefined) {
@@ -237,6 +338,21 @@ function crossRouteProblems(config: Config): string[] {
     }
   });
   return problems;
+}
+
+/** Every origin a route's `upstream` names, as written, in order. */
+export function upstreamOrigins(upstream: Route['upstream']): string[] {
+  if (typeof upstream === 'string') return [upstream];
+  if (Array.isArray(upstream)) return upstream;
+  return upstream.targets.map((target) => (typeof target === 'string' ? target : target.url));
+}
+
+/** The origin requests go to (`ws:` is `http:`), the identity of an upstream within a route. */
+export function compileOrigin(value: string): string {
+  const url = new URL(value);
+  if (url.protocol === 'ws:') return `http://${url.host}`;
+  if (url.protocol === 'wss:') return `https://${url.host}`;
+  return url.origin;
 }
 
 /** `/api/` -> `/api`; undefined -> `/`. */

@@ -5,6 +5,7 @@
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { type CertificatePair, loadCaBundle, loadCertificatePair } from '../tls/certificate.ts';
 import type { UpstreamTlsOptions } from '../transport/types.ts';
+import { upstreamOrigins } from './schema.ts';
 import type { Config } from './types.ts';
 
 /** One configured pair: where its files are (absolute, for reading and watching) and how messages name them. */
@@ -95,7 +96,7 @@ export async function loadTlsFiles(config: Config, routesFile: string, now?: () 
         } else problems.push(...result.problems.map((p) => `${p} (routes[${i}].upstreamTls)`));
       }
       const insecure = options.insecure === true;
-      if (insecure) warnings.push(`routes[${i}].upstreamTls.insecure: the certificate of ${route.upstream} is not verified`);
+      if (insecure) warnings.push(`routes[${i}].upstreamTls.insecure: the certificate of ${upstreamOrigins(route.upstream).join(', ')} is not verified`);
       upstreamTls.set(i, Object.freeze({ ca, serverName: options.serverName, cert, key, insecure }));
     }),
   );

@@ -100,13 +100,20 @@ export interface Route {
   stripPrefix?: boolean;
 
   /**
-   * The upstream origin, `http://host:port` or `https://host:port`, with no path, query or
-   * credentials (`ws://` and `wss://` are the same as `http://` and `https://`: every route
-   * carries WebSockets and plain requests alike). The request's own path and query are appended byte for byte, so a request
-   * can never reach another origin. `localhost` works whether the service listens on
-   * 127.0.0.1 or ::1.
+   * Where the route's requests go: one origin, a list of origins (round robin, a dead one
+   * skipped and its requests retried on the next), or a group with a policy, health checks and
+   * retries ({@link UpstreamGroup}). Each origin is `http://host:port` or `https://host:port`,
+   * with no path, query or credentials (`ws://` and `wss://` are the same as `http://` and
+   * `https://`: every route carries WebSockets and plain requests alike). The request's own
+   * path and query are appended byte for byte, so a request can never reach an origin not
+   * written here. `localhost` works whether the service listens on 127.0.0.1 or ::1.
+   *
+   * @example
+   * upstream: 'http://localhost:8080'
+   * upstream: ['http://127.0.0.1:9001', 'http://127.0.0.1:9002']
+   * upstream: { targets: [{ url: 'http://127.0.0.1:9001', weight: 3 }, 'http://127.0.0.1:9002'], policy: 'least_conn' }
    */
-  upstream: string;
+  upstream: string | string[] | UpstreamGroup;
 
   /**
    * Which `Host` header the upstream sees: `"client"` passes the client's Host unchanged (what
@@ -116,14 +123,32 @@ export interface Route {
   hostHeader?: 'client' | 'upstream';
 
   /**
-   * How long to wait for the upstream's response headers before answering 504, in
-   * milliseconds, counted from the moment the request body has been passed on (a slow upload
-   * does not eat into it). Once headers arrive the body may take as long as it takes, except
-   * that a body of at most 64 KiB with a Content-Length is awaited whole within this time.
-   * At most 2147483647.
+   * How long one try waits for the upstream's response headers before answering 504 (or
+   * trying the next upstream, see `UpstreamGroup.retry`), in milliseconds, counted from the
+   * moment the request body has been passed on (a slow upload does not eat into it). A body of
+   * at most 64 KiB with a Content-Length is awaited whole within this time too; after that
+   * `bodyIdleTimeoutMs` applies. At most 2147483647.
    * @default timeouts.upstreamMs (30000)
    */
   timeoutMs?: number;
+
+  /**
+   * How long opening a connection to an upstream may take, in milliseconds (nginx's
+   * proxy_connect_timeout, Caddy's dial_timeout). Past it the try fails like a refused
+   * connection: the next upstream is tried, or the client gets 504.
+   * @default timeouts.connectMs (5000)
+   */
+  connectTimeoutMs?: number;
+
+  /**
+   * How long a response body may send nothing, in milliseconds, once its headers arrived
+   * (nginx's proxy_read_timeout); past it the upstream connection is cut (the client's
+   * response ends broken, or gets 504 if nothing of it was sent yet). Time the client takes to
+   * read does not count. Server-sent events must send something (a comment) more often.
+   * `null` turns it off.
+   * @default timeouts.bodyIdleMs (60000)
+   */
+  bodyIdleTimeoutMs?: number | null;
 
   /**
    * Largest request body this route accepts, in bytes; larger gets 413 and nothing, or only
@@ -160,6 +185,167 @@ export interface Route {
    * @default { idleTimeoutMs: 120000, maxTunnels: 10000 }
    */
   websocket?: false | WebSocketOptions;
+}
+
+/**
+ * Several upstreams behind one route: which one each request goes to (`policy`), how the proxy
+ * notices a sick one (`health`, `passive`), and when a failed try goes to the next (`retry`).
+ * Health is kept per route and upstream: two routes checking one address differently do not
+ * share it.
+ *
+ * @example
+ * upstream: {
+ *   targets: [{ url: 'http://127.0.0.1:9001', weight: 3 }, 'http://127.0.0.1:9002'],
+ *   policy: 'least_conn',
+ *   health: { path: '/healthz', intervalMs: 2000 },
+ *   retry: { tries: 3 },
+ * }
+ */
+export interface UpstreamGroup {
+  /** The upstreams: origins, or `{ url, weight, maxInFlight }`. At least one; no origin twice. */
+  targets: (string | UpstreamTarget)[];
+
+  /**
+   * How a request picks its upstream; a retry takes the policy's next choice, never one
+   * already tried, and upstreams that are down, cooling down or at `maxInFlight` are skipped.
+   * - `"round_robin"`: in turn, smoothly interleaved by weight (nginx's weighted round robin);
+   * - `"least_conn"`: fewest requests in flight relative to weight (ties in turn);
+   * - `"random"`: at random, in proportion to weight;
+   * - `"p2c"`: the less loaded (relative to weight) of two picked at random;
+   * - `"first"`: the first available in the order written (ordered failover);
+   * - `{ hash: "ip" | "path" }`, `{ hash: "header" | "cookie", name }`: the same key always goes
+   *   to the same upstream while it is up (rendezvous hashing: adding or removing one of N
+   *   upstreams moves about 1/N of the keys); a request without the header or cookie goes
+   *   round robin;
+   * - `{ sticky: { ... } }`: the first answer sets a cookie naming its upstream, signed with an
+   *   HMAC (a client cannot forge one to pick an upstream); later requests with it go there
+   *   while it is available.
+   * @default "round_robin"
+   */
+  policy?: BalancePolicy;
+
+  /** Active health checks: a request to each upstream on a timer. Off unless given. */
+  health?: HealthCheck;
+
+  /**
+   * Passive health checks from live traffic: failed connections, timeouts and the listed
+   * statuses count against an upstream; `failures` of them within `windowMs` take it out for
+   * `cooldownMs`. A client that disconnects never counts. `false` turns them off.
+   * @default { failures: 1, windowMs: 10000, cooldownMs: 10000, statuses: [] } with two or more targets; off with one
+   */
+  passive?: false | PassiveHealth;
+
+  /** When a failed try is sent again to the next upstream. */
+  retry?: RetryPolicy;
+}
+
+/** One upstream of a group. */
+export interface UpstreamTarget {
+  /** The origin, as in `Route.upstream`. */
+  url: string;
+  /**
+   * Share of the requests relative to the others (round_robin, least_conn, random, p2c and the
+   * hashes weigh by it). 1 to 1000.
+   * @default 1
+   */
+  weight?: number;
+  /** Requests in flight this upstream takes at once; past it the next upstream is picked (503 if none). @default no cap */
+  maxInFlight?: number;
+}
+
+/** See `UpstreamGroup.policy`. */
+export type BalancePolicy =
+  | 'round_robin'
+  | 'least_conn'
+  | 'random'
+  | 'p2c'
+  | 'first'
+  | { hash: 'ip' | 'path' }
+  | { hash: 'header' | 'cookie'; name: string }
+  | { sticky: StickyOptions };
+
+/** Sticky sessions by a cookie the proxy sets. */
+export interface StickyOptions {
+  /** @default "switchyard_upstream" */
+  cookie?: string;
+  /**
+   * The HMAC key (16 characters or more). Without it a random key is made at each start, so
+   * cookies stop pinning after a restart; set one to keep them across restarts and instances.
+   */
+  secret?: string;
+  /** The cookie's Max-Age in seconds; without it a session cookie. */
+  maxAgeSeconds?: number;
+  /** How a request without a valid cookie picks. @default "round_robin" */
+  fallback?: 'round_robin' | 'least_conn' | 'random' | 'p2c' | 'first';
+}
+
+/** Active health checks of every upstream in a group. */
+export interface HealthCheck {
+  /** Request path (and query) of the check, e.g. `/healthz`. */
+  path: string;
+  /** @default "GET" */
+  method?: 'GET' | 'HEAD';
+  /** Time between checks of one upstream, in milliseconds. @default 5000 */
+  intervalMs?: number;
+  /** A check without a full answer within this long fails, in milliseconds. @default 2000 (at most intervalMs) */
+  timeoutMs?: number;
+  /** Statuses that pass, inclusive. @default [200, 399] */
+  status?: [number, number];
+  /** The answer's body (its first 64 KiB) must contain this text. @default no check */
+  body?: string;
+  /** Passing checks in a row that bring a down upstream back. @default 1 */
+  rise?: number;
+  /** Failing checks in a row that take an upstream out. @default 1 */
+  fall?: number;
+  /** The check's Host header. @default the upstream's own host:port */
+  host?: string;
+  /**
+   * Each wait between checks is shortened by a random amount up to this, so checks of many
+   * upstreams do not align, in milliseconds.
+   * @default intervalMs / 10
+   */
+  jitterMs?: number;
+}
+
+/** Passive health checks (see `UpstreamGroup.passive`). */
+export interface PassiveHealth {
+  /** Failures within `windowMs` that put an upstream in cool-down. @default 1 */
+  failures?: number;
+  /** @default 10000 */
+  windowMs?: number;
+  /** How long a failing upstream is left out, in milliseconds; it comes back by itself (or at its next passing active check). @default 10000 */
+  cooldownMs?: number;
+  /** Upstream statuses that count as failures (e.g. `[502, 503, 504]`). @default [] */
+  statuses?: number[];
+}
+
+/**
+ * Retries on the next upstream. A try that failed before anything reached the upstream
+ * (refused, unreachable, connect timeout) is retried for every method, POST included. Once the
+ * request went out, only idempotent methods (GET, HEAD, OPTIONS, TRACE, PUT, DELETE) are, when
+ * the connection failed before a response head arrived, when the head timed out (`onTimeout`),
+ * and on `statuses`. A request body is only sent twice if it was kept whole for replay.
+ */
+export interface RetryPolicy {
+  /** Tries in all, the first included; 1 turns retries off. @default the number of targets */
+  tries?: number;
+  /**
+   * No new try starts this long after the first began, in milliseconds (a try under way is
+   * not cut short: its own timeouts apply).
+   * @default the route's timeoutMs
+   */
+  tryDurationMs?: number;
+  /** Upstream statuses that send an idempotent request to the next upstream (the last try's answer is passed on). @default [] */
+  statuses?: number[];
+  /** Retry an idempotent request whose response head timed out. @default true */
+  onTimeout?: boolean;
+  /**
+   * Request bodies declaring at most this many bytes (Content-Length) are read whole before
+   * the first try so they can be sent again; larger and chunked bodies stream and are never
+   * sent twice. 0 keeps none.
+   * @default 65536
+   */
+  replayBodyBytes?: number;
 }
 
 /** A route's WebSocket tunnels. */
@@ -343,6 +529,12 @@ export interface Timeouts {
    * @default 30000
    */
   upstreamMs?: number;
+
+  /** Default `Route.connectTimeoutMs`, in milliseconds. @default 5000 */
+  connectMs?: number;
+
+  /** Default `Route.bodyIdleTimeoutMs`, in milliseconds; `null` turns it off. @default 60000 */
+  bodyIdleMs?: number | null;
 
   /**
    * On SIGTERM or SIGINT the proxy stops accepting connections at once and gives requests in

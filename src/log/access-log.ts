@@ -16,6 +16,8 @@ export interface AccessRecord {
   streaming: boolean;
   /** Set when the request became a WebSocket tunnel, by the time it ended. */
   tunnel?: TunnelFacts;
+  /** The origins tried, in order, when there was more than one try. */
+  upstreams?: readonly string[];
 }
 
 /** How a tunnel went, for its access line. */
@@ -69,6 +71,8 @@ export interface AccessEntry {
    * tunnel's whole life): the bytes the client sent, how it ended, which side ended first.
    */
   readonly tunnel: { readonly bytes_in: number; readonly end: string; readonly first: string | null } | null;
+  /** The origins tried in order, only when a request took more than one try (`upstream` is the last); else null. */
+  readonly upstreams: readonly string[] | null;
 }
 
 export interface AccessLogOptions {
@@ -99,6 +103,7 @@ export function writeAccessLine(logger: Logger, e: AccessEntry): void {
   fields += `,"status":${e.status},"bytes":${e.bytes},"duration_ms":${e.duration_ms}`;
   fields += `,"upstream":${q(e.upstream)},"request_id":${q(e.request_id)}`;
   if (e.tunnel !== null) fields += `,"bytes_in":${e.tunnel.bytes_in},"end":"${e.tunnel.end}","first":${q(e.tunnel.first)}`;
+  if (e.upstreams !== null) fields += `,"tries":${e.upstreams.length},"upstreams":${q(e.upstreams)}`;
   if (e.error !== null) fields += `,"error":${q(e.error)}`;
   logger.logSerialized('info', 'access', fields);
 }
@@ -133,6 +138,7 @@ export const accessLog = ({ logger, onAccess, nextId = createRequestIds(), now =
         route: c.get('route')?.key ?? null,
         error: rec.error || null,
         tunnel: tunnel === undefined ? null : { bytes_in: tunnel.bytesIn, end: tunnel.end, first: tunnel.first },
+        upstreams: rec.upstreams ?? null,
       };
       writeAccessLine(logger, entry);
       if (onAccess !== undefined) {

@@ -26,6 +26,8 @@ export type ErrorKind =
   | 'websocket-version'
   /** The route's `websocket.maxTunnels` tunnels are open, or shutdown began. */
   | 'tunnel-limit'
+  /** Every upstream of the route is down, cooling down or at its `maxInFlight` (503 with Retry-After). */
+  | 'no-upstream'
   /** The upstream refused the connection or it could not be opened (DNS, no route). */
   | 'connect'
   /**
@@ -36,7 +38,7 @@ export type ErrorKind =
   | 'tls'
   /** The connection broke before a full response head arrived. */
   | 'reset'
-  /** No response head within the route's timeout. */
+  /** No response head within the route's timeout, no connection within its connect timeout, or a body that went idle. */
   | 'timeout'
   /** The client went away before the response head was sent. */
   | 'client-closed'
@@ -56,12 +58,15 @@ export interface ProxyErrorOptions {
    * @default false
    */
   readonly staleConnection?: boolean;
+  /** Sent as `Retry-After` (seconds) with the answer. */
+  readonly retryAfterSeconds?: number;
 }
 
 export class ProxyError extends Error {
   override readonly name = 'ProxyError';
   readonly reply: string | undefined;
   readonly staleConnection: boolean;
+  readonly retryAfterSeconds: number | undefined;
   constructor(
     readonly kind: ErrorKind,
     readonly source: ErrorSource,
@@ -74,6 +79,7 @@ export class ProxyError extends Error {
     super(message, options?.cause === undefined ? undefined : { cause: options.cause });
     this.reply = options?.reply;
     this.staleConnection = options?.staleConnection ?? false;
+    this.retryAfterSeconds = options?.retryAfterSeconds;
   }
 }
 
@@ -103,6 +109,7 @@ export function statusFor(kind: ErrorKind): number {
     case 'websocket-version':
       return 426;
     case 'tunnel-limit':
+    case 'no-upstream':
       return 503;
     case 'connect':
     case 'tls':
@@ -118,6 +125,10 @@ export function statusFor(kind: ErrorKind): number {
 }
 
 const CONNECT_CODES = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH', 'EADDRNOTAVAIL', 'UND_ERR_CONNECT_TIMEOUT']);
+/** A connect that took longer than the route's connect timeout: undici's, and ours on Bun (bun-socket.ts). */
+const CONNECT_TIMEOUT_CODES = new Set(['UND_ERR_CONNECT_TIMEOUT', 'ETIMEDOUT']);
+/** A response body that went idle past the route's body idle timeout. */
+const BODY_TIMEOUT_CODES = new Set(['UND_ERR_BODY_TIMEOUT', 'UPSTREAM_BODY_TIMEOUT']);
 
 /**
  * The codes node:tls gives (Bun's and Deno's node:tls the same) when the upstream's certificate
@@ -176,7 +187,18 @@ export function classifyTransportError(error: unknown, upstream: string): ProxyE
   // Not retryable, though the upstream cannot have seen the request: another attempt gets the
   // same certificate and settings, and a candidate that would accept them is no fix either.
   if (tls !== undefined) return new ProxyError('tls', 'upstream', false, tls, { cause: error });
+  if (code !== undefined && BODY_TIMEOUT_CODES.has(code)) {
+    return new ProxyError('timeout', 'upstream', false, `upstream ${upstream} sent no response body bytes within the body idle timeout (${code})`, {
+      cause: error,
+    });
+  }
   const connectCode = code !== undefined && CONNECT_CODES.has(code);
+  if (code !== undefined && CONNECT_TIMEOUT_CODES.has(code) && (facts === null ? connectCode : facts.connectFailed)) {
+    // No connection was made, so the upstream saw nothing: retryable for every method; a 504 when it is the last try.
+    return new ProxyError('timeout', 'upstream', true, `upstream ${upstream} did not accept a connection within the connect timeout (${code})`, {
+      cause: error,
+    });
+  }
   if (facts?.connectFailed || connectCode) {
     // Retryable only when no connection was made: facts say so where the transport knows;
     // a bare error's connect-phase code is the best there is.

@@ -1,9 +1,12 @@
 // The last handler of the chain: prepares the upstream request once (target, headers, body
 // limit, timeout, client abort), sends it through `sendAttempt` as often as the retry policy
-// allows, and streams the answer back. Response headers and 204/205 framing come from the
-// transport already clean (transport/types.ts); nothing here filters them again.
-import type { Handler } from 'hono';
+// allows (to the route's one upstream, or to a group's picks: ./tries.ts), and streams the
+// answer back. Response headers and 204/205 framing come from the transport already clean
+// (transport/types.ts); nothing here filters them again.
+import type { Context, Handler } from 'hono';
 import type { AppEnv } from '../app-env.ts';
+import type { Balancers, RouteBalancer, TargetState } from '../balancer/state.ts';
+import type { CompiledTarget } from '../config/compile.ts';
 import { requestDeclaresBody } from '../http/body-rules.ts';
 import { isSmallLength } from '../http/buffering.ts';
 import { countBody } from '../log/access-log.ts';
@@ -15,8 +18,9 @@ import { clientError, ProxyError } from './errors.ts';
 import { exchangeControl } from './exchange.ts';
 import { upstreamRequestHeaders } from './headers.ts';
 import { refuse } from './respond.ts';
-import { mayRetry } from './retry.ts';
-import { asksForWebSocket, handshakeProblem, openTunnel } from './websocket.ts';
+import { countsAgainst, mayRetry } from './retry.ts';
+import { noUpstream, tryUpstreams } from './tries.ts';
+import { asksForWebSocket, handshakeProblem, openTunnel, type TunnelTargets } from './websocket.ts';
 
 const DIGITS = /^\d+$/;
 
@@ -29,9 +33,13 @@ export interface ForwardOptions {
   readonly tunnels: TunnelRegistry;
   /** The shutdown grace period in force (a tunnel opened during shutdown gets it). */
   readonly graceMs: () => number;
+  /** The live state of every route with a group of upstreams (synced with each config). */
+  readonly balancers: Balancers;
 }
 
-export const forward = ({ transport, tunnels, graceMs }: ForwardOptions): Handler<AppEnv> =>
+const noop = () => {};
+
+export const forward = ({ transport, tunnels, graceMs, balancers }: ForwardOptions): Handler<AppEnv> =>
   async function forward(c) {
     const req = c.req.raw;
     const config = c.get('config');
@@ -91,7 +99,18 @@ export const forward = ({ transport, tunnels, graceMs }: ForwardOptions): Handle
       return refuse(c, new ProxyError('body-too-large', 'client', true, `request body of ${declared} bytes exceeds ${limit}`));
     }
 
-    const exchange = exchangeControl(req.signal, route, rec);
+    // A group: the balancer's first pick, or 503 at once when no upstream is available.
+    const group = route.group;
+    let balancer: RouteBalancer | null = null;
+    let first = -1;
+    const pickFacts = group === null ? null : { clientIp: peer, target: c.get('target'), headers: req.headers };
+    if (group !== null) {
+      balancer = balancers.for(route);
+      first = balancer.pick(pickFacts as NonNullable<typeof pickFacts>);
+      if (first < 0) return refuse(c, noUpstream(route, balancer));
+      rec.upstream = (group.targets[first] as CompiledTarget).origin;
+    }
+    const exchange = exchangeControl(req.signal, route, rec, rec.upstream);
 
     // RFC 6455: a WebSocket handshake becomes a tunnel where the listener can hand the
     // connection over (HTTP/1.1); an invalid one is refused, never tunnelled. Any other
@@ -100,7 +119,64 @@ export const forward = ({ transport, tunnels, graceMs }: ForwardOptions): Handle
       const problem = handshakeProblem(facts.method, facts.httpVersion, req.headers);
       if (problem !== null) return refuse(c, problem);
       const upgrade = c.env.upgrade;
-      if (upgrade !== undefined) return openTunnel(c, { transport, tunnels, graceMs }, { upgrade, route, target, headers, exchange });
+      if (upgrade !== undefined) {
+        const targets: TunnelTargets =
+          balancer === null ? { first: upstream, next: () => null } : tunnelTargets(balancer, first, pickFacts as NonNullable<typeof pickFacts>);
+        return openTunnel(c, { transport, tunnels, graceMs }, { upgrade, route, target, headers, exchange, targets });
+      }
+    }
+
+    if (balancer !== null) {
+      let tryBody: Uint8Array | ReadableStream<Uint8Array> | null = null;
+      let streamed = false;
+      if (body !== null) {
+        const retry = balancer.group.retry;
+        // A small declared body is kept whole so another try can send it again; anything
+        // larger or chunked streams once.
+        const keep = declared !== null && retry.tries > 1 && Number(declared) <= retry.replayBodyBytes;
+        const limits = config.clientLimits;
+        const watched = watchedBody(body, {
+          limit: declared === null ? limit : null,
+          stallMs: limits.bodyTimeoutMs,
+          minBytesPerSecond: limits.bodyMinBytesPerSecond,
+          fail: exchange.fail,
+          onEnd: keep ? noop : exchange.startTimer,
+        });
+        if (keep) {
+          const whole = await readWhole(watched);
+          if (whole === null) {
+            exchange.answered();
+            const reason = exchange.signal.reason;
+            return refuse(c, reason instanceof ProxyError ? reason : new ProxyError('client-closed', 'client', false, 'client closed the connection'));
+          }
+          tryBody = whole;
+        } else {
+          tryBody = watched;
+          streamed = true;
+        }
+      }
+      const tries = await tryUpstreams(
+        {
+          transport,
+          route,
+          balancer,
+          exchange,
+          rec,
+          method: facts.method,
+          target,
+          headers,
+          facts: pickFacts as NonNullable<typeof pickFacts>,
+          body: tryBody,
+          streamed,
+        },
+        first,
+      );
+      exchange.answered();
+      const outcome = tries.outcome;
+      if (outcome instanceof ProxyError) return refuse(c, outcome);
+      const cookie = balancer.picker.cookieFor?.(pickFacts as NonNullable<typeof pickFacts>, tries.index);
+      if (cookie) outcome.headers.append('set-cookie', cookie);
+      return answer(c, outcome, tries.done);
     }
 
     // The wait for the response head starts once the body is passed on: a slow upload is the
@@ -121,25 +197,85 @@ export const forward = ({ transport, tunnels, graceMs }: ForwardOptions): Handle
     const signal = exchange.signal;
     const hasBody = body !== null;
     const tls = upstream.tls;
-    const init: UpstreamInit = tls === undefined ? { method, headers, body, signal } : { method, headers, body, signal, tls };
+    const connectTimeoutMs = route.connectTimeoutMs;
+    const bodyIdleTimeoutMs = route.bodyIdleTimeoutMs;
+    const init: UpstreamInit =
+      tls === undefined
+        ? { method, headers, body, signal, connectTimeoutMs, bodyIdleTimeoutMs }
+        : { method, headers, body, signal, tls, connectTimeoutMs, bodyIdleTimeoutMs };
     let outcome = await sendAttempt(transport, upstream, target, init);
     // A retry only ever follows a bodiless request, so the same headers go again as they are.
     for (let attempts = 1; outcome instanceof ProxyError && !signal.aborted && mayRetry(outcome, method, hasBody, attempts); attempts++) {
-      outcome = await sendAttempt(transport, upstream, target, { method, headers, body: null, signal, fresh: true, tls });
+      outcome = await sendAttempt(transport, upstream, target, { ...init, body: null, fresh: true });
     }
     exchange.answered();
     if (outcome instanceof ProxyError) return refuse(c, outcome);
-
-    // `res.body` is only read when needed: on Node it turns @hono/node-server's light Response
-    // into a full one. Streamed and large bodies are counted to their end, so a client that
-    // leaves during one is logged as 499 with the bytes it got; small ones go out in one write.
-    const length = outcome.headers.get('content-length');
-    if (length === null || !isSmallLength(length)) {
-      const resBody = outcome.body;
-      if (resBody !== null) {
-        rec.streaming = true;
-        return new Response(countBody(resBody, c.get('logDone')), { status: outcome.status, statusText: outcome.statusText, headers: outcome.headers });
-      }
-    }
-    return outcome;
+    return answer(c, outcome, null);
   };
+
+/**
+ * The upstream's answer to the client. `res.body` is only read when needed: on Node it turns
+ * @hono/node-server's light Response into a full one. Streamed and large bodies are counted to
+ * their end, so a client that leaves during one is logged as 499 with the bytes it got; small
+ * ones go out in one write. `done` (a group's in-flight count) runs when the body is over.
+ */
+function answer(c: Context<AppEnv>, outcome: Response, done: (() => void) | null): Response {
+  const length = outcome.headers.get('content-length');
+  if (length === null || !isSmallLength(length)) {
+    const resBody = outcome.body;
+    if (resBody !== null) {
+      c.get('access').streaming = true;
+      const logDone = c.get('logDone');
+      const end =
+        done === null
+          ? logDone
+          : (bytes: number) => {
+              done();
+              logDone(bytes);
+            };
+      return new Response(countBody(resBody, end), { status: outcome.status, statusText: outcome.statusText, headers: outcome.headers });
+    }
+  }
+  done?.();
+  return outcome;
+}
+
+/** A group's upstreams for a WebSocket handshake: the first pick, then (after a connect failure) the next. */
+function tunnelTargets(balancer: RouteBalancer, first: number, facts: { clientIp: string; target: string; headers: Headers }): TunnelTargets {
+  const targets = balancer.group.targets;
+  const tried = [first];
+  return {
+    first: targets[first] as CompiledTarget,
+    next(failure) {
+      if (countsAgainst(failure)) balancer.failed(tried[tried.length - 1] as number, failure.message);
+      if (!failure.retryable || tried.length >= balancer.group.retry.tries) return null;
+      const next = balancer.pickAgain(facts, tried);
+      if (next < 0) return null;
+      tried.push(next);
+      return targets[next] as CompiledTarget;
+    },
+    hold(upstream) {
+      const state = balancer.states[(upstream as CompiledTarget).index] as TargetState;
+      state.inFlight++;
+      return () => state.inFlight--;
+    },
+  };
+}
+
+/** A body read whole (it is at most `retry.replayBodyBytes`), or null when it broke (client gone, limits). */
+async function readWhole(body: ReadableStream<Uint8Array>): Promise<Uint8Array | null> {
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  const reader = body.getReader();
+  try {
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      chunks.push(value);
+      size += value.byteLength;
+    }
+  } catch {
+    return null;
+  }
+  return chunks.length === 1 ? (chunks[0] as Uint8Array) : Buffer.concat(chunks, size);
+}

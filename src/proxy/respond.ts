@@ -33,6 +33,8 @@ export function refuse(c: Context<AppEnv>, error: ProxyError): Response {
   const answer = plain(status, error.reply ?? GENERIC[status] ?? 'error');
   // RFC 6455 §4.4: a 426 to a WebSocket handshake says which version we speak.
   if (error.kind === 'websocket-version') answer.headers.set('sec-websocket-version', '13');
+  // RFC 9110 §10.2.3: when to come back (no upstream available).
+  if (error.retryAfterSeconds !== undefined) answer.headers.set('retry-after', String(error.retryAfterSeconds));
   // A body we stopped reading: nothing after it on this connection can be trusted to be a request.
   if (error.kind === 'body-timeout') answer.headers.set('connection', 'close');
   return answer;

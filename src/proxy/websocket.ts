@@ -5,7 +5,7 @@
 // tunnel, when it ends. Anything that is not a valid handshake is refused here, never tunnelled.
 import type { Context } from 'hono';
 import type { AppEnv } from '../app-env.ts';
-import type { CompiledRoute } from '../config/compile.ts';
+import type { CompiledRoute, CompiledUpstream } from '../config/compile.ts';
 import { connectionTokens, HOP_BY_HOP } from '../http/hop-by-hop.ts';
 import { hasToken } from '../http1/fields.ts';
 import type { Transport, UpgradeResult } from '../transport/types.ts';
@@ -62,6 +62,15 @@ export interface TunnelDeps {
   readonly graceMs: () => number;
 }
 
+/** Where a handshake goes: the route's upstream, or a group's picks. */
+export interface TunnelTargets {
+  readonly first: CompiledUpstream;
+  /** After `failure`, the next upstream to try (a connect failure in a group), or null. */
+  next(failure: ProxyError): CompiledUpstream | null;
+  /** Counts an open tunnel against its upstream (least_conn, maxInFlight); returns the release. */
+  hold?(upstream: CompiledUpstream): () => void;
+}
+
 /** What forward has decided for the request by the time it turns into a tunnel. */
 export interface TunnelRequest {
   readonly upgrade: ClientUpgrade;
@@ -71,6 +80,7 @@ export interface TunnelRequest {
   /** The upstream request fields (forwarding headers applied, hop-by-hop removed). */
   readonly headers: Headers;
   readonly exchange: ExchangeControl;
+  readonly targets: TunnelTargets;
 }
 
 /** Opens the tunnel, or answers as the upstream did (its 4xx, a 502, a 504). */
@@ -84,14 +94,30 @@ export async function openTunnel(c: Context<AppEnv>, { transport, tunnels, grace
     );
   headers.set('connection', 'upgrade');
   headers.set('upgrade', 'websocket');
-  const { tls, origin } = route.upstream;
-  const init = { method: 'GET', headers, body: null, signal: exchange.signal };
-  exchange.startTimer();
-  const result = await sendUpgrade(transport, route.upstream, t.target, tls === undefined ? init : { ...init, tls });
+  const rec = c.get('access');
+  let to: CompiledUpstream = t.targets.first;
+  let release = t.targets.hold?.(to);
+  let result: UpgradeResult | ProxyError;
+  for (;;) {
+    if (route.sendUpstreamHost) headers.set('host', to.hostPort);
+    rec.upstream = to.origin;
+    const init = { method: 'GET', headers, body: null, signal: exchange.signal, connectTimeoutMs: route.connectTimeoutMs };
+    exchange.startTimer();
+    result = await sendUpgrade(transport, to, t.target, to.tls === undefined ? init : { ...init, tls: to.tls });
+    if (!(result instanceof ProxyError)) break;
+    // A group moves on after a connect failure (the handshake reached nobody).
+    release?.();
+    release = undefined;
+    const next = t.targets.next(result);
+    if (next === null || !exchange.retry(next.origin)) break;
+    to = next;
+    release = t.targets.hold?.(to);
+  }
   exchange.answered();
-  const opened = result instanceof ProxyError ? result : switched(result, upgrade, origin);
+  const opened = result instanceof ProxyError ? result : switched(result, upgrade, to.origin);
   if (!Array.isArray(opened)) {
     tunnels.release(route.key);
+    release?.();
     // The upstream refused the upgrade (401, 403, 426...): the client gets that answer.
     return opened instanceof ProxyError ? refuse(c, opened) : opened;
   }
@@ -99,13 +125,13 @@ export async function openTunnel(c: Context<AppEnv>, { transport, tunnels, grace
   // The connection is no longer HTTP: the request's signal means nothing to the tunnel.
   exchange.release();
 
-  const rec = c.get('access');
   rec.status = 101;
   rec.streaming = true;
   const logDone = c.get('logDone');
   const tunnel = pipeTunnel(client, upstream, { idleMs: ws.idleMs, websocket: true });
   tunnels.track(route.key, tunnel, graceMs);
   void tunnel.done.then((end) => {
+    release?.();
     rec.tunnel = { bytesIn: end.clientToUpstream, end: end.end, first: end.first };
     if (end.error !== undefined) rec.error = end.error.message;
     logDone(end.upstreamToClient);

@@ -85,6 +85,8 @@ class Exchange {
   wholeBytes = 0;
   stream: ReadableStreamDefaultController<Uint8Array> | null = null;
   paused = false;
+  /** When the last response byte arrived (the shared clock), for the body idle timeout. */
+  lastData = 0;
   /** Body bytes are read for framing only (a 205's). */
   discard = false;
   /** Set once the exchange is over, whichever way. */
@@ -104,6 +106,10 @@ class Exchange {
     readonly body: ReadableStream<Uint8Array> | null,
     readonly declared: number | null,
     readonly signal: AbortSignal,
+    /** 0: no connect timeout of our own. */
+    readonly connectMs: number,
+    /** 0: no body idle timeout. */
+    readonly bodyIdleMs: number,
   ) {}
 }
 
@@ -184,14 +190,46 @@ export function createBunSocketTransport(): Transport {
     conn.pool.idle.push(conn);
   };
 
-  /** Closes connections idle longer than IDLE_KEEP_ALIVE_MS (on the shared clock's tick). */
+  /**
+   * On the shared clock's tick: closes connections idle longer than IDLE_KEEP_ALIVE_MS, and cuts
+   * response bodies that sent nothing for their body idle timeout (not while paused: the
+   * consumer is the slow one then). One sweep instead of a timer per exchange.
+   */
   const unregister = clock.add((now) => {
     for (const pool of pools.values()) {
       for (const conn of [...pool.idle]) if (now - conn.idleSince > IDLE_KEEP_ALIVE_MS) kill(conn);
     }
+    for (const conn of live) {
+      const ex = conn.ex;
+      if (ex === null || ex.phase !== BODY || ex.bodyIdleMs === 0 || ex.paused || now - ex.lastData <= ex.bodyIdleMs) continue;
+      failExchange(conn, ex, failure(ex, `upstream sent no body bytes for ${ex.bodyIdleMs} ms`, 'UPSTREAM_BODY_TIMEOUT'));
+    }
   });
 
-  const connect = async (pool: Pool): Promise<Conn> => {
+  /** `socket`, or a connect failure once `ms` pass first (the socket, if it opens later, is closed). */
+  const withinConnectTimeout = (opening: Promise<BunSocket<Conn>>, ms: number): Promise<BunSocket<Conn>> => {
+    if (ms === 0) return opening;
+    return new Promise((resolve, reject) => {
+      let late = false;
+      const timer = setTimeout(() => {
+        late = true;
+        reject(Object.assign(new Error(`connect timed out after ${ms} ms`), { code: 'ETIMEDOUT' }));
+      }, ms);
+      opening.then(
+        (socket) => {
+          clearTimeout(timer);
+          if (late) socket.terminate();
+          else resolve(socket);
+        },
+        (error) => {
+          clearTimeout(timer);
+          if (!late) reject(error);
+        },
+      );
+    });
+  };
+
+  const connect = async (pool: Pool, connectMs: number): Promise<Conn> => {
     let lastError: unknown;
     for (let i = 0; i < pool.hosts.length; i++) {
       const at = (pool.preferred + i) % pool.hosts.length;
@@ -199,7 +237,10 @@ export function createBunSocketTransport(): Transport {
       try {
         // allowHalfOpen: a tunnel's upstream may end its side and still read ours; HTTP
         // connections end on the upstream's FIN (`end` below).
-        conn.socket = await bunSockets().connect({ hostname: pool.hosts[at] as string, port: pool.port, allowHalfOpen: true, data: conn, socket: handlers });
+        conn.socket = await withinConnectTimeout(
+          bunSockets().connect({ hostname: pool.hosts[at] as string, port: pool.port, allowHalfOpen: true, data: conn, socket: handlers }),
+          connectMs,
+        );
         pool.preferred = at;
         live.add(conn);
         return conn;
@@ -279,6 +320,7 @@ export function createBunSocketTransport(): Transport {
         pull() {
           if (ex.paused && !conn.dead) {
             ex.paused = false;
+            ex.lastData = clock.now; // the wait was the consumer's
             conn.socket?.resume();
           }
         },
@@ -349,6 +391,7 @@ export function createBunSocketTransport(): Transport {
     }
     conn.decoder.start(framing.kind, framing.length);
     ex.phase = BODY;
+    ex.lastData = clock.now;
     if (responseBodyIsNull(ex.method, code)) {
       // A 205 with a framed body: the Response can carry none, so its bytes are read and dropped.
       ex.discard = true;
@@ -422,6 +465,7 @@ export function createBunSocketTransport(): Transport {
         return;
       }
       ex.gotBytes = true;
+      ex.lastData = clock.now;
       try {
         const rest = conn.rest;
         conn.rest = null;
@@ -570,7 +614,7 @@ export function createBunSocketTransport(): Transport {
       run(ex, conn);
       return;
     }
-    connect(ex.pool).then(
+    connect(ex.pool, ex.connectMs).then(
       (conn) => {
         // close() ran while this connection was opening: the exchange is cut like the rest.
         if (closed && !ex.finished) notSent(ex, failure(null, 'proxy shutting down', 'ECONNRESET'));
@@ -601,7 +645,7 @@ export function createBunSocketTransport(): Transport {
     const length = headers.get('content-length');
     const declared = body !== null && length !== null ? Number(length) : null;
     if (body !== null && length === null) text += 'transfer-encoding: chunked\r\n';
-    return new Exchange(pool, method, `${text}\r\n`, body, declared, signal);
+    return new Exchange(pool, method, `${text}\r\n`, body, declared, signal, init.connectTimeoutMs ?? 0, init.bodyIdleTimeoutMs ?? 0);
   };
 
   /** Starts `ex` unless the transport is closed or the signal already aborted. */

@@ -31,6 +31,19 @@ export interface UpstreamInit {
    * Ignored for http: upstreams.
    */
   readonly tls?: UpstreamTlsOptions;
+  /**
+   * A new connection that is not open within this long fails as a connect failure
+   * (`connectFailed`, code `ETIMEDOUT` or undici's `UND_ERR_CONNECT_TIMEOUT`).
+   * @default no limit of the proxy's own (the system's)
+   */
+  readonly connectTimeoutMs?: number;
+  /**
+   * Once the response head arrived, a body that sends nothing for this long fails (its stream
+   * errors, or the promise rejects for a body awaited whole), code `UPSTREAM_BODY_TIMEOUT` or
+   * undici's `UND_ERR_BODY_TIMEOUT`. Time the consumer spends not reading does not count.
+   * @default no limit
+   */
+  readonly bodyIdleTimeoutMs?: number | null;
 }
 
 /** The TLS client settings of one route's https: upstream, PEM text already read from disk. */

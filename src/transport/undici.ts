@@ -57,19 +57,21 @@ function tlsConnectOptions(tls: UpstreamTlsOptions): { ca?: string; cert?: strin
  * for an IP literal, which is then checked against the certificate's IP names). undici would
  * otherwise hand on the request's servername, which falls back to the client's Host header.
  */
-function connectorFor(tls: UpstreamTlsOptions | undefined): buildConnector.connector {
-  const connect = buildConnector(tls === undefined ? CONNECT_OPTIONS : { ...CONNECT_OPTIONS, ...tlsConnectOptions(tls) });
+function connectorFor(tls: UpstreamTlsOptions | undefined, connectTimeoutMs: number | undefined): buildConnector.connector {
+  // undici's connector times the connect itself (UND_ERR_CONNECT_TIMEOUT); its default is 10 s.
+  const base = connectTimeoutMs === undefined ? CONNECT_OPTIONS : { ...CONNECT_OPTIONS, timeout: connectTimeoutMs };
+  const connect = buildConnector(tls === undefined ? base : { ...base, ...tlsConnectOptions(tls) });
   const servername = tls?.serverName;
   return function connectUpstream(options, callback) {
     return connect({ ...options, servername }, callback);
   };
 }
 
-/** An agent for one set of TLS settings (or none): a pool per origin, each with its own connector. */
-function createAgent(tls: UpstreamTlsOptions | undefined): Agent {
+/** An agent for one set of TLS settings (or none) and connect timeout: a pool per origin, each with its own connector. */
+function createAgent(tls: UpstreamTlsOptions | undefined, connectTimeoutMs: number | undefined): Agent {
   return new Agent({
     ...AGENT_OPTIONS,
-    factory: (origin, options) => new Pool(origin, { ...options, connect: connectorFor(tls) }),
+    factory: (origin, options) => new Pool(origin, { ...options, connect: connectorFor(tls, connectTimeoutMs) }),
   });
 }
 
@@ -113,6 +115,8 @@ interface Exchange {
   readonly signal: AbortSignal;
   /** The route's upstream TLS settings; none: system roots, the URL's host. */
   readonly tls: UpstreamTlsOptions | undefined;
+  readonly connectTimeoutMs: number | undefined;
+  readonly bodyIdleTimeoutMs: number | null | undefined;
   /** Set for upgrade requests: undici writes Connection and Upgrade itself. */
   readonly upgrade?: string;
   /** Set for upgrade requests: the 101 and the upstream's socket. */
@@ -120,22 +124,27 @@ interface Exchange {
 }
 
 export function createUndiciTransport(): Transport {
-  const agent = createAgent(undefined);
-  // A route's TLS settings are one object for all its requests (compiled once): one agent each,
-  // made on first use (an http: origin in it is a plain pool: TLS options apply to https:
-  // only). `agents` holds every agent made, for close(); one whose settings are gone (a reload)
-  // stays until then, its connections closing once idle (IDLE_KEEP_ALIVE_MS).
-  const tlsAgents = new WeakMap<UpstreamTlsOptions, Agent>();
-  const agents = new Set<Agent>([agent]);
-  const agentFor = (tls: UpstreamTlsOptions | undefined): Agent => {
-    if (tls === undefined) return agent;
-    let tlsAgent = tlsAgents.get(tls);
-    if (tlsAgent === undefined) {
-      tlsAgent = createAgent(tls);
-      tlsAgents.set(tls, tlsAgent);
-      agents.add(tlsAgent);
+  // A route's TLS settings are one object for all its requests (compiled once): one agent each
+  // and per connect timeout (a connector option), made on first use (an http: origin in it is a
+  // plain pool: TLS options apply to https: only). Most routes share the default timeout, so
+  // one agent. `agents` holds every agent made, for close(); one whose settings are gone (a
+  // reload) stays until then, its connections closing once idle (IDLE_KEEP_ALIVE_MS).
+  const plainAgents = new Map<number | undefined, Agent>();
+  const tlsAgents = new WeakMap<UpstreamTlsOptions, Map<number | undefined, Agent>>();
+  const agents = new Set<Agent>();
+  const agentFor = (tls: UpstreamTlsOptions | undefined, connectTimeoutMs: number | undefined): Agent => {
+    let byTimeout = tls === undefined ? plainAgents : tlsAgents.get(tls);
+    if (byTimeout === undefined) {
+      byTimeout = new Map();
+      tlsAgents.set(tls as UpstreamTlsOptions, byTimeout);
     }
-    return tlsAgent;
+    let agent = byTimeout.get(connectTimeoutMs);
+    if (agent === undefined) {
+      agent = createAgent(tls, connectTimeoutMs);
+      byTimeout.set(connectTimeoutMs, agent);
+      agents.add(agent);
+    }
+    return agent;
   };
 
   /** One exchange: resolves with the response once its head is in (or rejects with an UpstreamError). */
@@ -288,8 +297,10 @@ export function createUndiciTransport(): Transport {
         },
       };
 
-      agentFor(x.tls).dispatch(
+      agentFor(x.tls, x.connectTimeoutMs).dispatch(
         {
+          // undici's body timeout does not run while the stream is paused for a slow reader.
+          bodyTimeout: x.bodyIdleTimeoutMs ?? 0,
           origin: x.origin,
           path: x.path,
           // A fixed value per origin, never the client's Host (see hostnameOf).
@@ -325,6 +336,8 @@ export function createUndiciTransport(): Transport {
         body: init.body,
         signal: init.signal,
         tls: init.tls,
+        connectTimeoutMs: init.connectTimeoutMs,
+        bodyIdleTimeoutMs: init.bodyIdleTimeoutMs,
       });
     },
     upgrade: function undiciUpgrade(url: string, init: UpstreamInit): Promise<UpgradeResult> {
@@ -342,6 +355,8 @@ export function createUndiciTransport(): Transport {
           body: init.body,
           signal: init.signal,
           tls: init.tls,
+          connectTimeoutMs: init.connectTimeoutMs,
+          bodyIdleTimeoutMs: undefined,
           upgrade,
           // A 101's hop-by-hop fields (Upgrade, Connection) are its substance: all kept.
           onUpgrade: (headers, socket) =>

@@ -102,6 +102,37 @@
 #   log to a file. switchyard: a routes file with upstream 'ws://127.0.0.1:PORT'.
 #   ~2 minutes with the defaults.
 #
+# Load-balancing part (tests/bench/lb.sh), in the same run after the WebSocket
+# part (BENCH_LB=0 skips it, BENCH_LB_ONLY=1 runs only it; with other *_ONLY=1
+# switches: those parts), for switchyard on each runtime (BENCH_TARGETS): GET
+# /small (100 B) with 4 upstreams per policy against 1 upstream, in the same
+# run, through one proxy process serving one route per policy (picked by Host):
+#     single      upstream: 'http://127.0.0.1:P1'
+#     list        upstream: [P1, P2, P3, P4]
+#     POLICY      upstream: { targets: [P1..P4], policy: POLICY } for round_robin,
+#                 least_conn, random, p2c, first, { hash: 'ip' } (one client
+#                 address: one upstream takes all), { hash: 'header', name:
+#                 'x-key' } and { sticky: {} }
+#   -> req/s, and µs of proxy CPU (utime+stime, /proc/PID/stat) per request, each
+#   over the single route's (the issue's bar: within 10%, req/s ratio >= 0.90).
+#   The 4 upstreams are one nginx (1 worker, core 0, the plain upstream's
+#   settings) listening on 4 ports, so the backend is the same process with the
+#   same capacity for the single and the 4-upstream routes; each port serves its
+#   own 100-byte /small naming the port, and the proxy's access log shows how
+#   the requests of each route spread over the 4 (reported per route). wrk -t1
+#   -c32 (tests/bench/lb-wrk.lua) sends on every route the same requests but for
+#   the Host: x-key k1..k64 cycling, and a Cookie cycling over 4 sticky cookies
+#   (one per upstream, fetched from the sticky route with curl first), so the
+#   header hash spreads and the sticky row measures clients holding their cookie.
+#   Each runtime in turn: its proxy started, every route checked, a warm-up
+#   (BENCH_LB_WARMUP s on the single route, 1 s on each other), then
+#   BENCH_LB_ROUNDS rounds (default 3) of BENCH_LB_DURATION s (default 2) per
+#   route, the route order rotating per round (a measurement with over 15% of
+#   a core used by others is run again, at most BENCH_LB_RETRIES times per
+#   runtime); medians over rounds. The ratio is reported, not enforced (a miss
+#   does not change the exit status).
+#   ~4 minutes with the defaults.
+#
 # The upstream is an nginx (1 worker, own temp prefix, 127.0.0.1, free port)
 # serving /small (100 B), /1m (1 MiB) and /upload. /upload reads the whole
 # request body into memory *before* answering 200 (proxy_pass with
@@ -122,8 +153,8 @@
 # per request as well (its stdout goes to a file).
 #
 # Output: progress on stderr; on stdout a markdown table, a table of ratios vs
-# nginx, the paired small-GET rounds, the HTTPS tables, then the HTTPS summary
-# lines (RT = bun, deno, node, those selected; R = 2 decimals, "n/a" if either
+# nginx, the paired small-GET rounds, the HTTPS, WebSocket and load-balancing
+# tables, then the HTTPS summary lines (RT = bun, deno, node, those selected; R = 2 decimals, "n/a" if either
 # side is missing):
 #   bench https-h1 switchyard-RT/nginx: R    (median req/s over nginx's)
 #   bench https-h2 switchyard-RT/nginx: R
@@ -134,8 +165,11 @@
 # then the WebSocket tables and its summary lines
 #   bench ws-echo switchyard-RT/nginx: R                     (round trips/s over nginx's)
 #   bench ws-echo cpu-per-roundtrip switchyard-RT/nginx: R   (µs CPU per round trip over nginx's)
+# then the load-balancing summary lines (the worst route of each runtime)
+#   bench lb switchyard-RT lowest req/s vs single: R (ROUTE)
+#   bench lb switchyard-RT highest cpu-per-request vs single: R (ROUTE)
 # and, always as the very last line (so scripts reading the last line keep
-# working; "n/a" with BENCH_TLS_ONLY=1 or BENCH_WS_ONLY=1),
+# working; "n/a" with BENCH_TLS_ONLY=1, BENCH_WS_ONLY=1 or BENCH_LB_ONLY=1),
 #   bench small-get switchyard/nginx: R
 # where R = switchyard-bun small-GET req/s / nginx small-GET req/s (2 decimals;
 # "n/a" if either could not be measured). R is the ratio of the medians of a
@@ -199,6 +233,12 @@
 #   BENCH_WS_WARMUP    seconds of WebSocket warm-up per switchyard build (default 12; nginx, direct 2)
 #   BENCH_WS_CONNECTIONS WebSocket connections (default 50)
 #   BENCH_WS_BYTES     bytes per WebSocket message (default 32)
+#   BENCH_LB=0         skip the load-balancing part (default 1)
+#   BENCH_LB_ONLY=1    run only the load-balancing part (with BENCH_TLS_ONLY=1 / BENCH_WS_ONLY=1: those parts too)
+#   BENCH_LB_DURATION  seconds per load-balancing measurement (default 2)
+#   BENCH_LB_ROUNDS    load-balancing rounds (default 3)
+#   BENCH_LB_WARMUP    seconds of warm-up on the single route per switchyard build (default 6; then 1 s per other route)
+#   BENCH_LB_RETRIES   noisy load-balancing measurements run again, per runtime, at most (default 10)
 #
 # Needs: bash, wrk, nginx, curl, taskset, 2+ cores; for the HTTPS part also
 # h2load, openssl and cc; for the WebSocket part node_modules/.bin/bun.
@@ -244,14 +284,19 @@ WS=${BENCH_WS:-1}
 WS_ONLY=${BENCH_WS_ONLY:-0}
 [[ $WS == [01] && $WS_ONLY == [01] ]] || die "BENCH_WS and BENCH_WS_ONLY take 0 or 1"
 ((WS || !WS_ONLY)) || die "BENCH_WS=0 with BENCH_WS_ONLY=1 leaves nothing to run"
+LB=${BENCH_LB:-1}
+LB_ONLY=${BENCH_LB_ONLY:-0}
+[[ $LB == [01] && $LB_ONLY == [01] ]] || die "BENCH_LB and BENCH_LB_ONLY take 0 or 1"
+((LB || !LB_ONLY)) || die "BENCH_LB=0 with BENCH_LB_ONLY=1 leaves nothing to run"
 # PLAIN: the plain part and its paired phase. An *_ONLY switch runs only the parts it names.
 PLAIN=1
-if ((TLS_ONLY || WS_ONLY)); then
+if ((TLS_ONLY || WS_ONLY || LB_ONLY)); then
   PLAIN=0
   ((TLS_ONLY)) || TLS=0
   ((WS_ONLY)) || WS=0
+  ((LB_ONLY)) || LB=0
 fi
-[[ -z $BASELINE ]] || TLS=0 WS=0 # A/B mode measures plain small GETs only
+[[ -z $BASELINE ]] || TLS=0 WS=0 LB=0 # A/B mode measures plain small GETs only
 
 # ---------------------------------------------------------------- tools ----
 need_install=()
@@ -750,6 +795,9 @@ source "$SCRIPT_DIR/tls.sh"
 # The WebSocket part's functions (ws_part, ws_report, ws_summary).
 # shellcheck source=tests/bench/ws.sh
 source "$SCRIPT_DIR/ws.sh"
+# The load-balancing part's functions (lb_part, lb_report, lb_summary).
+# shellcheck source=tests/bench/lb.sh
+source "$SCRIPT_DIR/lb.sh"
 
 # ------------------------------------------------------------- main ------
 # Other load on the cores makes every number noisy: say so up front.
@@ -1028,6 +1076,10 @@ fi
 # After the HTTPS part, in the same run: tests/bench/ws.sh.
 ((!WS)) || ws_part || true
 
+# ------------------------------------------------------- load balancing --
+# After the WebSocket part, in the same run: tests/bench/lb.sh.
+((!LB)) || lb_part || true
+
 # ------------------------------------------------------------ report ------
 cell() { # cell TARGET KEY DECIMALS
   local v=${RES[$1,$2]:-}
@@ -1080,20 +1132,22 @@ if ((PLAIN)); then
 fi
 ((!TLS)) || tls_report
 ((!WS)) || ws_report
+((!LB)) || lb_report
 
 # Stop everything before the final line so nothing can print after it.
 for pid in "${PIDS[@]}"; do stop_pid "$pid"; done
 PIDS=()
 [[ -z ${BENCH_KEEP_TMP:-} ]] || say "kept temp dir $TMP"
 
-# The HTTPS and WebSocket summary lines first, so that the very last line stays the plain one.
+# The HTTPS, WebSocket and load-balancing summary lines first, so that the very last line stays the plain one.
 ((!TLS)) || tls_summary
 ((!WS)) || ws_summary
+((!LB)) || lb_summary
 if ((${#PAIR_N[@]} > 0 && ${#PAIR_B[@]} > 0)); then
   R=$(awk -v a="$(median "${PAIR_B[@]}")" -v b="$(median "${PAIR_N[@]}")" 'BEGIN { printf "%.2f", a / b }')
 else
   R=$(ratio bun rps) # no paired phase: the single measurements of the table
 fi
-[[ $R == "-" ]] && R="n/a" # also with BENCH_TLS_ONLY=1 or BENCH_WS_ONLY=1 (no plain part)
+[[ $R == "-" ]] && R="n/a" # also with BENCH_TLS_ONLY=1, BENCH_WS_ONLY=1 or BENCH_LB_ONLY=1 (no plain part)
 echo "bench small-get switchyard/nginx: $R"
 exit "$FAILED"
