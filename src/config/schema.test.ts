@@ -350,3 +350,114 @@ test('websocket, ws:/wss: upstreams and the client limits: valid forms, defaults
     ],
   );
 });
+
+test('upstream groups: the issue forms are valid, and each mistake is named at its path', () => {
+  assert.deepEqual(
+    problems({
+      routes: [
+        { host: 'app.xyz.com', upstream: ['http://127.0.0.1:9001', 'http://127.0.0.1:9002', 'http://127.0.0.1:9003'] },
+        {
+          host: 'api.xyz.com',
+          upstream: {
+            targets: [{ url: 'http://127.0.0.1:9001', weight: 3 }, 'http://127.0.0.1:9002'],
+            policy: 'least_conn',
+            health: { path: '/healthz', intervalMs: 2000 },
+            retry: { tries: 3 },
+          },
+        },
+        { host: 'h.xyz.com', upstream: { targets: ['http://a:1', 'http://b:1'], policy: { hash: 'header', name: 'x-user' } } },
+        {
+          host: 's.xyz.com',
+          upstream: { targets: ['http://a:1', 'http://b:1'], policy: { sticky: { secret: 'sixteen chars ok' } } },
+          connectTimeoutMs: 1000,
+          bodyIdleTimeoutMs: null,
+        },
+      ],
+    }),
+    [],
+  );
+  const at = (upstream: unknown, extra = {}) => problems({ routes: [{ host: 'a.test', upstream, ...extra }] });
+  assert.deepEqual(at([]), ['routes[0].upstream: must name at least one upstream']);
+  assert.deepEqual(at(['http://a:1', 'ftp://x']), ['routes[0].upstream[1]: unsupported scheme ftp: (use http:, https:, ws: or wss:)']);
+  assert.deepEqual(at({ targets: [] }), ['routes[0].upstream.targets: must name at least one upstream']);
+  assert.match(at({ targets: ['http://a:1'], policy: 'fastest' })[0] as string, /^routes\[0\]\.upstream\.policy: must be one of "round_robin", /);
+  assert.deepEqual(at({ targets: ['http://a:1'], policy: { hash: 'header' } }), ['routes[0].upstream.policy.name: is required']);
+  assert.deepEqual(at({ targets: ['http://a:1'], policy: { hash: 'body' } }), ['routes[0].upstream.policy.hash: must be "ip", "path", "header" or "cookie"']);
+  assert.deepEqual(at({ targets: ['http://a:1'], policy: { sticky: { secret: 'short' } } }), [
+    'routes[0].upstream.policy.sticky.secret: must be at least 16 characters',
+  ]);
+  assert.deepEqual(at({ targets: [{ url: 'http://a:1', weight: 0 }] }), ['routes[0].upstream.targets[0].weight: must be at least 1']);
+  assert.deepEqual(at({ targets: ['http://a:1'], helth: {} }), ['routes[0].upstream.helth: unknown key']);
+  assert.deepEqual(at({ targets: ['http://a:1'], health: { path: 'healthz', status: [500, 200] } }), [
+    'routes[0].upstream.health.path: must be a path starting with / (a query is allowed)',
+    'routes[0].upstream.health.status: must be [from, to] with from <= to',
+  ]);
+  assert.deepEqual(at({ targets: ['http://a:1'], retry: { tries: 0 }, passive: { failures: 0 } }), [
+    'routes[0].upstream.passive.failures: must be at least 1',
+    'routes[0].upstream.retry.tries: must be at least 1',
+  ]);
+  // ws:// and http:// of one host:port are one upstream.
+  assert.deepEqual(at({ targets: ['ws://a:1', 'http://a:1'] }), ['routes[0].upstream: http://a:1 is listed twice (targets 0 and 1); give it a weight instead']);
+  assert.deepEqual(at(['https://a:1', 'http://b:1'], { upstreamTls: { insecure: true } }), [
+    'routes[0].upstreamTls: needs https:// or wss:// upstreams (http://b:1 is not)',
+  ]);
+  assert.deepEqual(at('http://a:1', { connectTimeoutMs: 0 }), ['routes[0].connectTimeoutMs: must be at least 1']);
+});
+
+test('upstream groups compile: a plain single upstream has no group; defaults as documented', () => {
+  const config = compileConfig({
+    routes: [
+      { host: 'one.test', upstream: 'http://127.0.0.1:9001' },
+      { host: 'list.test', upstream: ['http://127.0.0.1:9001', 'ws://127.0.0.1:9002'] },
+      { host: 'checked.test', upstream: { targets: ['http://127.0.0.1:9001'], health: { path: '/healthz' } } },
+      {
+        host: 'full.test',
+        upstream: { targets: [{ url: 'http://127.0.0.1:9001', weight: 3, maxInFlight: 10 }], policy: { sticky: {} }, retry: { tries: 5 } },
+        timeoutMs: 7000,
+      },
+    ],
+  });
+  const [one, list, checked, full] = config.routes;
+  assert.equal(one?.group, null);
+  assert.equal(one?.connectTimeoutMs, 5000);
+  assert.equal(one?.bodyIdleTimeoutMs, 60_000);
+  const g = list?.group;
+  assert.deepEqual(
+    g?.targets.map((t) => [t.origin, t.weight, t.index]),
+    [
+      ['http://127.0.0.1:9001', 1, 0],
+      ['http://127.0.0.1:9002', 1, 1],
+    ],
+  );
+  assert.deepEqual(g?.policy, { kind: 'round_robin' });
+  assert.equal(g?.health, null);
+  assert.deepEqual(g?.passive && { ...g.passive, statuses: [...g.passive.statuses] }, { failures: 1, windowMs: 10_000, cooldownMs: 10_000, statuses: [] });
+  assert.deepEqual(g?.retry && { ...g.retry, statuses: [...g.retry.statuses] }, {
+    tries: 2,
+    tryDurationMs: 30_000,
+    statuses: [],
+    onTimeout: true,
+    replayBodyBytes: 65_536,
+  });
+  assert.equal(list?.upstream, g?.targets[0], "a group's first target is the route's upstream");
+  // One upstream with health checks is a group, without passive checks (nowhere else to go).
+  assert.equal(checked?.group?.passive, null);
+  assert.deepEqual(checked?.group?.health, {
+    method: 'GET',
+    path: '/healthz',
+    intervalMs: 5000,
+    timeoutMs: 2000,
+    statusFrom: 200,
+    statusTo: 399,
+    body: null,
+    rise: 1,
+    fall: 1,
+    host: null,
+    jitterMs: 500,
+  });
+  // tries never exceed the targets; tryDurationMs follows the route's timeoutMs.
+  assert.equal(full?.group?.retry.tries, 1);
+  assert.equal(full?.group?.retry.tryDurationMs, 7000);
+  assert.deepEqual(full?.group?.policy, { kind: 'sticky', cookie: 'switchyard_upstream', secret: null, maxAgeSeconds: null, fallback: 'round_robin' });
+  assert.equal(full?.group?.targets[0]?.maxInFlight, 10);
+});

@@ -127,27 +127,38 @@ const statusCode = v.pipe(
 const cookieName = v.pipe(v.string('must be a string'), v.regex(/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/, 'must be a cookie name (a token)'));
 const SIMPLE_POLICIES = ['round_robin', 'least_conn', 'random', 'p2c', 'first'] as const;
 
-const TargetSchema = v.union(
-  [originString, v.strictObject({ url: originString, weight: v.optional(sizeLimit(1, 1000)), maxInFlight: v.optional(sizeLimit(1, 10_000_000)) })],
-  'must be an origin string or { url, weight, maxInFlight }',
-);
+// Unions whose branch is known from the value's shape pick it with `lazy`, so a mistake inside
+// an object is reported at its own path ("upstream.helth: unknown key"), not as "must be one of".
+const isObject = (input: unknown) => typeof input === 'object' && input !== null && !Array.isArray(input);
 
-const PolicySchema = v.union(
-  [
-    v.picklist(SIMPLE_POLICIES),
-    v.strictObject({ hash: v.picklist(['ip', 'path']) }),
-    v.strictObject({ hash: v.picklist(['header', 'cookie']), name: v.pipe(v.string('must be a string'), v.minLength(1, 'must not be empty')) }),
-    v.strictObject({
-      sticky: v.strictObject({
-        cookie: v.optional(cookieName),
-        secret: v.optional(v.pipe(v.string('must be a string'), v.minLength(16, 'must be at least 16 characters'))),
-        maxAgeSeconds: v.optional(sizeLimit(1, 400 * 86400)),
-        fallback: v.optional(v.picklist(SIMPLE_POLICIES)),
-      }),
-    }),
-  ],
-  `must be one of ${SIMPLE_POLICIES.map((p) => `"${p}"`).join(', ')}, { hash: "ip" | "path" }, { hash: "header" | "cookie", name } or { sticky: {...} }`,
-);
+const TargetObject = v.strictObject({ url: originString, weight: v.optional(sizeLimit(1, 1000)), maxInFlight: v.optional(sizeLimit(1, 10_000_000)) });
+const TargetSchema = v.lazy((input) => (isObject(input) ? TargetObject : originString));
+
+const SIMPLE_WORDS = SIMPLE_POLICIES.map((p) => `"${p}"`).join(', ');
+const POLICY_WORDS = `one of ${SIMPLE_WORDS}, { hash: "ip" | "path" }, { hash: "header" | "cookie", name } or { sticky: {...} }`;
+const HashByAddress = v.strictObject({ hash: v.picklist(['ip', 'path']) });
+const HashByName = v.strictObject({
+  hash: v.picklist(['header', 'cookie']),
+  name: v.pipe(v.string('must be a header or cookie name'), v.minLength(1, 'must not be empty')),
+});
+const StickyPolicy = v.strictObject({
+  sticky: v.strictObject({
+    cookie: v.optional(cookieName),
+    secret: v.optional(v.pipe(v.string('must be a string'), v.minLength(16, 'must be at least 16 characters'))),
+    maxAgeSeconds: v.optional(sizeLimit(1, 400 * 86400)),
+    fallback: v.optional(v.picklist(SIMPLE_POLICIES, `must be one of ${SIMPLE_WORDS}`)),
+  }),
+});
+const UnknownHash = v.strictObject({ hash: v.picklist(['ip', 'path'], 'must be "ip", "path", "header" or "cookie"') });
+const PolicySchema = v.lazy((input) => {
+  if (!isObject(input)) return v.picklist(SIMPLE_POLICIES, `must be ${POLICY_WORDS}`);
+  const o = input as Record<string, unknown>;
+  if ('sticky' in o) return StickyPolicy;
+  if (o.hash === 'header' || o.hash === 'cookie') return HashByName;
+  if (o.hash === 'ip' || o.hash === 'path') return HashByAddress;
+  if ('hash' in o) return UnknownHash;
+  return v.union([HashByAddress, HashByName, StickyPolicy], `must be ${POLICY_WORDS}`);
+});
 
 const HealthSchema = v.strictObject({
   path: v.pipe(v.string('must be a string'), v.regex(/^\/[^\s#]*$/, 'must be a path starting with / (a query is allowed)')),
@@ -196,9 +207,13 @@ const GroupSchema = v.strictObject({
   retry: v.optional(RetrySchema),
 });
 
-const UpstreamSchema = v.union(
-  [originString, v.pipe(v.array(originString, 'must be an array of origins'), v.minLength(1, 'must name at least one upstream')), GroupSchema],
-  'must be an origin like http://localhost:8080, an array of them, or { targets, policy, health, passive, retry }',
+const UpstreamList = v.pipe(v.array(originString, 'must be an array of origins'), v.minLength(1, 'must name at least one upstream'));
+const UpstreamSchema = v.lazy((input) =>
+  Array.isArray(input)
+    ? UpstreamList
+    : isObject(input)
+      ? GroupSchema
+      : v.pipe(v.string('must be an origin like http://localhost:8080, an array of them, or { targets, policy, health, passive, retry }'), withProblem(upstreamProblem)),
 );
 
 export const RouteSchema = v.strictObject({

@@ -22,11 +22,11 @@
 #   sticky       policy: { sticky: {} }
 # Nothing else is set (no active health checks; passive checks and retries at their
 # defaults). Every request of every route is the same apart from its Host: GET /small
-# with `x-key: k1..k64` (cycling, so the header hash spreads over the upstreams) and a
+# with `x-key: k1..k256` (cycling, so the header hash spreads over the upstreams) and a
 # Cookie header cycling over four sticky cookies, one per upstream, collected from the
 # sticky route with curl after the proxy started (so the sticky row measures clients
 # that hold their cookie: each request is verified, none is signed anew). Other routes
-# ignore both headers and pass them on. tests/bench/lb-wrk.lua formats the 64 requests
+# ignore both headers and pass them on. tests/bench/lb-wrk.lua formats the 256 requests
 # once and hands them out in turn (one Lua call per request, the same for every route).
 #
 # Per runtime, one at a time: the proxy starts (pinned to the proxy core), every route
@@ -47,7 +47,7 @@ LB_DURATION=${BENCH_LB_DURATION:-2}
 LB_ROUNDS=${BENCH_LB_ROUNDS:-3}
 LB_WARMUP=${BENCH_LB_WARMUP:-6}
 LB_RETRIES=${BENCH_LB_RETRIES:-10} # noisy measurements re-run per runtime, at most
-LB_KEYS=64
+LB_KEYS=256
 LB_DIR=$TMP/lb
 LB_MIN_RATIO=0.90 # "within 10% of the single-upstream figure"
 LB_ROUTES=(single list rr lc random p2c first hip hhdr sticky)
