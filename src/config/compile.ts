@@ -238,7 +238,7 @@ export function compileGroup(upstream: Route['upstream'], tls: UpstreamTlsOption
   const r = spec.retry;
   const retry: CompiledRetry = {
     tries: Math.min(r?.tries ?? targets.length, targets.length),
-    tryDurationMs: r?.tryDurationMs ?? timeoutMs,
+    tryDurationMs: r?.tryDurationMs ?? 2 * timeoutMs,
     statuses: new Set(r?.statuses ?? []),
     onTimeout: r?.onTimeout ?? true,
     replayBodyBytes: r?.replayBodyBytes ?? DEFAULTS.replayBodyBytes,

@@ -457,7 +457,7 @@ test('upstream groups compile: a plain single upstream has no group; defaults as
   });
   // tries never exceed the targets; tryDurationMs follows the route's timeoutMs.
   assert.equal(full?.group?.retry.tries, 1);
-  assert.equal(full?.group?.retry.tryDurationMs, 7000);
+  assert.equal(full?.group?.retry.tryDurationMs, 14_000);
   assert.deepEqual(full?.group?.policy, { kind: 'sticky', cookie: 'switchyard_upstream', secret: null, maxAgeSeconds: null, fallback: 'round_robin' });
   assert.equal(full?.group?.targets[0]?.maxInFlight, 10);
 });

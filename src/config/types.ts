@@ -331,8 +331,9 @@ export interface RetryPolicy {
   tries?: number;
   /**
    * No new try starts this long after the first began, in milliseconds (a try under way is
-   * not cut short: its own timeouts apply).
-   * @default the route's timeoutMs
+   * not cut short: its own timeouts apply). The default lets a request that met one hung
+   * upstream (a whole `timeoutMs`) still be tried on the next.
+   * @default twice the route's timeoutMs
    */
   tryDurationMs?: number;
   /** Upstream statuses that send an idempotent request to the next upstream (the last try's answer is passed on). @default [] */

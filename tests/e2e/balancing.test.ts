@@ -104,6 +104,11 @@ for (const runtime of RUNTIMES) {
     let never: Upstream[] = [];
     let stall: Upstream;
     let dead: number[] = [];
+    let byPath: Named[] = [];
+    let byCookie: Named[] = [];
+    let twoChoices: Named[] = [];
+    let capPair: Named[] = [];
+    let leave: Named[] = [];
     const inProcess = (): (Upstream | undefined)[] => [
       ...wrr,
       ...rnd,
@@ -117,6 +122,11 @@ for (const runtime of RUNTIMES) {
       live,
       failing,
       ...never,
+      ...byPath,
+      ...byCookie,
+      ...twoChoices,
+      ...capPair,
+      ...leave,
       stall,
     ];
 
@@ -145,6 +155,8 @@ for (const runtime of RUNTIMES) {
         Promise.all([startNamed(), startNamed()]),
       ]);
       [slow, fast, capped, live] = await Promise.all([startNamed({ delayMs: 1000 }), startNamed(), startNamed(), startNamed()]);
+      const three = () => Promise.all([startNamed(), startNamed(), startNamed()]);
+      [byPath, byCookie, twoChoices, capPair, leave] = await Promise.all([three(), three(), three(), three(), three()]);
       failing = await startUpstream((_req, res) => {
         res.writeHead(503, { 'content-type': 'text/plain', 'x-stub': 'failing' });
         res.end('busy');
@@ -181,6 +193,11 @@ for (const runtime of RUNTIMES) {
           { host: 'sticky2.test', upstream: { targets: sticky2.map((u) => u.origin), policy: { sticky: {} } } },
           { host: 'down.test', upstream: [o(dead[0] as number), o(dead[1] as number)] },
           { host: 'cap.test', upstream: { targets: [{ url: capped.origin, maxInFlight: 1 }] } },
+          { host: 'cap2.test', upstream: { targets: [{ url: capPair[0]?.origin, maxInFlight: 1 }, capPair[1]?.origin], policy: 'first' } },
+          { host: 'path.test', upstream: { targets: byPath.map((u) => u.origin), policy: { hash: 'path' } } },
+          { host: 'cookie.test', upstream: { targets: byCookie.map((u) => u.origin), policy: { hash: 'cookie', name: 'sid' } } },
+          { host: 'p2c.test', upstream: { targets: twoChoices.map((u) => u.origin), policy: 'p2c' } },
+          { host: 'leave.test', upstream: { targets: [leave[0]?.origin, leave[1]?.origin], policy: 'first' } },
           { host: 'retry.test', upstream: { targets: [o(dead[2] as number), live.origin], policy: 'first', passive: false } },
           {
             host: 'status.test',
@@ -702,6 +719,66 @@ for (const runtime of RUNTIMES) {
       assert.match(String(line.error), /^no upstream available/, JSON.stringify(line));
       const free = await call(proxy.port, 'cap.test', { path: '/free' });
       assert.equal(free.status, 200, 'not served again once the cap was free (a cap must not count as a failure)');
+    });
+
+    test('hash by path and by cookie: a key always reaches one upstream, 60 keys reach all three; no cookie goes round robin', async () => {
+      const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+      try {
+        const pathHome = new Map<string, number>();
+        const cookieHome = new Map<string, number>();
+        for (let i = 0; i < 60; i++)
+          for (let r = 0; r < 2; r++) {
+            const p = await call(proxy.port, 'path.test', { agent, path: `/page/${i}` });
+            assert.equal(p.status, 200);
+            if (r === 0) pathHome.set(`/page/${i}`, p.stub as number);
+            else assert.equal(p.stub, pathHome.get(`/page/${i}`), `path /page/${i} moved`);
+            const c = await call(proxy.port, 'cookie.test', { agent, path: `/c/${r}`, headers: { cookie: `x=1; sid=s${i}` } });
+            assert.equal(c.status, 200);
+            if (r === 0) cookieHome.set(`s${i}`, c.stub as number);
+            else assert.equal(c.stub, cookieHome.get(`s${i}`), `cookie sid=s${i} moved`);
+          }
+        log(runtime, `hash path: ${JSON.stringify([...tally([...pathHome.values()])])}, cookie: ${JSON.stringify([...tally([...cookieHome.values()])])}`);
+        assert.equal(new Set(pathHome.values()).size, 3, '60 paths did not reach all three upstreams');
+        assert.equal(new Set(cookieHome.values()).size, 3, '60 cookies did not reach all three upstreams');
+        const without = await sequence(proxy.port, 'cookie.test', 3, { agent });
+        assert.equal(new Set(without).size, 3, `three requests without the cookie: ${without} (round robin)`);
+      } finally {
+        agent.destroy();
+      }
+    });
+
+    test('p2c over three equal upstreams, 300 sequential requests: each gets at least 15% (a third expected)', async () => {
+      const got = tally(await sequence(proxy.port, 'p2c.test', 300));
+      log(runtime, `p2c: ${JSON.stringify([...got])}`);
+      for (const u of twoChoices) assert.ok((got.get(u.port) ?? 0) >= 45, `p2c: ${u.port} got ${got.get(u.port) ?? 0} of 300: ${JSON.stringify([...got])}`);
+    });
+
+    test('maxInFlight on one of two: at its cap the next upstream takes the request (no 503); free again, the first', async () => {
+      const [a, b] = capPair as [Named, Named];
+      const held = call(proxy.port, 'cap2.test', { path: '/held', headers: { 'x-delay-ms': '800' } });
+      await until(() => a.hits() >= 1, 3000, 'the held request reaches the first upstream');
+      const next = await call(proxy.port, 'cap2.test', { path: '/next' });
+      assert.equal(next.status, 200, `${next.status} ${next.body}`);
+      assert.equal(next.stub, b.port, 'the capped first upstream took a second request');
+      assert.equal((await held).stub, a.port);
+      const again = await call(proxy.port, 'cap2.test', { path: '/again' });
+      assert.equal(again.stub, a.port, 'the first did not take requests again once under its cap');
+    });
+
+    test('a client that disconnects does not count against the upstream', async () => {
+      const [a] = leave as [Named, Named];
+      const n = a.hits();
+      const req = http.request({ host: '127.0.0.1', port: proxy.port, path: '/leaving', headers: { host: 'leave.test', 'x-delay-ms': '1500' }, agent: false });
+      req.on('error', () => {});
+      req.end();
+      await until(() => a.hits() > n, 3000, 'the request reaches the upstream');
+      await sleep(100);
+      req.destroy();
+      await sleep(400);
+      const downs = proxy.lines.filter((l) => l.msg === 'upstream down' && l.route === 'leave.test/');
+      assert.deepEqual(downs, [], 'a client that left put the upstream down');
+      const later = await sequence(proxy.port, 'leave.test', 5);
+      assert.deepEqual(tally(later), new Map([[a.port, 5]]), 'requests left the first upstream after a client disconnected');
     });
 
     test('a refused try goes to the next upstream for GET and POST: tries 2, upstreams [dead, live], the POST delivered once', async () => {
