@@ -434,7 +434,7 @@ test('upstream groups compile: a plain single upstream has no group; defaults as
   assert.deepEqual(g?.passive && { ...g.passive, statuses: [...g.passive.statuses] }, { failures: 1, windowMs: 10_000, cooldownMs: 10_000, statuses: [] });
   assert.deepEqual(g?.retry && { ...g.retry, statuses: [...g.retry.statuses] }, {
     tries: 2,
-    tryDurationMs: 30_000,
+    tryDurationMs: 60_000,
     statuses: [],
     onTimeout: true,
     replayBodyBytes: 65_536,
