@@ -107,7 +107,10 @@ export const forward = ({ transport, tunnels, graceMs, balancers }: ForwardOptio
     if (group !== null) {
       balancer = balancers.for(route);
       first = balancer.pick(pickFacts as NonNullable<typeof pickFacts>);
-      if (first < 0) return refuse(c, noUpstream(route, balancer));
+      if (first < 0) {
+        rec.upstream = null; // none was tried
+        return refuse(c, noUpstream(route, balancer));
+      }
       rec.upstream = (group.targets[first] as CompiledTarget).origin;
     }
     const exchange = exchangeControl(req.signal, route, rec, rec.upstream);

@@ -85,8 +85,13 @@ class Exchange {
   wholeBytes = 0;
   stream: ReadableStreamDefaultController<Uint8Array> | null = null;
   paused = false;
-  /** When the last response byte arrived (the shared clock), for the body idle timeout. */
-  lastData = 0;
+  /**
+   * Body idle timeout: bytes arrived (or the body started, or the consumer resumed) since the
+   * last sweep, and the sweep time from which the silence is counted. A flag per chunk instead
+   * of a clock read: the coarse clock lags by up to a second and would cut early.
+   */
+  fed = false;
+  quietSince = 0;
   /** Body bytes are read for framing only (a 205's). */
   discard = false;
   /** Set once the exchange is over, whichever way. */
@@ -201,8 +206,14 @@ export function createBunSocketTransport(): Transport {
     }
     for (const conn of live) {
       const ex = conn.ex;
-      if (ex === null || ex.phase !== BODY || ex.bodyIdleMs === 0 || ex.paused || now - ex.lastData <= ex.bodyIdleMs) continue;
-      failExchange(conn, ex, failure(ex, `upstream sent no body bytes for ${ex.bodyIdleMs} ms`, 'UPSTREAM_BODY_TIMEOUT'));
+      if (ex === null || ex.phase !== BODY || ex.bodyIdleMs === 0) continue;
+      if (ex.fed || ex.paused) {
+        // Silence is counted from a sweep that saw bytes: never early, at most a tick late.
+        ex.fed = false;
+        ex.quietSince = now;
+      } else if (now - ex.quietSince >= ex.bodyIdleMs) {
+        failExchange(conn, ex, failure(ex, `upstream sent no body bytes for ${ex.bodyIdleMs} ms`, 'UPSTREAM_BODY_TIMEOUT'));
+      }
     }
   });
 
@@ -320,7 +331,7 @@ export function createBunSocketTransport(): Transport {
         pull() {
           if (ex.paused && !conn.dead) {
             ex.paused = false;
-            ex.lastData = clock.now; // the wait was the consumer's
+            ex.fed = true; // the wait was the consumer's
             conn.socket?.resume();
           }
         },
@@ -391,7 +402,7 @@ export function createBunSocketTransport(): Transport {
     }
     conn.decoder.start(framing.kind, framing.length);
     ex.phase = BODY;
-    ex.lastData = clock.now;
+    ex.fed = true;
     if (responseBodyIsNull(ex.method, code)) {
       // A 205 with a framed body: the Response can carry none, so its bytes are read and dropped.
       ex.discard = true;
@@ -465,7 +476,7 @@ export function createBunSocketTransport(): Transport {
         return;
       }
       ex.gotBytes = true;
-      ex.lastData = clock.now;
+      ex.fed = true;
       try {
         const rest = conn.rest;
         conn.rest = null;
