@@ -213,7 +213,10 @@ const UpstreamSchema = v.lazy((input) =>
     ? UpstreamList
     : isObject(input)
       ? GroupSchema
-      : v.pipe(v.string('must be an origin like http://localhost:8080, an array of them, or { targets, policy, health, passive, retry }'), withProblem(upstreamProblem)),
+      : v.pipe(
+          v.string('must be an origin like http://localhost:8080, an array of them, or { targets, policy, health, passive, retry }'),
+          withProblem(upstreamProblem),
+        ),
 );
 
 export const RouteSchema = v.strictObject({

@@ -98,9 +98,12 @@ export async function openTunnel(c: Context<AppEnv>, { transport, tunnels, grace
   let to: CompiledUpstream = t.targets.first;
   let release = t.targets.hold?.(to);
   let result: UpgradeResult | ProxyError;
+  const tried: string[] = [];
   for (;;) {
     if (route.sendUpstreamHost) headers.set('host', to.hostPort);
     rec.upstream = to.origin;
+    tried.push(to.origin);
+    if (tried.length > 1) rec.upstreams = tried;
     const init = { method: 'GET', headers, body: null, signal: exchange.signal, connectTimeoutMs: route.connectTimeoutMs };
     exchange.startTimer();
     result = await sendUpgrade(transport, to, t.target, to.tls === undefined ? init : { ...init, tls: to.tls });

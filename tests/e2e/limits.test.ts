@@ -531,7 +531,10 @@ for (const runtime of RUNTIMES) {
         assert.ok(slowResult.open, 'and its connection stays open');
         assert.deepEqual(chattyResult.statuses, Array(8).fill(200), 'requests 400 ms apart on one keep-alive connection are all answered on it');
         assert.ok(chattyResult.open, 'the busy connection is still open');
-        for (const t of idleTimes) assert.ok(t >= 950, `an idle connection was closed after ${ms(t)}, before the 1000 ms idle timeout`);
+        // Measured from when this client read the answer, which on a loaded machine lags the
+        // proxy's write (the idle clock's start) by tens of ms: 942 ms was seen once with a
+        // benchmark running beside the suite.
+        for (const t of idleTimes) assert.ok(t >= 900, `an idle connection was closed after ${ms(t)}, before the 1000 ms idle timeout`);
       });
 
       test('slow readers: a 1 KB/s reader holds the upstream back with flat memory; stopped ones are cut after the send timeout', {

@@ -81,6 +81,8 @@ for (const runtime of RUNTIMES) {
             { host: 'idle.test', upstream: up.origin, websocket: { idleTimeoutMs: 1000 } },
             { host: 'cap.test', upstream: up.origin, websocket: { maxTunnels: 2 } },
             { host: 'wssup.test', upstream: tlsUp.origin, upstreamTls: { ca: fx.path('root.pem') } },
+            // A group whose first choice refuses: the handshake moves on to the next upstream.
+            { host: 'lb.test', upstream: { targets: [`ws://127.0.0.1:${dead}`, up.origin], policy: 'first', passive: false } },
           ],
         },
         { listeners: ['http', 'https'] },
@@ -361,6 +363,19 @@ for (const runtime of RUNTIMES) {
       const r = await expectRefused(url(`/echo?id=${uid('dead')}`), { headers: { Host: 'dead.test' } });
       assert.equal(r.status, 502, r.body);
       assert.ok(r.ms < 3000, `502 after ${r.ms.toFixed(0)} ms`);
+    });
+
+    test('a group: a handshake whose first upstream refuses goes to the next; one access line with both tries', async () => {
+      const { c, s, requestId } = await pair('lb.test', '/echo');
+      c.ws.send('through the second');
+      assert.equal((await s.messages.next(2000, 'message at the upstream')).data.toString(), 'through the second');
+      assert.equal((await c.messages.next(2000, 'echo')).data.toString(), 'through the second');
+      c.ws.close(1000, 'done');
+      const line = await proxy.waitForLine((l) => l.msg === 'access' && l.request_id === requestId, 5000);
+      assert.equal(line.status, 101);
+      assert.equal(line.upstream, `http://127.0.0.1:${up.port}`);
+      assert.equal(line.tries, 2, JSON.stringify(line));
+      assert.deepEqual((line.upstreams as string[]).slice(1), [`http://127.0.0.1:${up.port}`]);
     });
 
     test('an upstream that accepts and never answers (timeoutMs 1000): 504 in about a second, its connection closed', async () => {
