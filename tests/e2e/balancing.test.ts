@@ -786,7 +786,7 @@ for (const runtime of RUNTIMES) {
       assert.deepEqual(tally(later), new Map([[a.port, 5]]), 'requests left the first upstream after a client disconnected');
     });
 
-    test('a refused try goes to the next upstream for GET and POST: tries 2, upstreams [dead, live], the POST delivered once', async () => {
+    test('a refused try goes to the next upstream for GET and POST (kept, streamed and chunked bodies): tries 2, upstreams [dead, live], each POST delivered once', async () => {
       const deadOrigin = `http://127.0.0.1:${dead[2]}`;
       const get = await call(proxy.port, 'retry.test', { path: '/r-get' });
       assert.equal(get.status, 200);
@@ -803,6 +803,36 @@ for (const runtime of RUNTIMES) {
       const pl = await lineFor(proxy, 'retry.test', '/r-post');
       assert.equal(pl.tries, 2, JSON.stringify(pl));
       assert.deepEqual(pl.upstreams, [deadOrigin, live.origin]);
+      // Bodies too large to keep (over replayBodyBytes, and chunked) are streamed: a refused try
+      // took none of them, so the next try still gets them, once and whole.
+      const big = 'b'.repeat(300_000);
+      const bigId = `${runtime}-refused-big-post`;
+      const bigPost = await call(proxy.port, 'retry.test', { path: '/r-big', method: 'POST', headers: { 'x-req-id': bigId }, body: big });
+      assert.equal(bigPost.status, 200, `${bigPost.status} ${bigPost.body.slice(0, 200)}`);
+      assert.equal(idsAt(live, bigId), 1, 'the streamed POST was not delivered exactly once');
+      assert.equal(JSON.parse(bigPost.body).bytes, big.length, 'the streamed body arrived whole');
+      assert.equal((await lineFor(proxy, 'retry.test', '/r-big')).tries, 2);
+      const chunkedId = `${runtime}-refused-chunked-post`;
+      const chunked = await new Promise<{ status: number; body: string }>((resolve, reject) => {
+        const req = http.request(
+          { host: '127.0.0.1', port: proxy.port, path: '/r-chunked', method: 'POST', headers: { host: 'retry.test', 'x-req-id': chunkedId }, agent: false },
+          (res) => {
+            let body = '';
+            res.setEncoding('utf8');
+            res.on('data', (c: string) => {
+              body += c;
+            });
+            res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+          },
+        );
+        req.on('error', reject);
+        req.write(big.slice(0, 100_000));
+        setTimeout(() => req.end(big.slice(100_000)), 50);
+      });
+      assert.equal(chunked.status, 200, `${chunked.status} ${chunked.body.slice(0, 200)}`);
+      assert.equal(idsAt(live, chunkedId), 1, 'the chunked POST was not delivered exactly once');
+      assert.equal(JSON.parse(chunked.body).bytes, big.length, 'the chunked body arrived whole');
+      assert.equal((await lineFor(proxy, 'retry.test', '/r-chunked')).tries, 2);
       await call(proxy.port, 'plain.test', { path: '/single' });
       const single = await lineFor(proxy, 'plain.test', '/single');
       assert.ok(!('tries' in single) && !('upstreams' in single), `a single-try line carries tries/upstreams: ${JSON.stringify(single)}`);
