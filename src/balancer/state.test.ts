@@ -101,6 +101,7 @@ describe('passive health', () => {
       ],
     );
     assert.match(String(lines[0]?.reason), /2 failures within 1000 ms, out for 150 ms: refused/);
+    assert.equal(lines[1]?.reason, 'cool-down of 150 ms ended');
     await s.close();
   });
 
@@ -173,6 +174,7 @@ describe('active health checks', () => {
       ],
     );
     assert.match(String(lines[0]?.reason), /body does not contain "ok"/);
+    assert.equal(lines[1]?.reason, '2 checks in a row passed');
     const closed = s.lines().filter((l) => l.upstream === 'http://127.0.0.1:1');
     assert.equal(closed.length, 1, 'the closed port: one line, however many checks failed');
     await s.close();

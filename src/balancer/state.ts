@@ -131,7 +131,7 @@ export class RouteBalancer {
       if (!s.activeUp && s.passes >= health.rise) s.activeUp = true;
       // A passing check ends a passive cool-down early: the upstream answers again.
       if (s.activeUp && s.coolingUntil !== 0) this.endCooldown(s);
-      if (!wasUp && s.up) this.upAgain(s, 'active');
+      if (!wasUp && s.up) this.upAgain(s, 'active', health.rise === 1 ? 'check passed' : `${s.passes} checks in a row passed`);
     } else {
       s.fails++;
       s.passes = 0;
@@ -151,7 +151,7 @@ export class RouteBalancer {
   private cooled(s: TargetState): void {
     const wasUp = s.up;
     this.endCooldown(s);
-    if (!wasUp && s.up) this.upAgain(s, 'cooldown');
+    if (!wasUp && s.up) this.upAgain(s, 'cooldown', `cool-down of ${this.group.passive?.cooldownMs} ms ended`);
   }
 
   private endCooldown(s: TargetState): void {
@@ -166,8 +166,8 @@ export class RouteBalancer {
     this.logger.warn('upstream down', { route: this.route, upstream: s.target.origin, source, reason });
   }
 
-  private upAgain(s: TargetState, source: 'active' | 'cooldown'): void {
-    this.logger.info('upstream up', { route: this.route, upstream: s.target.origin, source });
+  private upAgain(s: TargetState, source: 'active' | 'cooldown', reason: string): void {
+    this.logger.info('upstream up', { route: this.route, upstream: s.target.origin, source, reason });
   }
 }
 

@@ -121,7 +121,7 @@
 #   own 100-byte /small naming the port, and the proxy's access log shows how
 #   the requests of each route spread over the 4 (reported per route). wrk -t1
 #   -c32 (tests/bench/lb-wrk.lua) sends on every route the same requests but for
-#   the Host: x-key k1..k64 cycling, and a Cookie cycling over 4 sticky cookies
+#   the Host: x-key k1..k256 cycling, and a Cookie cycling over 4 sticky cookies
 #   (one per upstream, fetched from the sticky route with curl first), so the
 #   header hash spreads and the sticky row measures clients holding their cookie.
 #   Each runtime in turn: its proxy started, every route checked, a warm-up
