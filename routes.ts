@@ -14,6 +14,11 @@ export default {
   routes: [
     { host: 'sub1.xyz.com', upstream: 'http://localhost:8080', hsts: true },
     { host: '*.xyz.com', upstream: 'http://localhost:8181' },
+    // Two backends behind one name, checked every 2 s: stop one and the other takes it all.
+    {
+      host: 'lb.xyz.com',
+      upstream: { targets: ['http://localhost:8080', 'http://localhost:8181'], health: { path: '/healthz', intervalMs: 2000 } },
+    },
     { host: '*', upstream: 'http://localhost:8888' },
   ],
 } satisfies Config;
