@@ -82,7 +82,8 @@ export class HealthChecks {
     checks.inFlight.push(controller);
     const timer = setTimeout(() => controller.abort(new Error(`no answer within ${health.timeoutMs} ms`)), health.timeoutMs);
     const url = `${target.origin}${health.path}`;
-    const headers = new Headers({ host: health.host ?? target.hostPort, 'user-agent': 'switchyard-health-check', accept: '*/*' });
+    // `connection: close`: the check's connection is not left in the pool for traffic to reuse.
+    const headers = new Headers({ host: health.host ?? target.hostPort, 'user-agent': 'switchyard-health-check', accept: '*/*', connection: 'close' });
     try {
       const init = {
         method: health.method,

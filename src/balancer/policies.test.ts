@@ -45,7 +45,7 @@ const POLICIES: Record<string, CompiledPolicy> = {
   'hash path': { kind: 'hash', by: 'path', name: '' },
   'hash header': { kind: 'hash', by: 'header', name: 'x-key' },
   'hash cookie': { kind: 'hash', by: 'cookie', name: 'sid' },
-  sticky: { kind: 'sticky', cookie: 'sy', secret: 'a secret of sixteen+', maxAgeSeconds: null, fallback: 'round_robin' },
+  sticky: { kind: 'sticky', cookie: 'sy', path: '/', secret: 'a secret of sixteen+', maxAgeSeconds: null, fallback: 'round_robin' },
 };
 
 function picker(policy: CompiledPolicy, weights: number[], loads?: Load[]): { pick: Picker; loads: { inFlight: number }[] } {

@@ -213,7 +213,7 @@ function sticky(policy: Extract<CompiledPolicy, { kind: 'sticky' }>, targets: re
   const secret = policy.secret ?? processSecret ?? PROCESS_SECRET;
   const values = targets.map((t) => createHmac('sha256', secret).update(t.origin).digest('base64url').slice(0, 22));
   const byValue = new Map(values.map((value, i) => [value, i]));
-  const attributes = `; Path=/; HttpOnly; SameSite=Lax${policy.maxAgeSeconds === null ? '' : `; Max-Age=${policy.maxAgeSeconds}`}`;
+  const attributes = `; Path=${policy.path}; HttpOnly; SameSite=Lax${policy.maxAgeSeconds === null ? '' : `; Max-Age=${policy.maxAgeSeconds}`}`;
   const cookie = policy.cookie;
   const pinned = (facts: PickFacts): number => {
     const value = cookieValue(facts.headers.get('cookie'), cookie);

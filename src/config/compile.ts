@@ -46,6 +46,8 @@ export type CompiledPolicy =
   | {
       readonly kind: 'sticky';
       readonly cookie: string;
+      /** The cookie's Path: the route's prefix, so two routes of one host keep their own pins. */
+      readonly path: string;
       /** Null: the process's own random key. */
       readonly secret: string | null;
       readonly maxAgeSeconds: number | null;
@@ -195,7 +197,7 @@ export function compileUpstream(value: string): CompiledUpstream {
 const positive = (value: number | undefined, fallback: number) => (value === undefined ? fallback : value);
 
 /** A route's `upstream` in its one compiled shape, or null when it is a single plain upstream. */
-export function compileGroup(upstream: Route['upstream'], tls: UpstreamTlsOptions | undefined, timeoutMs: number): CompiledGroup | null {
+export function compileGroup(upstream: Route['upstream'], tls: UpstreamTlsOptions | undefined, timeoutMs: number, prefix = '/'): CompiledGroup | null {
   const spec = typeof upstream === 'string' ? { targets: [upstream] } : Array.isArray(upstream) ? { targets: upstream } : upstream;
   const targets = spec.targets.map((target, index): CompiledTarget => {
     const t = typeof target === 'string' ? { url: target } : target;
@@ -204,7 +206,7 @@ export function compileGroup(upstream: Route['upstream'], tls: UpstreamTlsOption
   const capped = targets.some((t) => t.maxInFlight !== Number.POSITIVE_INFINITY);
   const several = targets.length > 1;
   if (!several && !capped && spec.health === undefined && (spec.passive === undefined || spec.passive === false)) return null;
-  const policy = compilePolicy(spec.policy);
+  const policy = compilePolicy(spec.policy, prefix);
   const h = spec.health;
   const intervalMs = h?.intervalMs ?? DEFAULTS.healthIntervalMs;
   const health: CompiledHealth | null =
@@ -245,6 +247,8 @@ export function compileGroup(upstream: Route['upstream'], tls: UpstreamTlsOption
   };
   const signature = JSON.stringify({
     targets: targets.map((t) => [t.origin, t.weight, t.maxInFlight]),
+    // The checks' TLS settings too: a reload that changes the upstream CA must check with the new one.
+    tls: tls ?? null,
     policy,
     health,
     passive: passive && { ...passive, statuses: [...passive.statuses] },
@@ -252,14 +256,17 @@ export function compileGroup(upstream: Route['upstream'], tls: UpstreamTlsOption
   return { targets, policy, health, passive, retry, signature };
 }
 
-function compilePolicy(policy: UpstreamGroup['policy']): CompiledPolicy {
+function compilePolicy(policy: UpstreamGroup['policy'], prefix: string): CompiledPolicy {
   if (policy === undefined) return { kind: 'round_robin' };
   if (typeof policy === 'string') return { kind: policy };
-  if ('hash' in policy) return { kind: 'hash', by: policy.hash, name: 'name' in policy ? policy.name.toLowerCase() : '' };
+  // Header names are case-insensitive (looked up lowercased); cookie names are not (RFC 6265).
+  if ('hash' in policy)
+    return { kind: 'hash', by: policy.hash, name: 'name' in policy ? (policy.hash === 'header' ? policy.name.toLowerCase() : policy.name) : '' };
   const sticky = policy.sticky;
   return {
     kind: 'sticky',
     cookie: sticky.cookie ?? DEFAULTS.stickyCookie,
+    path: prefix,
     secret: sticky.secret ?? null,
     maxAgeSeconds: sticky.maxAgeSeconds ?? null,
     fallback: sticky.fallback ?? 'round_robin',
@@ -298,7 +305,7 @@ export function compileConfig(config: Config, files: TlsFiles = NO_TLS_FILES): C
     const hosts = Array.isArray(route.host) ? route.host : [route.host];
     const upstreamTls = files.upstreamTls.get(i);
     const timeoutMs = route.timeoutMs ?? upstreamMs;
-    const group = compileGroup(route.upstream, upstreamTls, timeoutMs);
+    const group = compileGroup(route.upstream, upstreamTls, timeoutMs, prefix);
     return {
       id: `routes[${i}]`,
       key: routeKey(hosts, prefix),

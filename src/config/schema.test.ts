@@ -383,6 +383,10 @@ test('upstream groups: the issue forms are valid, and each mistake is named at i
   assert.match(at({ targets: ['http://a:1'], policy: 'fastest' })[0] as string, /^routes\[0\]\.upstream\.policy: must be one of "round_robin", /);
   assert.deepEqual(at({ targets: ['http://a:1'], policy: { hash: 'header' } }), ['routes[0].upstream.policy.name: is required']);
   assert.deepEqual(at({ targets: ['http://a:1'], policy: { hash: 'body' } }), ['routes[0].upstream.policy.hash: must be "ip", "path", "header" or "cookie"']);
+  // A name no Headers.get could take would fail every request: refused at load.
+  assert.deepEqual(at({ targets: ['http://a:1'], policy: { hash: 'header', name: 'X User' } }), [
+    'routes[0].upstream.policy.name: must be a header or cookie name (a token, e.g. x-user)',
+  ]);
   assert.deepEqual(at({ targets: ['http://a:1'], policy: { sticky: { secret: 'short' } } }), [
     'routes[0].upstream.policy.sticky.secret: must be at least 16 characters',
   ]);
@@ -458,6 +462,25 @@ test('upstream groups compile: a plain single upstream has no group; defaults as
   // tries never exceed the targets; tryDurationMs follows the route's timeoutMs.
   assert.equal(full?.group?.retry.tries, 1);
   assert.equal(full?.group?.retry.tryDurationMs, 14_000);
-  assert.deepEqual(full?.group?.policy, { kind: 'sticky', cookie: 'switchyard_upstream', secret: null, maxAgeSeconds: null, fallback: 'round_robin' });
+  assert.deepEqual(full?.group?.policy, {
+    kind: 'sticky',
+    cookie: 'switchyard_upstream',
+    path: '/',
+    secret: null,
+    maxAgeSeconds: null,
+    fallback: 'round_robin',
+  });
   assert.equal(full?.group?.targets[0]?.maxInFlight, 10);
+  // Cookie names keep their case (RFC 6265); header names are matched lowercased. A sticky
+  // cookie's Path is the route's prefix, so two routes of one host keep their own pins.
+  const named = compileConfig({
+    routes: [
+      { host: 'a.test', path: '/shop/', upstream: { targets: ['http://a:1', 'http://b:1'], policy: { sticky: {} } } },
+      { host: 'a.test', upstream: { targets: ['http://a:1', 'http://b:1'], policy: { hash: 'cookie', name: 'SessionId' } } },
+      { host: 'b.test', upstream: { targets: ['http://a:1', 'http://b:1'], policy: { hash: 'header', name: 'X-Tenant' } } },
+    ],
+  }).routes;
+  assert.equal((named[0]?.group?.policy as { path: string }).path, '/shop');
+  assert.equal((named[1]?.group?.policy as { name: string }).name, 'SessionId');
+  assert.equal((named[2]?.group?.policy as { name: string }).name, 'x-tenant');
 });

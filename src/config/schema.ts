@@ -139,7 +139,7 @@ const POLICY_WORDS = `one of ${SIMPLE_WORDS}, { hash: "ip" | "path" }, { hash: "
 const HashByAddress = v.strictObject({ hash: v.picklist(['ip', 'path']) });
 const HashByName = v.strictObject({
   hash: v.picklist(['header', 'cookie']),
-  name: v.pipe(v.string('must be a header or cookie name'), v.minLength(1, 'must not be empty')),
+  name: v.pipe(v.string('must be a header or cookie name'), v.regex(/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/, 'must be a header or cookie name (a token, e.g. x-user)')),
 });
 const StickyPolicy = v.strictObject({
   sticky: v.strictObject({

@@ -266,7 +266,7 @@ export type BalancePolicy =
 
 /** Sticky sessions by a cookie the proxy sets. */
 export interface StickyOptions {
-  /** @default "switchyard_upstream" */
+  /** The cookie's name; its Path is the route's `path`. @default "switchyard_upstream" */
   cookie?: string;
   /**
    * The HMAC key (16 characters or more). Without it a random key is made at each start, so
@@ -327,7 +327,7 @@ export interface PassiveHealth {
  * and on `statuses`. A request body is only sent twice if it was kept whole for replay.
  */
 export interface RetryPolicy {
-  /** Tries in all, the first included; 1 turns retries off. @default the number of targets */
+  /** Tries in all, the first included, each on another upstream (so at most the number of targets); 1 turns retries off. @default the number of targets */
   tries?: number;
   /**
    * No new try starts this long after the first began, in milliseconds (a try under way is

@@ -7,74 +7,81 @@ import type { CompiledRoute } from '../config/compile.ts';
 import type { AccessRecord } from '../log/access-log.ts';
 import { ProxyError } from './errors.ts';
 
-export interface ExchangeControl {
-  /** The current try's signal. */
-  readonly signal: AbortSignal;
-  /** Cancels the exchange; its answer becomes `error`'s status (a body that broke its limits). */
-  fail(error: ProxyError): void;
-  /** Starts the current try's response-head deadline (once the request body has been passed on). */
-  startTimer(): void;
-  /**
-   * Prepares another try to `origin` (named by its timeout): a fresh signal when the last one
-   * was aborted by its deadline. False when the exchange is over (client gone, body failed).
-   */
-  retry(origin: string): boolean;
-  /** The response head is in: no deadline any more, and a client that leaves now is logged 499. */
-  answered(): void;
-  /** The connection is no longer HTTP (a tunnel): the deadline and the client's signal no longer apply. */
-  release(): void;
-}
-
-export function exchangeControl(clientSignal: AbortSignal, route: CompiledRoute, rec: AccessRecord, origin = route.upstream.origin): ExchangeControl {
-  let controller = new AbortController();
-  let answered = false;
-  let over = false;
-  let target = origin;
-  let timer: ReturnType<typeof setTimeout> | undefined;
+/** A class, not a closure bag: its methods are made once, not per request. */
+export class ExchangeControl {
+  private controller = new AbortController();
+  private answeredYet = false;
+  private over = false;
+  private origin: string;
+  private timer: ReturnType<typeof setTimeout> | undefined = undefined;
   // Client gone: cancel the upstream exchange at once (a response body then errors, which
   // closes the upstream connection).
-  const onClientAbort = () => {
-    over = true;
-    controller.abort(new ProxyError('client-closed', 'client', false, 'client closed the connection'));
-    if (answered) {
-      rec.status = 499;
-      rec.error = 'client closed the connection during the response';
+  private readonly onClientAbort = () => {
+    this.over = true;
+    this.controller.abort(new ProxyError('client-closed', 'client', false, 'client closed the connection'));
+    if (this.answeredYet) {
+      this.rec.status = 499;
+      this.rec.error = 'client closed the connection during the response';
     }
   };
-  if (clientSignal.aborted) onClientAbort();
-  else clientSignal.addEventListener('abort', onClientAbort, { once: true });
-  return {
-    get signal() {
-      return controller.signal;
-    },
-    fail: (error) => {
-      over = true;
-      controller.abort(error);
-    },
-    startTimer() {
-      if (answered) return;
-      clearTimeout(timer);
-      const deadline = controller;
-      const upstream = target;
-      timer = setTimeout(
-        () => deadline.abort(new ProxyError('timeout', 'upstream', false, `upstream ${upstream} sent no response head within ${route.timeoutMs} ms`)),
-        route.timeoutMs,
-      );
-    },
-    retry(origin) {
-      if (over) return false;
-      clearTimeout(timer);
-      target = origin;
-      if (controller.signal.aborted) controller = new AbortController();
-      return true;
-    },
-    answered() {
-      answered = true;
-      clearTimeout(timer);
-    },
-    release() {
-      clearTimeout(timer);
-      clientSignal.removeEventListener('abort', onClientAbort);
-    },
+  /** Cancels the exchange; its answer becomes `error`'s status (a body that broke its limits). Bound: passed as a callback. */
+  readonly fail = (error: ProxyError): void => {
+    this.over = true;
+    this.controller.abort(error);
   };
+  /** Starts the current try's response-head deadline (once the request body has been passed on). Bound: passed as a callback. */
+  readonly startTimer = (): void => {
+    if (this.answeredYet) return;
+    clearTimeout(this.timer);
+    const deadline = this.controller;
+    const upstream = this.origin;
+    const ms = this.route.timeoutMs;
+    this.timer = setTimeout(
+      () => deadline.abort(new ProxyError('timeout', 'upstream', false, `upstream ${upstream} sent no response head within ${ms} ms`)),
+      ms,
+    );
+  };
+
+  constructor(
+    private readonly clientSignal: AbortSignal,
+    private readonly route: CompiledRoute,
+    private readonly rec: AccessRecord,
+  ) {
+    this.origin = route.upstream.origin;
+    if (clientSignal.aborted) this.onClientAbort();
+    else clientSignal.addEventListener('abort', this.onClientAbort, { once: true });
+  }
+
+  /** The current try's signal. */
+  get signal(): AbortSignal {
+    return this.controller.signal;
+  }
+
+  /**
+   * Prepares a try of a group to `origin` (named by its timeout): a fresh signal when the last
+   * one was aborted by its deadline. False when the exchange is over (client gone, body failed).
+   */
+  retry(origin: string): boolean {
+    if (this.over) return false;
+    clearTimeout(this.timer);
+    this.origin = origin;
+    if (this.controller.signal.aborted) this.controller = new AbortController();
+    return true;
+  }
+
+  /** The response head is in: no deadline any more, and a client that leaves now is logged 499. */
+  answered(): void {
+    this.answeredYet = true;
+    clearTimeout(this.timer);
+  }
+
+  /** The connection is no longer HTTP (a tunnel), or the request is answered without a try: the deadline and the client's signal no longer apply. */
+  release(): void {
+    clearTimeout(this.timer);
+    this.clientSignal.removeEventListener('abort', this.onClientAbort);
+  }
+}
+
+export function exchangeControl(clientSignal: AbortSignal, route: CompiledRoute, rec: AccessRecord): ExchangeControl {
+  return new ExchangeControl(clientSignal, route, rec);
 }

@@ -99,21 +99,10 @@ export const forward = ({ transport, tunnels, graceMs, balancers }: ForwardOptio
       return refuse(c, new ProxyError('body-too-large', 'client', true, `request body of ${declared} bytes exceeds ${limit}`));
     }
 
-    // A group: the balancer's first pick, or 503 at once when no upstream is available.
-    const group = route.group;
-    let balancer: RouteBalancer | null = null;
-    let first = -1;
-    const pickFacts = group === null ? null : { clientIp: peer, target: c.get('target'), headers: req.headers };
-    if (group !== null) {
-      balancer = balancers.for(route);
-      first = balancer.pick(pickFacts as NonNullable<typeof pickFacts>);
-      if (first < 0) {
-        rec.upstream = null; // none was tried
-        return refuse(c, noUpstream(route, balancer));
-      }
-      rec.upstream = (group.targets[first] as CompiledTarget).origin;
-    }
-    const exchange = exchangeControl(req.signal, route, rec, rec.upstream);
+    const balancer = route.group === null ? null : balancers.for(route);
+    // A group's access line names an upstream once one is tried (none: a 503 with none available).
+    if (balancer !== null) rec.upstream = null;
+    const exchange = exchangeControl(req.signal, route, rec);
 
     // RFC 6455: a WebSocket handshake becomes a tunnel where the listener can hand the
     // connection over (HTTP/1.1); an invalid one is refused, never tunnelled. Any other
@@ -123,8 +112,16 @@ export const forward = ({ transport, tunnels, graceMs, balancers }: ForwardOptio
       if (problem !== null) return refuse(c, problem);
       const upgrade = c.env.upgrade;
       if (upgrade !== undefined) {
-        const targets: TunnelTargets =
-          balancer === null ? { first: upstream, next: () => null } : tunnelTargets(balancer, first, pickFacts as NonNullable<typeof pickFacts>);
+        let targets: TunnelTargets = { first: upstream, next: () => null };
+        if (balancer !== null) {
+          const pickFacts = { clientIp: peer, target: c.get('target'), headers: req.headers };
+          const first = balancer.pick(pickFacts);
+          if (first < 0) {
+            exchange.release();
+            return refuse(c, noUpstream(route, balancer));
+          }
+          targets = tunnelTargets(balancer, first, pickFacts);
+        }
         return openTunnel(c, { transport, tunnels, graceMs }, { upgrade, route, target, headers, exchange, targets });
       }
     }
@@ -148,7 +145,7 @@ export const forward = ({ transport, tunnels, graceMs, balancers }: ForwardOptio
         if (keep) {
           const whole = await readWhole(watched);
           if (whole === null) {
-            exchange.answered();
+            exchange.release();
             const reason = exchange.signal.reason;
             return refuse(c, reason instanceof ProxyError ? reason : new ProxyError('client-closed', 'client', false, 'client closed the connection'));
           }
@@ -158,26 +155,22 @@ export const forward = ({ transport, tunnels, graceMs, balancers }: ForwardOptio
           streamed = true;
         }
       }
+      // Picked once the body is in (a kept one): an upload's time is not spent holding a slot
+      // of an upstream (maxInFlight, least_conn), nor on one that went down meanwhile.
+      const pickFacts = { clientIp: peer, target: c.get('target'), headers: req.headers };
+      const first = balancer.pick(pickFacts);
+      if (first < 0) {
+        exchange.release();
+        return refuse(c, noUpstream(route, balancer));
+      }
       const tries = await tryUpstreams(
-        {
-          transport,
-          route,
-          balancer,
-          exchange,
-          rec,
-          method: facts.method,
-          target,
-          headers,
-          facts: pickFacts as NonNullable<typeof pickFacts>,
-          body: tryBody,
-          streamed,
-        },
+        { transport, route, balancer, exchange, rec, method: facts.method, target, headers, facts: pickFacts, body: tryBody, streamed },
         first,
       );
       exchange.answered();
       const outcome = tries.outcome;
       if (outcome instanceof ProxyError) return refuse(c, outcome);
-      const cookie = balancer.picker.cookieFor?.(pickFacts as NonNullable<typeof pickFacts>, tries.index);
+      const cookie = balancer.picker.cookieFor?.(pickFacts, tries.index);
       if (cookie) outcome.headers.append('set-cookie', cookie);
       return answer(c, outcome, tries.done);
     }

@@ -35,7 +35,7 @@ export interface TryRequest {
 /** What the tries came to: the answer (or the last failure), the upstream it came from, and its in-flight release. */
 export interface TryOutcome {
   readonly outcome: Response | ProxyError;
-  /** The index of the upstream that answered (or failed last). */
+  /** The index of the upstream that answered (or failed last); -1 when none was tried. */
   readonly index: number;
   /** Ends the answer's in-flight count (call once its body is done). */
   readonly done: () => void;
@@ -68,7 +68,7 @@ export async function tryUpstreams(r: TryRequest, first: number): Promise<TryOut
   for (;;) {
     const t = targets[index] as CompiledTarget;
     const state = states[index] as TargetState;
-    if (tried.length > 0 && !exchange.retry(t.origin)) break;
+    if (!exchange.retry(t.origin)) break;
     if (tried[tried.length - 1] !== index) tried.push(index);
     if (route.sendUpstreamHost) headers.set('host', t.hostPort);
     const body = kept !== null ? bytesStream(kept) : gate !== null ? gate.next() : null;
@@ -93,12 +93,12 @@ export async function tryUpstreams(r: TryRequest, first: number): Promise<TryOut
       if (outcome.staleConnection && !staleRetried && bodyState === 'none' && isIdempotent(method)) {
         staleRetried = true;
         fresh = true;
-        if (exchange.retry(t.origin)) continue;
-        break;
+        continue;
       }
       if (countsAgainst(outcome)) balancer.failed(index, outcome.message);
-      const next = exchange.signal.aborted && !isTimeout(exchange.signal) ? -1 : nextTry(r, tried, started);
-      if (next < 0 || !mayTryNext(outcome, method, bodyState, retry)) return finish(r, tried, outcome, index, noop);
+      if ((exchange.signal.aborted && !isTimeout(exchange.signal)) || !mayTryNext(outcome, method, bodyState, retry)) return finish(r, tried, outcome, noop);
+      const next = nextTry(r, tried, started);
+      if (next < 0) return finish(r, tried, outcome, noop);
       index = next;
       continue;
     }
@@ -119,12 +119,12 @@ export async function tryUpstreams(r: TryRequest, first: number): Promise<TryOut
       released = true;
       state.inFlight--;
     };
-    return finish(r, tried, outcome, index, done);
+    return finish(r, tried, outcome, done);
   }
   // The exchange ended between tries (client gone, body failed): its reason is the answer.
   const reason = exchange.signal.reason;
   const failure = reason instanceof ProxyError ? reason : new ProxyError('client-closed', 'client', false, 'client closed the connection');
-  return finish(r, tried, failure, index, noop);
+  return finish(r, tried, failure, noop);
 }
 
 const noop = () => {};
@@ -139,9 +139,11 @@ function nextTry(r: TryRequest, tried: readonly number[], started: number): numb
   return r.balancer.pickAgain(r.facts, tried);
 }
 
-function finish(r: TryRequest, tried: readonly number[], outcome: Response | ProxyError, index: number, done: () => void): TryOutcome {
+/** The outcome, from the last upstream tried (-1 and no upstream in the log when none was). */
+function finish(r: TryRequest, tried: readonly number[], outcome: Response | ProxyError, done: () => void): TryOutcome {
   const targets = r.balancer.group.targets;
-  r.rec.upstream = (targets[index] as CompiledTarget).origin;
+  const index = tried.length === 0 ? -1 : (tried[tried.length - 1] as number);
+  if (index >= 0) r.rec.upstream = (targets[index] as CompiledTarget).origin;
   if (tried.length > 1) r.rec.upstreams = tried.map((i) => (targets[i] as CompiledTarget).origin);
   return { outcome, index, done };
 }

@@ -20,7 +20,8 @@ export interface UpstreamInit {
   readonly signal: AbortSignal;
   /**
    * Open a new connection rather than reuse a pooled one (the retry after a pooled connection
-   * turned out stale). A transport that cannot choose ignores it.
+   * turned out stale, health checks). undici's does not keep it afterwards (an agent without
+   * keep-alive); ours pools it unless the exchange says `connection: close`.
    * @default false
    */
   readonly fresh?: boolean;

@@ -67,10 +67,15 @@ function connectorFor(tls: UpstreamTlsOptions | undefined, connectTimeoutMs: num
   };
 }
 
-/** An agent for one set of TLS settings (or none) and connect timeout: a pool per origin, each with its own connector. */
-function createAgent(tls: UpstreamTlsOptions | undefined, connectTimeoutMs: number | undefined): Agent {
+/**
+ * An agent for one set of TLS settings (or none) and connect timeout: a pool per origin, each
+ * with its own connector. `fresh`: keep-alive off (undici's `pipelining: 0`), so every request
+ * gets a new connection and leaves none behind (health checks, the stale-connection retry).
+ */
+function createAgent(tls: UpstreamTlsOptions | undefined, connectTimeoutMs: number | undefined, fresh: boolean): Agent {
   return new Agent({
     ...AGENT_OPTIONS,
+    ...(fresh ? { pipelining: 0 } : {}),
     factory: (origin, options) => new Pool(origin, { ...options, connect: connectorFor(tls, connectTimeoutMs) }),
   });
 }
@@ -117,6 +122,8 @@ interface Exchange {
   readonly tls: UpstreamTlsOptions | undefined;
   readonly connectTimeoutMs: number | undefined;
   readonly bodyIdleTimeoutMs: number | null | undefined;
+  /** A new connection, not kept afterwards. */
+  readonly fresh: boolean;
   /** Set for upgrade requests: undici writes Connection and Upgrade itself. */
   readonly upgrade?: string;
   /** Set for upgrade requests: the 101 and the upstream's socket. */
@@ -129,20 +136,31 @@ export function createUndiciTransport(): Transport {
   // plain pool: TLS options apply to https: only). Most routes share the default timeout, so
   // one agent. `agents` holds every agent made, for close(); one whose settings are gone (a
   // reload) stays until then, its connections closing once idle (IDLE_KEEP_ALIVE_MS).
-  const plainAgents = new Map<number | undefined, Agent>();
-  const tlsAgents = new WeakMap<UpstreamTlsOptions, Map<number | undefined, Agent>>();
+  // Keyed by connect timeout, negated for the fresh (no keep-alive) agents.
+  const plainAgents = new Map<number, Agent>();
+  const tlsAgents = new WeakMap<UpstreamTlsOptions, Map<number, Agent>>();
   const agents = new Set<Agent>();
-  const agentFor = (tls: UpstreamTlsOptions | undefined, connectTimeoutMs: number | undefined): Agent => {
+  // The common case (plain http:, one timeout for every route) without a map lookup.
+  let lastPlainMs = Number.NaN;
+  let lastPlain: Agent | undefined;
+  const agentFor = (tls: UpstreamTlsOptions | undefined, connectTimeoutMs: number | undefined, fresh: boolean): Agent => {
+    const ms = connectTimeoutMs ?? 0;
+    if (tls === undefined && !fresh && ms === lastPlainMs) return lastPlain as Agent;
     let byTimeout = tls === undefined ? plainAgents : tlsAgents.get(tls);
     if (byTimeout === undefined) {
       byTimeout = new Map();
       tlsAgents.set(tls as UpstreamTlsOptions, byTimeout);
     }
-    let agent = byTimeout.get(connectTimeoutMs);
+    const key = fresh ? -ms - 1 : ms;
+    let agent = byTimeout.get(key);
     if (agent === undefined) {
-      agent = createAgent(tls, connectTimeoutMs);
-      byTimeout.set(connectTimeoutMs, agent);
+      agent = createAgent(tls, connectTimeoutMs, fresh);
+      byTimeout.set(key, agent);
       agents.add(agent);
+    }
+    if (tls === undefined && !fresh) {
+      lastPlainMs = ms;
+      lastPlain = agent;
     }
     return agent;
   };
@@ -297,7 +315,7 @@ export function createUndiciTransport(): Transport {
         },
       };
 
-      agentFor(x.tls, x.connectTimeoutMs).dispatch(
+      agentFor(x.tls, x.connectTimeoutMs, x.fresh).dispatch(
         {
           // undici's body timeout does not run while the stream is paused for a slow reader.
           bodyTimeout: x.bodyIdleTimeoutMs ?? 0,
@@ -324,8 +342,7 @@ export function createUndiciTransport(): Transport {
 
   return {
     name: 'undici',
-    // `init.fresh` is not honoured: undici's pool picks the connection and gives no way to ask
-    // for a new one. Its pool drops connections the upstream closed, which covers most stale ones.
+    // `init.fresh` goes through an agent without keep-alive: a new connection, closed after.
     fetch: function undiciTransport(url: string, init: UpstreamInit) {
       const { origin, path } = split(url);
       return exchange({
@@ -338,6 +355,7 @@ export function createUndiciTransport(): Transport {
         tls: init.tls,
         connectTimeoutMs: init.connectTimeoutMs,
         bodyIdleTimeoutMs: init.bodyIdleTimeoutMs,
+        fresh: init.fresh === true,
       });
     },
     upgrade: function undiciUpgrade(url: string, init: UpstreamInit): Promise<UpgradeResult> {
@@ -357,6 +375,7 @@ export function createUndiciTransport(): Transport {
           tls: init.tls,
           connectTimeoutMs: init.connectTimeoutMs,
           bodyIdleTimeoutMs: undefined,
+          fresh: false,
           upgrade,
           // A 101's hop-by-hop fields (Upgrade, Connection) are its substance: all kept.
           onUpgrade: (headers, socket) =>
