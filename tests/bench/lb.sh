@@ -32,20 +32,32 @@
 # Per runtime, one at a time: the proxy starts (pinned to the proxy core), every route
 # is checked with curl (200 and 100 bytes; which upstream answered), the sticky
 # cookies are collected and checked (each brings its upstream back), then a warm-up
-# (BENCH_LB_WARMUP s on the single route, 1 s on each other route), then
-# BENCH_LB_ROUNDS rounds, each measuring every route for BENCH_LB_DURATION s, the
-# route order rotating per round. A measurement during which other processes took
-# over 15% of either core (NOISE_LIMIT) is dropped and run again at once, at most
-# BENCH_LB_RETRIES times per runtime (default 10; the report says how many). Per measurement: req/s, µs of proxy CPU per request
-# (utime+stime, /proc/PID/stat), both cores' busy %, and from the proxy's access log
-# (the lines of that route written during the measurement) how the requests spread
-# over the four upstreams.
+# (BENCH_LB_WARMUP s, the requests cycling over all the routes' hosts), then
+# BENCH_LB_ROUNDS rounds of S X1 S X2 ... S Xn S: S the single route, X the others in
+# an order rotating per round, each run BENCH_LB_DURATION s. Per run: req/s, µs of
+# proxy CPU per request (utime+stime, /proc/PID/stat), the proxy's CPU over wrk's run
+# (% of a core: under 90 it was not saturated) and the load core's busy %; at the end,
+# from the proxy's access log (the lines written during the measured runs, by Host),
+# how each route's requests spread over the four upstreams. A route's ratio to the single route in a
+# round is its figure over the mean of the two single runs around it, and the ratio
+# reported is the median over rounds. Why bracketed and short: on this shared VM the
+# same route moved by up to 50% from one run to another a few seconds later with no
+# other process visible on either core (the host's neighbours), and in blocks of
+# several seconds; with the routes only rotating (one single run per round) those
+# blocks decided the ratios (1.6x and 0.6x for routes that do the same work). Next to
+# each other, two runs mostly see the same machine. The single runs against their own
+# neighbours give a control: the spread a ratio has here when nothing differs; its
+# medians over rounds, one per position in the round, are made the way a route's
+# ratio is, so their range is the resolution of the run.
+# A run during which other processes took over 15% of either core (NOISE_LIMIT) is
+# dropped and run again at once, at most BENCH_LB_RETRIES times per runtime (default
+# 10; the report says how many).
 # shellcheck shell=bash
 # shellcheck disable=SC2154 # W_* are set with printf -v
 
-LB_DURATION=${BENCH_LB_DURATION:-2}
+LB_DURATION=${BENCH_LB_DURATION:-1}
 LB_ROUNDS=${BENCH_LB_ROUNDS:-3}
-LB_WARMUP=${BENCH_LB_WARMUP:-6}
+LB_WARMUP=${BENCH_LB_WARMUP:-5}
 LB_RETRIES=${BENCH_LB_RETRIES:-10} # noisy measurements re-run per runtime, at most
 LB_KEYS=256
 LB_DIR=$TMP/lb
@@ -69,8 +81,10 @@ declare -A LB_POLICY=(
 LB_PORTS=() # the backend's four ports
 LB_UP_PID=""
 LB_COOKIES="" # newline-separated Cookie header values (one per upstream) for lb-wrk.lua
-# LR[rt,route,KEY] = space-separated values, one per round, KEY one of rps, us (proxy CPU µs
-# per request), busy (proxy core %), load (load core %), noise (% of a core used by others);
+# LR[rt,route,KEY] = space-separated values, one per run, KEY one of rps, us (proxy CPU µs
+# per request), busy (proxy CPU over wrk's run, % of a core), load (load core %), noise (% of
+# a core used by others); prps, pus: per round, the route's rps and us over the mean of the
+# single runs around it; for the single route crps, cus (the control, see lb_round);
 # LR[rt,route,hits] = requests per backend port summed over rounds ("n1 n2 n3 n4");
 # LR[rt,route,err]; LR[rt,status]; LR[rt,note] (the sticky cookie check).
 declare -A LR
@@ -196,12 +210,18 @@ lb_check() {
 }
 
 # ------------------------------------------------------------ measuring ---
-# lb_wrk RT ROUTE TAG SECONDS: run_wrk with the route's Host and lb-wrk.lua.
+# lb_wrk RT ROUTE TAG SECONDS: run_wrk with the route's Host and lb-wrk.lua; ROUTE "all":
+# the requests cycle over every route's Host (the warm-up).
 lb_wrk() {
-  local rt=$1 r=$2 rc=0 saved=$WRK_LUA
+  local rt=$1 r=$2 rc=0 saved=$WRK_LUA hosts="" x
   WRK_LUA=$SCRIPT_DIR/lb-wrk.lua
-  WRK_ARGS=(-H "Host: ${LB_HOST[$r]}")
   WRK_ENV=("BENCH_WRK_LUA=$SCRIPT_DIR/wrk.lua" "LB_KEYS=$LB_KEYS" "LB_COOKIES=$LB_COOKIES")
+  if [[ $r == all ]]; then
+    for x in "${LB_ROUTES[@]}"; do hosts+="${LB_HOST[$x]}"$'\n'; done
+    WRK_ENV+=("LB_HOSTS=$hosts")
+  else
+    WRK_ARGS=(-H "Host: ${LB_HOST[$r]}")
+  fi
   CUR_PROXY_PID=${LR[$rt,pid]}
   run_wrk "$3" "http://127.0.0.1:${LR[$rt,port]}/small" 0 "$4" || rc=1
   CUR_PROXY_PID="" WRK_LUA=$saved
@@ -209,50 +229,102 @@ lb_wrk() {
   return "$rc"
 }
 
-# lb_hits LOG OFFSET HOST -> "n1 n2 n3 n4": the access-log lines after byte OFFSET with
-# this host, counted per backend port (LB_PORTS order).
+# lb_hits RT LOG OFFSET: from the access-log lines after byte OFFSET (the measured runs), the
+# requests of each route per backend port (LB_PORTS order) into LR[RT,route,hits]. One pass at
+# the end (counting after each run would add ~0.1 s to each).
 lb_hits() {
-  { tail -c +"$(($2 + 1))" "$1" 2>/dev/null | grep -F "\"host\":\"$3\"" |
-    grep -o '"upstream":"http://127\.0\.0\.1:[0-9]*"' || true; } |
-    awk -v ports="${LB_PORTS[*]}" '
-      { p = $0; sub(/.*:/, "", p); sub(/"$/, "", p); n[p]++ }
-      END { k = split(ports, q, " "); for (i = 1; i <= k; i++) printf "%d%s", n[q[i]], (i < k ? " " : "\n") }'
+  local rt=$1 r host n1 n2 n3 n4
+  local -A route_of=()
+  for r in "${LB_ROUTES[@]}"; do route_of[${LB_HOST[$r]}]=$r; done
+  while read -r host n1 n2 n3 n4; do
+    r=${route_of[$host]:-}
+    [[ -z $r ]] || LR[$rt,$r,hits]="$n1 $n2 $n3 $n4"
+  done < <(
+    { tail -c +"$(($3 + 1))" "$2" 2>/dev/null |
+      grep -oE '"host":"[^"]*"|"upstream":"http://127\.0\.0\.1:[0-9]+"' || true; } |
+      awk -v ports="${LB_PORTS[*]}" '
+        /^"host"/ { h = substr($0, 9, length($0) - 9); next }
+        { p = $0; sub(/.*:/, "", p); sub(/"$/, "", p); n[h, p]++; hosts[h] = 1 }
+        END { k = split(ports, q, " ")
+              for (h in hosts) { printf "%s", h; for (i = 1; i <= k; i++) printf " %d", n[h, q[i]]; printf "\n" } }'
+  )
 }
 
 # lb_measure RT ROUTE ROUND: one measured round of one route, its figures appended to LR. A
 # measurement during which other processes used over NOISE_LIMIT% of either core is
 # measured again at once (its figures dropped), at most LB_RETRIES times per runtime.
+LB_LAST_RPS="" LB_LAST_US="" # the figures of the last lb_measure, empty when it failed
 lb_measure() {
-  local rt=$1 r=$2 n=$3 log=$TMP/lb-$1.stdout off rps us hits a b i flag=""
+  local rt=$1 r=$2 n=$3 rps us busy rps0 us1 flag=""
+  LB_LAST_RPS="" LB_LAST_US=""
   while :; do
-    off=$(stat -c %s "$log" 2>/dev/null || echo 0)
     if ! lb_wrk "$rt" "$r" "lb-$rt-$r-$n" "$LB_DURATION"; then
       LR[$rt,$r,err]+="round $n failed "
       alive "${LR[$rt,pid]}" || { LR[$rt,dead]=1; say "${LABEL[$rt]}: the process is gone"; }
       return 1
     fi
     ((W_requests > 0)) || { LR[$rt,$r,err]+="round $n: no requests "; return 1; }
-    rps=$(awk -v q="$W_requests" -v d="$W_duration_us" 'BEGIN { print q * 1e6 / d }')
-    us=$(awk -v t="$W_proxy_ticks" -v q="$W_requests" -v hz="$CLK_TCK" 'BEGIN { print t * 1e6 / hz / q }')
+    # req/s; µs of proxy CPU per request; the proxy's CPU over wrk's own duration, in % of a
+    # core (the core's busy % would also count the idle moments around wrk's start and end,
+    # ~10% of a 1 s run).
+    read -r rps us busy rps0 us1 < <(awk -v q="$W_requests" -v d="$W_duration_us" -v t="$W_proxy_ticks" -v hz="$CLK_TCK" \
+      'BEGIN { r = q * 1e6 / d; u = t * 1e6 / hz / q; printf "%.2f %.3f %.0f %.0f %.1f\n", r, u, t * 1e8 / hz / d, r, u }')
     ((W_worst > NOISE_LIMIT && ${LR[$rt,retries]:-0} < LB_RETRIES && W_errors == 0)) || break
     LR[$rt,retries]=$((${LR[$rt,retries]:-0} + 1))
-    say "round $n ${LABEL[$rt]} ${LB_NAME[$r]}: $(fmt "$rps") req/s, $(fmt "$us" 1) µs proxy CPU/req: noisy" \
+    say "round $n ${LABEL[$rt]} ${LB_NAME[$r]}: $rps0 req/s, $us1 µs proxy CPU/req: noisy" \
       "(${W_worst}% of a core used by others), measured again (${LR[$rt,retries]} of $LB_RETRIES re-runs)"
   done
   ((W_errors == 0)) || { LR[$rt,$r,err]+="round $n: $W_errors errors "; flag=" ERRORS=$W_errors"; }
-  LR[$rt,$r,rps]+="$rps " LR[$rt,$r,us]+="$us " LR[$rt,$r,busy]+="$W_cpu1 " LR[$rt,$r,load]+="$W_cpu0 "
+  LR[$rt,$r,rps]+="$rps " LR[$rt,$r,us]+="$us " LR[$rt,$r,busy]+="$busy " LR[$rt,$r,load]+="$W_cpu0 "
   LR[$rt,$r,noise]+="$W_worst "
-  hits=$(lb_hits "$log" "$off" "${LB_HOST[$r]}")
-  read -r -a a <<<"$hits"
-  read -r -a b <<<"${LR[$rt,$r,hits]:-0 0 0 0}"
-  for i in 0 1 2 3; do a[i]=$((${a[i]:-0} + ${b[i]:-0})); done
-  LR[$rt,$r,hits]="${a[*]}"
-  say "round $n ${LABEL[$rt]} ${LB_NAME[$r]}: $(fmt "$rps") req/s, $(fmt "$us" 1) µs proxy CPU/req, per upstream ${hits// //} ($W_cpu)$flag"
+  LB_LAST_RPS=$rps LB_LAST_US=$us
+  say "round $n ${LABEL[$rt]} ${LB_NAME[$r]}: $rps0 req/s, $us1 µs proxy CPU/req," \
+    "proxy ${busy}% of a core ($W_cpu)$flag"
+}
+
+lb_over_mean() { # lb_over_mean X A B Y C D -> "X/((A+B)/2) Y/((C+D)/2)", 4 decimals, then both with 2
+  awk -v x="$1" -v a="$2" -v b="$3" -v y="$4" -v c="$5" -v d="$6" \
+    'BEGIN { v = (a + b > 0) ? 2 * x / (a + b) : 0; w = (c + d > 0) ? 2 * y / (c + d) : 0
+             printf "%.4f %.4f %.2f %.2f\n", v, w, v, w }'
+}
+
+# lb_round RT ROUND: single, then each other route (in this round's rotated order) followed by
+# the single route again: S X1 S X2 S ... S. Each route's ratios for the round are its figures
+# over the mean of the two single measurements around it (prps, pus); each single but the
+# first and last gets the same over its two neighbouring singles, the control (crps, cus).
+lb_round() {
+  local rt=$1 n=$2 r j order v w v2 w2
+  local -a pol=() sr=() su=() xr=() xu=()
+  for r in "${LB_ROUTES[@]}"; do [[ $r == single ]] || pol+=("$r"); done
+  rotate_order "$n" "${pol[@]}"
+  lb_measure "$rt" single "$n" || true
+  sr+=("$LB_LAST_RPS") su+=("$LB_LAST_US")
+  for r in "${order[@]}"; do
+    [[ -z ${LR[$rt,dead]:-} ]] || return 1
+    lb_measure "$rt" "$r" "$n" || true
+    xr+=("$LB_LAST_RPS") xu+=("$LB_LAST_US")
+    [[ -z ${LR[$rt,dead]:-} ]] || return 1
+    lb_measure "$rt" single "$n" || true
+    sr+=("$LB_LAST_RPS") su+=("$LB_LAST_US")
+  done
+  for ((j = 0; j < ${#order[@]}; j++)); do
+    r=${order[j]}
+    [[ -n ${xr[j]} && -n ${sr[j]} && -n ${sr[j + 1]} ]] || continue
+    read -r v w v2 w2 < <(lb_over_mean "${xr[j]}" "${sr[j]}" "${sr[j + 1]}" "${xu[j]}" "${su[j]}" "${su[j + 1]}")
+    LR[$rt,$r,prps]+="$v " LR[$rt,$r,pus]+="$w "
+    say "round $n ${LABEL[$rt]} ${LB_NAME[$r]} vs the singles around it: req/s $v2, CPU/req $w2"
+  done
+  for ((j = 1; j + 1 < ${#sr[@]}; j++)); do
+    [[ -n ${sr[j]} && -n ${sr[j - 1]} && -n ${sr[j + 1]} ]] || continue
+    read -r v w _ < <(lb_over_mean "${sr[j]}" "${sr[j - 1]}" "${sr[j + 1]}" "${su[j]}" "${su[j - 1]}" "${su[j + 1]}")
+    LR[$rt,single,crps]+="$v " LR[$rt,single,cus]+="$w "
+    LR[$rt,ctl,$j,rps]+="$v " LR[$rt,ctl,$j,us]+="$w " # by position, for the medians over rounds
+  done
 }
 
 # lb_runtime RT: start, check, warm, measure, stop.
 lb_runtime() {
-  local rt=$1 r n order log=$TMP/lb-$1.stdout
+  local rt=$1 r n off log=$TMP/lb-$1.stdout
   switchyard_cmd "$rt" "$ROOT"
   if ((${#CMD[@]} == 0)); then
     say "${LABEL[$rt]} (load balancing): artifact missing ($ART); not measured"
@@ -267,21 +339,19 @@ lb_runtime() {
     stop_pid "${LR[$rt,pid]}"; forget_pid "${LR[$rt,pid]}"; return 1
   fi
 
-  say "${LABEL[$rt]}: warm-up ${LB_WARMUP}s on the single route, 1s on each other route"
-  lb_wrk "$rt" single "lb-$rt-single-warm" "$LB_WARMUP" || LR[$rt,single,err]+="warm-up failed "
-  for r in "${LB_ROUTES[@]}"; do
-    [[ $r != single ]] || continue
-    lb_wrk "$rt" "$r" "lb-$rt-$r-warm" 1 || LR[$rt,$r,err]+="warm-up failed "
-    ((W_errors == 0)) || LR[$rt,$r,err]+="warm-up: $W_errors errors "
-  done
+  say "${LABEL[$rt]}: warm-up ${LB_WARMUP}s, the requests cycling over all ${#LB_ROUTES[@]} routes"
+  if lb_wrk "$rt" all "lb-$rt-warm" "$LB_WARMUP"; then
+    ((W_errors == 0)) || { LR[$rt,warm]="$W_errors errors in the warm-up"; say "${LABEL[$rt]}: ${LR[$rt,warm]}"; }
+  else
+    LR[$rt,warm]="the warm-up failed"
+  fi
 
+  off=$(stat -c %s "$log" 2>/dev/null || echo 0)
   for ((n = 1; n <= LB_ROUNDS; n++)); do
-    rotate_order "$n" "${LB_ROUTES[@]}"
-    for r in "${order[@]}"; do
-      [[ -z ${LR[$rt,dead]:-} ]] || break
-      lb_measure "$rt" "$r" "$n" || true
-    done
+    lb_round "$rt" "$n" || break
   done
+  sleep 0.2 # the last access-log lines
+  lb_hits "$rt" "$log" "$off"
 
   stop_pid "${LR[$rt,pid]}"; forget_pid "${LR[$rt,pid]}"
   rm -f "$log" # the access log: ~300 bytes per request
@@ -291,6 +361,7 @@ lb_runtime() {
     [[ -n ${LR[$rt,$r,rps]:-} ]] || { LR[$rt,status]="incomplete"; return 1; }
     [[ -z ${LR[$rt,$r,err]:-} ]] || LR[$rt,status]="errors"
   done
+  [[ -z ${LR[$rt,warm]:-} ]] || LR[$rt,status]="errors"
   [[ ${LR[$rt,status]} == ok ]]
 }
 
@@ -332,27 +403,32 @@ lb_part() {
 }
 
 # ------------------------------------------------------------ report ------
-lb_med() { # lb_med RT ROUTE KEY -> median over rounds, or empty
+# The report makes some 500 of these: one awk each (run.sh's median and fmt take ~5 forks).
+lb_med() { # lb_med RT ROUTE KEY -> median over runs or rounds, or empty
   local v=${LR[$1,$2,$3]:-}
-  # shellcheck disable=SC2086 # space-separated on purpose
-  [[ -z $v ]] || median $v
+  [[ -z $v ]] || awk -v s="$v" 'BEGIN { n = split(s, a, " ")
+    for (i = 1; i <= n; i++) { x = a[i] + 0; for (j = i - 1; j >= 1 && a[j] > x; j--) a[j + 1] = a[j]; a[j + 1] = x }
+    print (n % 2) ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2 }'
 }
 lb_cell() { # lb_cell RT ROUTE KEY DECIMALS
   local v
   v=$(lb_med "$1" "$2" "$3")
-  if [[ -n $v ]]; then fmt "$v" "$4"; else printf -- '-'; fi
+  if [[ -n $v ]]; then printf '%.*f' "$4" "$v"; else printf -- '-'; fi
 }
-lb_ratio() { # lb_ratio RT ROUTE KEY -> median / the single route's median (2 decimals), or n/a
-  local a b
-  a=$(lb_med "$1" "$2" "$3") b=$(lb_med "$1" single "$3")
-  if [[ -n $a && -n $b ]]; then awk -v a="$a" -v b="$b" 'BEGIN { if (b > 0) printf "%.2f", a / b; else printf "n/a" }'
-  else printf 'n/a'; fi
+# lb_ratio RT ROUTE rps|us -> the median over rounds of the route's figure over the mean of the
+# single measurements around it (2 decimals); for the single route, the control; or n/a.
+lb_ratio() {
+  local k
+  if [[ $2 == single ]]; then k=c$3; else k=p$3; fi # crps, cus (the control); prps, pus
+  local v
+  v=$(lb_med "$1" "$2" "$k")
+  if [[ -n $v ]]; then printf '%.2f' "$v"; else printf 'n/a'; fi
 }
 lb_within() { # lb_within RT ROUTE -> yes / NO / -
   local v
   v=$(lb_ratio "$1" "$2" rps)
   [[ $v != n/a ]] || { printf -- '-'; return 0; }
-  awk -v v="$v" -v m="$LB_MIN_RATIO" 'BEGIN { printf (v >= m ? "yes" : "NO") }'
+  if ((10#${v/./} >= 10#${LB_MIN_RATIO/./})); then printf yes; else printf NO; fi # both with 2 decimals
 }
 lb_spread() { # lb_spread RT ROUTE -> "25/25/25/25" (% of the logged requests per upstream, P1..P4)
   local h=${LR[$1,$2,hits]:-}
@@ -360,6 +436,19 @@ lb_spread() { # lb_spread RT ROUTE -> "25/25/25/25" (% of the logged requests pe
   awk -v h="$h" 'BEGIN { k = split(h, n, " "); for (i = 1; i <= k; i++) t += n[i]
     if (t == 0) { printf "no log lines"; exit }
     for (i = 1; i <= k; i++) printf "%.0f%s", 100 * n[i] / t, (i < k ? "/" : "") }'
+}
+lb_range() { # lb_range VALUES... -> "min-max" (2 decimals)
+  printf '%s\n' "$@" | sort -g | awk 'NR == 1 { a = $1 } { b = $1 } END { if (NR) printf "%.2f-%.2f", a, b }'
+}
+# lb_ctl_range RT rps|us -> "min-max" of the control's medians over rounds, one per position in
+# the round (the way a route's ratio is made: its resolution here), or empty.
+lb_ctl_range() {
+  local j
+  local -a meds=()
+  for ((j = 1; j < ${#LB_ROUTES[@]}; j++)); do
+    [[ -z ${LR[$1,ctl,$j,$2]:-} ]] || meds+=("$(lb_med "$1" ctl,$j "$2")")
+  done
+  ((${#meds[@]} == 0)) || lb_range "${meds[@]}"
 }
 lb_route_status() { # lb_route_status RT ROUTE
   local e=${LR[$1,$2,err]:-} noisy
@@ -377,13 +466,17 @@ lb_report() {
   echo "per policy (picked by the Host header): 'single' goes to one upstream, the others to 4 (upstream: [4 origins], or"
   echo "{ targets: [4 origins], policy }); the 4 are one nginx backend (1 worker, core $LOAD_CPU) listening on 4 ports, the single"
   echo "route's upstream the first of them. wrk -t1 -c$CONNS keep-alive; every request carries x-key: k1..k$LB_KEYS (cycling) and a"
-  echo "Cookie with one of the sticky route's cookies (one per upstream, cycling). $LB_ROUNDS rounds of ${LB_DURATION}s after a"
-  echo "warm-up, routes in rotating order; medians over rounds; µs CPU/req = utime+stime of the proxy process / responses."
-  echo "\"vs single\" = the route's median over the single route's, same runtime, same run; within 10% = req/s ratio >= $LB_MIN_RATIO."
-  echo "Per upstream = % of the route's requests in the proxy's access log that went to P1/P2/P3/P4."
+  echo "Cookie with one of the sticky route's cookies (one per upstream, cycling). After a ${LB_WARMUP}s warm-up, $LB_ROUNDS rounds of"
+  echo "S X1 S X2 S ... S (S = the single route, X = the others in an order rotating per round), ${LB_DURATION}s each."
+  echo "req/s and µs CPU/req (utime+stime of the proxy process / responses): medians over rounds (single: over all its runs)."
+  echo "\"vs single\": per round, the route's figure over the mean of the two single runs just before and after it; the median"
+  echo "over rounds. On the single row the same for each single run over its two neighbouring single runs (a control: how far"
+  echo "two runs of the same route differ here). Within 10% = req/s vs single >= $LB_MIN_RATIO."
+  echo "Per upstream = % of the route's requests in the proxy's access log that went to P1/P2/P3/P4. Proxy % = the proxy's"
+  echo "CPU over wrk's run, in % of a core (under 90: not saturated); load core % = core $LOAD_CPU busy around the run."
   echo "Proxy on core $PROXY_CPU; wrk and the backend on core $LOAD_CPU."
   echo
-  echo "| runtime | route | req/s | req/s vs single | within 10% | µs CPU/req | CPU vs single | proxy core % | load core % | per upstream % | status |"
+  echo "| runtime | route | req/s | req/s vs single | within 10% | µs CPU/req | CPU vs single | proxy % | load core % | per upstream % | status |"
   echo "|---|---|---:|---:|---|---:|---:|---:|---:|---|---|"
   for rt in "${LB_RTS[@]}"; do
     if [[ ${LR[$rt,status]:-} == "not measured"* ]]; then
@@ -391,16 +484,12 @@ lb_report() {
       continue
     fi
     for r in "${LB_ROUTES[@]}"; do
-      if [[ $r == single ]]; then
-        printf '| %s | %s | %s | 1.00 | - | %s | 1.00 | %s | %s | %s | %s |\n' "${LABEL[$rt]}" "${LB_NAME[$r]}" \
-          "$(lb_cell "$rt" "$r" rps 0)" "$(lb_cell "$rt" "$r" us 1)" "$(lb_cell "$rt" "$r" busy 0)" \
-          "$(lb_cell "$rt" "$r" load 0)" "$(lb_spread "$rt" "$r")" "$(lb_route_status "$rt" "$r")"
-      else
-        printf '| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n' "${LABEL[$rt]}" "${LB_NAME[$r]}" \
-          "$(lb_cell "$rt" "$r" rps 0)" "$(lb_ratio "$rt" "$r" rps)" "$(lb_within "$rt" "$r")" \
-          "$(lb_cell "$rt" "$r" us 1)" "$(lb_ratio "$rt" "$r" us)" "$(lb_cell "$rt" "$r" busy 0)" \
-          "$(lb_cell "$rt" "$r" load 0)" "$(lb_spread "$rt" "$r")" "$(lb_route_status "$rt" "$r")"
-      fi
+      v=$(lb_within "$rt" "$r")
+      [[ $r != single ]] || v=control
+      printf '| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n' "${LABEL[$rt]}" "${LB_NAME[$r]}" \
+        "$(lb_cell "$rt" "$r" rps 0)" "$(lb_ratio "$rt" "$r" rps)" "$v" \
+        "$(lb_cell "$rt" "$r" us 1)" "$(lb_ratio "$rt" "$r" us)" "$(lb_cell "$rt" "$r" busy 0)" \
+        "$(lb_cell "$rt" "$r" load 0)" "$(lb_spread "$rt" "$r")" "$(lb_route_status "$rt" "$r")"
     done
   done
   echo
@@ -411,14 +500,22 @@ lb_report() {
   echo "$line"
   echo "$v"
   for r in "${LB_ROUTES[@]}"; do
-    [[ $r != single ]] || continue
     line="| ${LB_NAME[$r]} |"
+    [[ $r != single ]] || line="| control: single vs single |"
     for rt in "${LB_RTS[@]}"; do line+=" $(lb_ratio "$rt" "$r" rps) | $(lb_ratio "$rt" "$r" us) |"; done
     echo "$line"
   done
   echo
   for rt in "${LB_RTS[@]}"; do
     [[ -z ${LR[$rt,note]:-} ]] || echo "${LABEL[$rt]}: ${LR[$rt,note]}"
+    [[ -z ${LR[$rt,warm]:-} ]] || echo "${LABEL[$rt]}: ${LR[$rt,warm]}"
+    if [[ -n ${LR[$rt,single,crps]:-} ]]; then
+      # shellcheck disable=SC2086
+      echo "${LABEL[$rt]}: control, each single run over its neighbouring single runs: req/s $(lb_range ${LR[$rt,single,crps]})," \
+        "CPU/req $(lb_range ${LR[$rt,single,cus]}) ($(wc -w <<<"${LR[$rt,single,crps]}") runs); their medians over rounds, per" \
+        "position in the round (made as a route's ratio is: the resolution of this run): req/s $(lb_ctl_range "$rt" rps)," \
+        "CPU/req $(lb_ctl_range "$rt" us)"
+    fi
     ((${LR[$rt,retries]:-0} == 0)) ||
       echo "${LABEL[$rt]}: ${LR[$rt,retries]} noisy measurement(s) (over $NOISE_LIMIT% of a core used by others) measured again (at most $LB_RETRIES)"
   done
@@ -427,10 +524,16 @@ lb_report() {
     for r in "${LB_ROUTES[@]}"; do
       [[ -n ${LR[$rt,$r,rps]:-} ]] || continue
       line=""
-      for v in ${LR[$rt,$r,rps]}; do line+="$(fmt "$v") "; done
+      for v in ${LR[$rt,$r,rps]}; do printf -v v '%.0f ' "$v"; line+=$v; done
       line+="req/s; µs CPU/req "
-      for v in ${LR[$rt,$r,us]}; do line+="$(fmt "$v" 1) "; done
-      echo "${LABEL[$rt]} ${LB_NAME[$r]} per round: ${line% }"
+      for v in ${LR[$rt,$r,us]}; do printf -v v '%.1f ' "$v"; line+=$v; done
+      if [[ $r != single && -n ${LR[$rt,$r,prps]:-} ]]; then
+        line+="; vs single: req/s "
+        for v in ${LR[$rt,$r,prps]}; do printf -v v '%.2f ' "$v"; line+=$v; done
+        line+="CPU "
+        for v in ${LR[$rt,$r,pus]}; do printf -v v '%.2f ' "$v"; line+=$v; done
+      fi
+      echo "${LABEL[$rt]} ${LB_NAME[$r]} per run: ${line% }"
     done
   done
   echo
@@ -438,10 +541,10 @@ lb_report() {
     for r in "${LB_ROUTES[@]}"; do
       v=$(lb_med "$rt" "$r" busy)
       [[ -n $v ]] || continue
-      v=$(fmt "$v")
+      printf -v v '%.0f' "$v"
       ((v < 90)) || continue
       bound=1
-      echo "Load-bound: ${LABEL[$rt]} ${LB_NAME[$r]}: the proxy core was ${v}% busy (load core $(lb_cell "$rt" "$r" load 0)%)."
+      echo "Load-bound: ${LABEL[$rt]} ${LB_NAME[$r]}: the proxy used ${v}% of its core (load core $(lb_cell "$rt" "$r" load 0)% busy)."
     done
   done
   ((!bound)) || echo "In those rows req/s is not the proxy's limit: compare µs CPU/request."
@@ -469,6 +572,8 @@ lb_summary() {
     v="" r=""
     read -r v r < <(printf '%s' "$us" | sort -g | tail -n1) || true
     echo "bench lb ${LABEL[$rt]} highest cpu-per-request vs single: ${v:-n/a}${r:+ (${LB_NAME[$r]})}"
+    v=$(lb_ctl_range "$rt" rps)
+    echo "bench lb ${LABEL[$rt]} control single/single req/s: ${v:-n/a}"
   done
   return 0
 }

@@ -125,13 +125,19 @@
 #   (one per upstream, fetched from the sticky route with curl first), so the
 #   header hash spreads and the sticky row measures clients holding their cookie.
 #   Each runtime in turn: its proxy started, every route checked, a warm-up
-#   (BENCH_LB_WARMUP s on the single route, 1 s on each other), then
-#   BENCH_LB_ROUNDS rounds (default 3) of BENCH_LB_DURATION s (default 2) per
-#   route, the route order rotating per round (a measurement with over 15% of
-#   a core used by others is run again, at most BENCH_LB_RETRIES times per
-#   runtime); medians over rounds. The ratio is reported, not enforced (a miss
-#   does not change the exit status).
-#   ~4 minutes with the defaults.
+#   (BENCH_LB_WARMUP s, default 5, over all routes), then BENCH_LB_ROUNDS
+#   rounds (default 3) of S X1 S X2 ... S (S = the single route, X = the others
+#   in an order rotating per round; BENCH_LB_DURATION s each, default 1). A
+#   route's ratio in a round is its figure over the mean of the single runs
+#   just before and after it (on this shared VM runs seconds apart differed by
+#   up to 50% with nothing else visible on the cores); reported: medians over
+#   rounds, and as a control each single run over its neighbouring single runs
+#   (the range of its medians over rounds is the run's resolution).
+#   A run with over 15% of a core used by others is run again (at most
+#   BENCH_LB_RETRIES times per runtime). The ratio is reported, not enforced
+#   (a miss does not change the exit status).
+#   ~4.5 minutes with the defaults (4 min 18 s on a quiet machine; each re-run
+#   of a noisy run adds ~1.4 s).
 #
 # The upstream is an nginx (1 worker, own temp prefix, 127.0.0.1, free port)
 # serving /small (100 B), /1m (1 MiB) and /upload. /upload reads the whole
@@ -165,9 +171,11 @@
 # then the WebSocket tables and its summary lines
 #   bench ws-echo switchyard-RT/nginx: R                     (round trips/s over nginx's)
 #   bench ws-echo cpu-per-roundtrip switchyard-RT/nginx: R   (µs CPU per round trip over nginx's)
-# then the load-balancing summary lines (the worst route of each runtime)
+# then the load-balancing summary lines (the worst route of each runtime, and the
+# range the control's ratios took: what the run can resolve)
 #   bench lb switchyard-RT lowest req/s vs single: R (ROUTE)
 #   bench lb switchyard-RT highest cpu-per-request vs single: R (ROUTE)
+#   bench lb switchyard-RT control single/single req/s: R-R
 # and, always as the very last line (so scripts reading the last line keep
 # working; "n/a" with BENCH_TLS_ONLY=1, BENCH_WS_ONLY=1 or BENCH_LB_ONLY=1),
 #   bench small-get switchyard/nginx: R
@@ -235,9 +243,9 @@
 #   BENCH_WS_BYTES     bytes per WebSocket message (default 32)
 #   BENCH_LB=0         skip the load-balancing part (default 1)
 #   BENCH_LB_ONLY=1    run only the load-balancing part (with BENCH_TLS_ONLY=1 / BENCH_WS_ONLY=1: those parts too)
-#   BENCH_LB_DURATION  seconds per load-balancing measurement (default 2)
+#   BENCH_LB_DURATION  seconds per load-balancing run (default 1)
 #   BENCH_LB_ROUNDS    load-balancing rounds (default 3)
-#   BENCH_LB_WARMUP    seconds of warm-up on the single route per switchyard build (default 6; then 1 s per other route)
+#   BENCH_LB_WARMUP    seconds of load-balancing warm-up per switchyard build, over all routes (default 5)
 #   BENCH_LB_RETRIES   noisy load-balancing measurements run again, per runtime, at most (default 10)
 #
 # Needs: bash, wrk, nginx, curl, taskset, 2+ cores; for the HTTPS part also
