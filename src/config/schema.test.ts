@@ -480,7 +480,8 @@ test('upstream groups compile: a plain single upstream has no group; defaults as
       { host: 'b.test', upstream: { targets: ['http://a:1', 'http://b:1'], policy: { hash: 'header', name: 'X-Tenant' } } },
     ],
   }).routes;
-  assert.equal((named[0]?.group?.policy as { path: string }).path, '/shop');
-  assert.equal((named[1]?.group?.policy as { name: string }).name, 'SessionId');
-  assert.equal((named[2]?.group?.policy as { name: string }).name, 'x-tenant');
+  const policies = named.map((route) => route.group?.policy as unknown as { path?: string; name?: string });
+  assert.equal(policies[0]?.path, '/shop');
+  assert.equal(policies[1]?.name, 'SessionId');
+  assert.equal(policies[2]?.name, 'x-tenant');
 });
