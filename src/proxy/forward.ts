@@ -126,34 +126,35 @@ export const forward = ({ transport, tunnels, graceMs, balancers }: ForwardOptio
       }
     }
 
+    // A group keeps a small declared body whole so another try can send it again; anything
+    // larger or chunked streams once. The wait for the response head starts once the body is
+    // passed on (a slow upload is the client's time, not the upstream's), or at each try for a
+    // kept body.
+    const retry = balancer?.group.retry;
+    const keep = body !== null && retry !== undefined && declared !== null && retry.tries > 1 && Number(declared) <= retry.replayBodyBytes;
+    if (body === null) {
+      if (balancer === null) exchange.startTimer();
+    } else {
+      const limits = config.clientLimits;
+      body = watchedBody(body, {
+        limit: declared === null ? limit : null,
+        stallMs: limits.bodyTimeoutMs,
+        minBytesPerSecond: limits.bodyMinBytesPerSecond,
+        fail: exchange.fail,
+        onEnd: keep ? noop : exchange.startTimer,
+      });
+    }
+
     if (balancer !== null) {
-      let tryBody: Uint8Array | ReadableStream<Uint8Array> | null = null;
-      let streamed = false;
-      if (body !== null) {
-        const retry = balancer.group.retry;
-        // A small declared body is kept whole so another try can send it again; anything
-        // larger or chunked streams once.
-        const keep = declared !== null && retry.tries > 1 && Number(declared) <= retry.replayBodyBytes;
-        const limits = config.clientLimits;
-        const watched = watchedBody(body, {
-          limit: declared === null ? limit : null,
-          stallMs: limits.bodyTimeoutMs,
-          minBytesPerSecond: limits.bodyMinBytesPerSecond,
-          fail: exchange.fail,
-          onEnd: keep ? noop : exchange.startTimer,
-        });
-        if (keep) {
-          const whole = await readWhole(watched);
-          if (whole === null) {
-            exchange.release();
-            const reason = exchange.signal.reason;
-            return refuse(c, reason instanceof ProxyError ? reason : new ProxyError('client-closed', 'client', false, 'client closed the connection'));
-          }
-          tryBody = whole;
-        } else {
-          tryBody = watched;
-          streamed = true;
+      let tryBody: Uint8Array | ReadableStream<Uint8Array> | null = body;
+      if (keep) {
+        const whole = await readWhole(body as ReadableStream<Uint8Array>);
+        if (whole === null) {
+          exchange.release();
+          const reason = exchange.signal.reason;
+          return refuse(c, reason instanceof ProxyError ? reason : new ProxyError('client-closed', 'client', false, 'client closed the connection'));
         }
+        tryBody = whole;
       }
       // Picked once the body is in (a kept one): an upload's time is not spent holding a slot
       // of an upstream (maxInFlight, least_conn), nor on one that went down meanwhile.
@@ -164,7 +165,7 @@ export const forward = ({ transport, tunnels, graceMs, balancers }: ForwardOptio
         return refuse(c, noUpstream(route, balancer));
       }
       const tries = await tryUpstreams(
-        { transport, route, balancer, exchange, rec, method: facts.method, target, headers, facts: pickFacts, body: tryBody, streamed },
+        { transport, route, balancer, exchange, rec, method: facts.method, target, headers, facts: pickFacts, body: tryBody },
         first,
       );
       exchange.answered();
@@ -173,20 +174,6 @@ export const forward = ({ transport, tunnels, graceMs, balancers }: ForwardOptio
       const cookie = balancer.picker.cookieFor?.(pickFacts, tries.index);
       if (cookie) outcome.headers.append('set-cookie', cookie);
       return answer(c, outcome, tries.done);
-    }
-
-    // The wait for the response head starts once the body is passed on: a slow upload is the
-    // client's time, not the upstream's.
-    if (body === null) exchange.startTimer();
-    else {
-      const limits = config.clientLimits;
-      body = watchedBody(body, {
-        limit: declared === null ? limit : null,
-        stallMs: limits.bodyTimeoutMs,
-        minBytesPerSecond: limits.bodyMinBytesPerSecond,
-        fail: exchange.fail,
-        onEnd: exchange.startTimer,
-      });
     }
 
     const method = facts.method;

@@ -26,10 +26,11 @@ export interface TryRequest {
   readonly target: string;
   readonly headers: Headers;
   readonly facts: PickFacts;
-  /** The request body: none, kept whole (sent again as is), or a stream (sent once). */
+  /**
+   * The request body: none, kept whole (sent again as is), or a stream (sent once; the body
+   * watch starts the head deadline when it ends, so a try does not).
+   */
   readonly body: null | Uint8Array | ReadableStream<Uint8Array>;
-  /** Streamed bodies: starts the head deadline once the body was passed on; else the try starts it. */
-  readonly streamed: boolean;
 }
 
 /** What the tries came to: the answer (or the last failure), the upstream it came from, and its in-flight release. */
@@ -72,7 +73,7 @@ export async function tryUpstreams(r: TryRequest, first: number): Promise<TryOut
     if (tried[tried.length - 1] !== index) tried.push(index);
     if (route.sendUpstreamHost) headers.set('host', t.hostPort);
     const body = kept !== null ? bytesStream(kept) : gate !== null ? gate.next() : null;
-    if (!r.streamed) exchange.startTimer();
+    if (gate === null) exchange.startTimer();
     const init: UpstreamInit = {
       method,
       headers,
