@@ -112,15 +112,7 @@ lb_write_upstream_conf() {
     nginx_common "$d"
     cat <<EOF
 http {
-  access_log off;
-  default_type application/octet-stream;
-  sendfile on;
-  tcp_nopush on;
-  tcp_nodelay on;
-  keepalive_requests 1000000;
-  keepalive_timeout 300s;
-  open_file_cache max=16 inactive=300s;
-$(nginx_temp_paths "$d")
+$(nginx_upstream_http_settings "$d")
 $servers}
 EOF
   } >"$d/nginx.conf"

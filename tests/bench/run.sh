@@ -440,14 +440,11 @@ nginx_temp_paths() { # $1 = prefix dir
 EOF
 }
 
-write_upstream_conf() { # $1 prefix, $2 port
-  local d=$1 port=$2
-  {
-    nginx_common "$d"
-    cat <<EOF
-http {
+# The http-level settings of the bench's upstream nginx, shared by the plain upstream and the
+# load-balancing part's four-port one (lb.sh), so both serve files the same way.
+nginx_upstream_http_settings() { # $1 = prefix dir
+  cat <<EOF
   access_log off;
-  log_format upload '\$request_length \$status';
   default_type application/octet-stream;
   sendfile on;
   tcp_nopush on;
@@ -455,7 +452,18 @@ http {
   keepalive_requests 1000000;
   keepalive_timeout 300s;
   open_file_cache max=16 inactive=300s;
-$(nginx_temp_paths "$d")
+$(nginx_temp_paths "$1")
+EOF
+}
+
+write_upstream_conf() { # $1 prefix, $2 port
+  local d=$1 port=$2
+  {
+    nginx_common "$d"
+    cat <<EOF
+http {
+$(nginx_upstream_http_settings "$d")
+  log_format upload '\$request_length \$status';
   upstream sink { server 127.0.0.1:$port; keepalive 16; }
   server {
     listen 127.0.0.1:$port backlog=4096;
