@@ -39,6 +39,11 @@ export class BodyDecoder {
     }
   }
 
+  /** True once a chunked body's first chunk-size line has been read; always for other framings. */
+  get sized(): boolean {
+    return this.kind !== BODY_CHUNKED || (this.chunked as ChunkedDecoder).sized;
+  }
+
   /**
    * Decodes `input`, passing body bytes to `onData` (slices of `input`, no copies). Returns
    * what it did not consume: a partial chunk line to prepend to the next read, or, once `done`,

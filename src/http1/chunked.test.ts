@@ -142,6 +142,18 @@ describe('chunked decoder', () => {
     assert.equal(decode([`1;${'e'.repeat(4000)}\r\na\r\n0\r\n\r\n`]).data, 'a');
   });
 
+  test('a control character in a chunk extension throws (a bare CR or LF is a line end to some parsers)', () => {
+    for (const ext of [';a\rb', ';a\nb', ';a=\x00', ';a=b\x7f']) throwsChunked([`5${ext}\r\nhello\r\n0\r\n\r\n`], /chunk extension/);
+    assert.equal(decode(['5;a=b;c="d e"\t\r\nhello\r\n0\r\n\r\n']).data, 'hello');
+  });
+
+  test('a trailer line that is not a field line throws (a pipelined request must not pass as trailers)', () => {
+    for (const line of ['GET /smuggled HTTP/1.1', 'x: y\nGET /smuggled HTTP/1.1', ' x: y', 'x : y', 'x: a\rb', ': y', 'x: \x00']) {
+      throwsChunked([`0\r\n${line}\r\n\r\n`], /trailer/);
+    }
+    assert.equal(decode(['0\r\nx-t: 1\r\ny:\r\n\r\n']).done, true);
+  });
+
   test('overlong trailers throw', () => {
     const field = `x-pad: ${'b'.repeat(1000)}\r\n`;
     throwsChunked([`0\r\n${field.repeat(70)}\r\n`], /trailer/);

@@ -3,6 +3,12 @@
 
 const CRLF = Buffer.from('\r\n');
 const HEX = /^[0-9A-Fa-f]{1,13}$/;
+// A chunk extension or a trailer line holds no control character but HTAB: a bare CR or LF in
+// one is a line end to some parser and data to another (RFC 9112 §7.1.1, §2.2).
+// biome-ignore lint/suspicious/noControlCharactersInRegex: matching control characters is the point
+const CONTROL = /[\x00-\x08\x0a-\x1f\x7f]/;
+// A trailer field line: a token, a colon, a value (RFC 9112 §7.1.2, §5).
+const TRAILER_LINE = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+:/;
 /** Longest chunk-size line (size plus extensions) accepted. */
 const MAX_LINE_BYTES = 4096;
 /** Largest trailer section accepted (the fields are read and dropped). */
@@ -22,12 +28,15 @@ export class ChunkedDecoder {
   private state = SIZE_LINE;
   private remaining = 0;
   private trailerBytes = 0;
+  /** The first chunk-size line has been read (and was valid). */
+  sized = false;
 
   /** Starts a new body (decoders are kept per connection, not made per message). */
   reset(): void {
     this.state = SIZE_LINE;
     this.remaining = 0;
     this.trailerBytes = 0;
+    this.sized = false;
   }
 
   /** True once the last chunk and the trailer section have been read. */
@@ -67,6 +76,11 @@ export class ChunkedDecoder {
         this.trailerBytes += eol + 2;
         if (this.trailerBytes > MAX_TRAILER_BYTES) throw new ChunkedError('trailer section too large');
         if (eol === 0) this.state = DONE;
+        else {
+          // Dropped, but checked: read loosely, a request pipelined behind would be a trailer here.
+          const line = buf.toString('latin1', 0, eol);
+          if (!TRAILER_LINE.test(line) || CONTROL.test(line)) throw new ChunkedError('invalid trailer field');
+        }
         buf = buf.subarray(eol + 2);
         continue;
       }
@@ -77,7 +91,9 @@ export class ChunkedDecoder {
       // BWS before extensions is tolerated (RFC 9112 §7.1.1); the size itself is bare hex.
       const hex = semi < 0 ? line : line.slice(0, semi).trimEnd();
       if (!HEX.test(hex)) throw new ChunkedError('invalid chunk size');
+      if (semi >= 0 && CONTROL.test(line)) throw new ChunkedError('invalid chunk extension');
       const size = Number.parseInt(hex, 16);
+      this.sized = true;
       if (size === 0) this.state = TRAILERS;
       else {
         this.remaining = size;

@@ -3,37 +3,65 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { type FramingFields, framingFields } from './fields.ts';
-import { BODY_CHUNKED, BODY_LENGTH, BODY_NONE, BODY_UNTIL_CLOSE, INVALID_CONTENT_LENGTH, requestFraming, responseFraming } from './framing.ts';
+import {
+  BAD_LENGTH,
+  BODY_CHUNKED,
+  BODY_LENGTH,
+  BODY_NONE,
+  BODY_UNTIL_CLOSE,
+  BOTH_FRAMINGS,
+  CHUNKED_NOT_LAST,
+  CHUNKED_TWICE,
+  type FramingRefusal,
+  INVALID_CONTENT_LENGTH,
+  isRefusal,
+  requestFraming,
+  responseFraming,
+  TE_IN_HTTP10,
+  UNKNOWN_CODING,
+} from './framing.ts';
 
 const fields = (set: Partial<FramingFields>): FramingFields => ({ ...framingFields(), ...set });
 
 describe('request framing', () => {
-  test('no framing fields, zero lengths: no body, keep-alive', () => {
+  test('no framing fields, zero lengths: no body', () => {
     for (const f of [{}, { contentLength: '0' }, { contentLength: '000' }]) {
-      assert.deepEqual(requestFraming(fields(f), false), { kind: BODY_NONE, length: 0, close: false }, JSON.stringify(f));
+      assert.deepEqual(requestFraming(fields(f), false), { kind: BODY_NONE, length: 0 }, JSON.stringify(f));
     }
   });
 
   test('Content-Length and chunked', () => {
-    assert.deepEqual(requestFraming(fields({ contentLength: '42' }), false), { kind: BODY_LENGTH, length: 42, close: false });
-    assert.deepEqual(requestFraming(fields({ transferEncoding: ' Chunked ' }), false), { kind: BODY_CHUNKED, length: 0, close: false });
-    // RFC 9112 §6.1: Transfer-Encoding in HTTP/1.0 is decoded but the connection closes after it.
-    assert.deepEqual(requestFraming(fields({ transferEncoding: 'chunked' }), true), { kind: BODY_CHUNKED, length: 0, close: true });
+    assert.deepEqual(requestFraming(fields({ contentLength: '42' }), false), { kind: BODY_LENGTH, length: 42 });
+    assert.deepEqual(requestFraming(fields({ contentLength: '042' }), false), { kind: BODY_LENGTH, length: 42 });
+    assert.deepEqual(requestFraming(fields({ transferEncoding: ' Chunked ' }), false), { kind: BODY_CHUNKED, length: 0 });
   });
 
-  test('what cannot be framed: no body and close', () => {
-    const bad: Partial<FramingFields>[] = [
-      { contentLength: '5, 5' },
-      { contentLength: '+5' },
-      { contentLength: '-1' },
-      { contentLength: '' },
-      { contentLength: '0x5' },
-      { contentLength: '5', transferEncoding: 'chunked' },
-      { transferEncoding: 'gzip, chunked' },
-      { transferEncoding: 'chunked, chunked' },
-      { transferEncoding: 'identity' },
+  test('framing in doubt is refused, never guessed at', () => {
+    const cases: [Partial<FramingFields>, boolean, FramingRefusal][] = [
+      [{ contentLength: '5, 5' }, false, BAD_LENGTH],
+      [{ contentLength: '5, 6' }, false, BAD_LENGTH],
+      [{ contentLength: '+5' }, false, BAD_LENGTH],
+      [{ contentLength: '-1' }, false, BAD_LENGTH],
+      [{ contentLength: '' }, false, BAD_LENGTH],
+      [{ contentLength: '0x5' }, false, BAD_LENGTH],
+      [{ contentLength: '5 5' }, false, BAD_LENGTH],
+      [{ contentLength: '99999999999999999999' }, false, BAD_LENGTH],
+      [{ contentLength: '5', transferEncoding: 'chunked' }, false, BOTH_FRAMINGS],
+      [{ contentLength: '0', transferEncoding: 'identity' }, false, BOTH_FRAMINGS],
+      [{ transferEncoding: 'chunked' }, true, TE_IN_HTTP10],
+      [{ transferEncoding: 'gzip, chunked' }, false, UNKNOWN_CODING],
+      [{ transferEncoding: 'chunked, chunked' }, false, CHUNKED_TWICE],
+      [{ transferEncoding: 'chunked, gzip, chunked' }, false, CHUNKED_TWICE],
+      [{ transferEncoding: 'chunked, gzip' }, false, CHUNKED_NOT_LAST],
+      [{ transferEncoding: 'identity' }, false, CHUNKED_NOT_LAST],
+      [{ transferEncoding: '' }, false, CHUNKED_NOT_LAST],
+      [{ transferEncoding: 'chunked,' }, false, CHUNKED_NOT_LAST],
     ];
-    for (const f of bad) assert.deepEqual(requestFraming(fields(f), false), { kind: BODY_NONE, length: 0, close: true }, JSON.stringify(f));
+    for (const [f, http10, expected] of cases) {
+      const got = requestFraming(fields(f), http10);
+      assert.ok(isRefusal(got), JSON.stringify(f));
+      assert.equal(got, expected, JSON.stringify(f));
+    }
   });
 });
 

@@ -16,41 +16,66 @@ export interface RequestFraming {
   readonly kind: number;
   /** BODY_LENGTH: the byte count. */
   readonly length: number;
-  /**
-   * The connection must close after this exchange: framing we cannot trust (the request then
-   * goes on without a body, so the app answers from its headers) or Transfer-Encoding in 1.0.
-   */
-  readonly close: boolean;
+}
+
+/**
+ * A request whose body length cannot be known for sure: answered with `status` and `message`,
+ * then the connection closes, since where the next request would start is exactly what is in
+ * doubt (RFC 9112 §6.3 items 3-5, §11.2).
+ */
+export interface FramingRefusal {
+  readonly status: 400 | 501;
+  readonly message: string;
 }
 
 const DIGITS = /^\d+$/;
 const ZEROS = /^0+$/;
 // The common answers are shared objects: most requests allocate nothing here.
-const NONE: RequestFraming = { kind: BODY_NONE, length: 0, close: false };
-const NONE_CLOSE: RequestFraming = { kind: BODY_NONE, length: 0, close: true };
-const CHUNKED: RequestFraming = { kind: BODY_CHUNKED, length: 0, close: false };
-const CHUNKED_CLOSE: RequestFraming = { kind: BODY_CHUNKED, length: 0, close: true };
+const NONE: RequestFraming = { kind: BODY_NONE, length: 0 };
+const CHUNKED: RequestFraming = { kind: BODY_CHUNKED, length: 0 };
+
+export const BOTH_FRAMINGS: FramingRefusal = { status: 400, message: 'bad request: Content-Length with Transfer-Encoding' };
+export const BAD_LENGTH: FramingRefusal = { status: 400, message: 'bad request: invalid Content-Length' };
+export const TE_IN_HTTP10: FramingRefusal = { status: 400, message: 'bad request: Transfer-Encoding in HTTP/1.0' };
+export const CHUNKED_NOT_LAST: FramingRefusal = { status: 400, message: 'bad request: chunked is not the last transfer coding' };
+export const CHUNKED_TWICE: FramingRefusal = { status: 400, message: 'bad request: chunked applied twice' };
+export const UNKNOWN_CODING: FramingRefusal = { status: 501, message: 'not implemented: transfer coding' };
 
 const isChunked = (coding: string) => coding.trim().toLowerCase() === 'chunked';
 
+/** True when `value` is a FramingRefusal rather than a framing. */
+export const isRefusal = (value: RequestFraming | FramingRefusal): value is FramingRefusal => 'status' in value;
+
 /**
- * A request body's framing (RFC 9112 §6.3 items 3-6). Chunked alone is decoded; any other
- * coding, Transfer-Encoding beside Content-Length (a smuggling vector, §6.1), or a
- * Content-Length that is not one decimal number leaves the request bodiless and the
- * connection closing.
+ * A request body's framing (RFC 9112 §6.3 items 3-6), or why it is refused. Only `chunked` alone
+ * is decoded; everything a front end and a back end could read two ways is refused rather than
+ * guessed at (the request smuggling class, RFC 9112 §11.2):
+ * - Transfer-Encoding beside Content-Length (§6.1 allows a server to proceed; we do not);
+ * - Transfer-Encoding in HTTP/1.0, which 1.0 peers do not know (§6.1);
+ * - a coding list whose last coding is not chunked (400, §6.3 item 4) or which names any other
+ *   coding (501: we cannot undo it, and must not pass it on), or chunked twice (400);
+ * - a Content-Length that is not one run of decimal digits: signed, hex, padded, or a list,
+ *   even of equal values (two fields arrive joined into a list).
  */
-export function requestFraming(fields: FramingFields, http10: boolean): RequestFraming {
+export function requestFraming(fields: FramingFields, http10: boolean): RequestFraming | FramingRefusal {
   const coding = fields.transferEncoding;
   const length = fields.contentLength;
   if (coding !== null) {
-    if (length !== null || !isChunked(coding)) return NONE_CLOSE;
-    // RFC 9112 §6.1: Transfer-Encoding in an HTTP/1.0 message is suspect; close after it.
-    return http10 ? CHUNKED_CLOSE : CHUNKED;
+    if (length !== null) return BOTH_FRAMINGS;
+    if (http10) return TE_IN_HTTP10;
+    if (isChunked(coding)) return CHUNKED;
+    const codings = coding.split(',');
+    if (!isChunked(codings[codings.length - 1] as string)) return CHUNKED_NOT_LAST;
+    // Chunked applied twice (RFC 9112 §6.1 forbids it): llhttp refuses it too.
+    for (let i = 0; i < codings.length - 1; i++) if (isChunked(codings[i] as string)) return CHUNKED_TWICE;
+    return UNKNOWN_CODING;
   }
   if (length === null) return NONE;
-  if (!DIGITS.test(length)) return NONE_CLOSE;
+  if (!DIGITS.test(length)) return BAD_LENGTH;
   if (ZEROS.test(length)) return NONE;
-  return { kind: BODY_LENGTH, length: Number(length), close: false };
+  // Past 2^53 the number would no longer be the one sent.
+  const bytes = Number(length);
+  return Number.isSafeInteger(bytes) ? { kind: BODY_LENGTH, length: bytes } : BAD_LENGTH;
 }
 
 export interface ResponseFraming {

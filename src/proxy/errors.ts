@@ -18,6 +18,8 @@ export type ErrorKind =
   | 'headers-too-large'
   /** A transfer coding we cannot undo, so must not forward (RFC 9112 §6.1). */
   | 'unsupported-coding'
+  /** CONNECT: a reverse proxy opens no tunnel to an address the client names (RFC 9110 §9.3.6). */
+  | 'unsupported-method'
   /** The request body crossed the body limit (declared or while streaming). */
   | 'body-too-large'
   /** The request body stalled, or arrived below `limits.bodyMinBytesPerSecond` (slowloris bodies). */
@@ -101,6 +103,7 @@ export function statusFor(kind: ErrorKind): number {
     case 'headers-too-large':
       return 431;
     case 'unsupported-coding':
+    case 'unsupported-method':
       return 501;
     case 'body-too-large':
       return 413;

@@ -16,6 +16,14 @@ export const guardRequest = (): MiddlewareHandler<AppEnv> =>
     if (version !== null && version !== '1.1' && version !== '1.0' && version !== '2.0') {
       return refuse(c, clientError('bad-request', 'bad request: unsupported HTTP version'));
     }
+    // No open proxy: CONNECT would tunnel to an address the client names, never a configured one.
+    if (facts.method === 'CONNECT') return refuse(c, clientError('unsupported-method', 'not implemented: CONNECT'));
+    if (facts.rawTarget === '*') {
+      // RFC 9110 §9.3.7: `OPTIONS *` asks about the server itself, so the proxy answers it (as
+      // Go's net/http does, under Caddy), never an upstream. No other method takes `*`.
+      if (facts.method === 'OPTIONS') return new Response(null, { status: 200, headers: { 'content-length': '0' } });
+      return refuse(c, clientError('bad-request', 'bad request: asterisk-form target'));
+    }
     const hostHeader = c.req.raw.headers.get('host');
     // RFC 9112 §3.2: a request without Host is invalid for HTTP/1.1. Deno does not say the
     // version, so HTTP/1.0 requests without Host are refused too (documented).

@@ -19,7 +19,7 @@ import { type BunSocket, bunSockets, type SocketHandlers } from '../http1/bun-so
 import { encodeChunk, LAST_CHUNK } from '../http1/chunk-encoder.ts';
 import { clock } from '../http1/clock.ts';
 import { FIELDS_OK, FIELDS_TOO_MANY, framingFields, hasToken, parseFields } from '../http1/fields.ts';
-import { BODY_NONE, requestFraming } from '../http1/framing.ts';
+import { BODY_CHUNKED, BODY_NONE, isRefusal, requestFraming } from '../http1/framing.ts';
 import { HeadReader } from '../http1/head-reader.ts';
 import { Outbox } from '../http1/outbox.ts';
 import { BAD_GATEWAY_BODY, badGatewayHead, closingAnswer, endOfHead, type ResponseHead, responseHead, switchingHead } from '../http1/response-head.ts';
@@ -55,6 +55,8 @@ class Exchange {
   responded = false;
   /** Upgrade accepted: the app's Response is ignored. */
   switched = false;
+  /** Hands the request to the app; held until a chunked body's first size line is read (see startRequest). */
+  dispatch: (() => void) | null = null;
   constructor(
     readonly method: string,
     readonly http10: boolean,
@@ -236,6 +238,9 @@ export function createHttp1Engine(fetch: AppFetch, spec: ListenerSpec): Http1Eng
         if (now - conn.lingerSince > LINGER_MS) close(conn);
       } else if (conn.out.unsent !== null) {
         if (now - conn.lastIo > sendTimeoutMs) close(conn);
+      } else if (conn.state === BODY && conn.ex !== null && conn.ex.dispatch !== null) {
+        // A chunked request whose first size line has not come: still the head's time.
+        if (now - conn.headSince > headerTimeoutMs) reject(conn, new BadRequest(408, 'request timeout'));
       } else if (conn.state === HEAD && conn.ex === null) {
         if (conn.headSince !== 0 && now - conn.headSince > headerTimeoutMs) reject(conn, new BadRequest(408, 'request timeout'));
         else if (conn.headSince === 0 && now - conn.idleSince > idleTimeoutMs) close(conn);
@@ -371,6 +376,7 @@ export function createHttp1Engine(fetch: AppFetch, spec: ListenerSpec): Http1Eng
       reject(conn, new BadRequest(400, 'bad request: invalid chunked body'));
       return EMPTY;
     }
+    if (ex.dispatch !== null && decoder.sized) ex.dispatch();
     // Pieces of one read go into the body as one buffer: a body of 1-byte chunks must not
     // become a queue of tiny Buffers (their overhead dwarfs the bytes the queue counts).
     if (pieces.length === 1) push(conn, ex, pieces[0] as Buffer);
@@ -427,6 +433,9 @@ export function createHttp1Engine(fetch: AppFetch, spec: ListenerSpec): Http1Eng
     if (eol < 0) eol = text.length;
     const line = parseRequestLine(text, eol);
     if (typeof line === 'string') throw new BadRequest(400, line);
+    // No open proxy: a CONNECT is refused and its connection closed, as node:http's is (node.ts),
+    // before anything could take the bytes after it for a tunnel.
+    if (line.method === 'CONNECT') throw new BadRequest(501, 'not implemented: CONNECT');
     const http10 = line.version === '1.0';
     const headers = new Headers();
     const fields = framingFields();
@@ -435,15 +444,15 @@ export function createHttp1Engine(fetch: AppFetch, spec: ListenerSpec): Http1Eng
     if (parsed === FIELDS_TOO_MANY) throw new BadRequest(431, TOO_LARGE);
     if (parsed !== FIELDS_OK) throw new BadRequest(400, 'bad request: malformed header field');
     const connection = fields.connection;
-    // What we cannot frame goes to the app without a body (it answers 400 or 501 from the same
-    // headers) and the connection closes after the answer.
+    // Framing in doubt is answered here and the connection closes: the app never sees the
+    // request, and nothing after it on this connection is parsed (framing.ts says which).
     const framing = requestFraming(fields, http10);
+    if (isRefusal(framing)) throw new BadRequest(framing.status, framing.message);
     const hasBody = framing.kind !== BODY_NONE;
-    if (framing.close || hasToken(connection, 'close') || (http10 && !hasToken(connection, 'keep-alive')) || stopping) conn.closing = true;
+    if (hasToken(connection, 'close') || (http10 && !hasToken(connection, 'keep-alive')) || stopping) conn.closing = true;
 
     const ex = new Exchange(line.method, http10, hasBody);
     conn.ex = ex;
-    conn.headSince = 0;
     let body: ReadableStream<Uint8Array> | null = null;
     if (hasBody) {
       ex.bodyDone = false;
@@ -459,22 +468,31 @@ export function createHttp1Engine(fetch: AppFetch, spec: ListenerSpec): Http1Eng
       upgrades && hasToken(connection, 'upgrade') && headers.has('upgrade')
         ? { conn: conn.info, line, upgrade: clientUpgrade(conn, ex) }
         : { conn: conn.info, line };
-    let response: Response | Promise<Response>;
-    try {
-      response = fetch(request, env);
-    } catch (error) {
-      response = Promise.reject(error);
-    }
-    if (response instanceof Response) void respond(conn, ex, response);
-    else
-      Promise.resolve(response).then(
-        (r) => respond(conn, ex, r),
-        (error) => {
-          // The app maps its own failures; reaching here is a bug. Never crash.
-          console.error('switchyard: request handler failed', error);
-          return respond(conn, ex, INTERNAL_ERROR());
-        },
-      );
+    ex.dispatch = () => {
+      ex.dispatch = null;
+      conn.headSince = 0;
+      let response: Response | Promise<Response>;
+      try {
+        response = fetch(request, env);
+      } catch (error) {
+        response = Promise.reject(error);
+      }
+      if (response instanceof Response) void respond(conn, ex, response);
+      else
+        Promise.resolve(response).then(
+          (r) => respond(conn, ex, r),
+          (error) => {
+            // The app maps its own failures; reaching here is a bug. Never crash.
+            console.error('switchyard: request handler failed', error);
+            return respond(conn, ex, INTERNAL_ERROR());
+          },
+        );
+    };
+    // A chunked body reaches the app once its first chunk-size line has parsed: a size line
+    // that breaks the framing is then a 400 of ours with nothing sent upstream. (A later chunk
+    // can still break mid-stream: the upstream then sees a cut body, never a second request.)
+    // Until then the head timeout still runs.
+    if (framing.kind !== BODY_CHUNKED) ex.dispatch();
   };
 
   /**

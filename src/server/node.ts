@@ -11,6 +11,8 @@ import { requestDeclaresBody } from '../http/body-rules.ts';
 import { CONNECTION_SPECIFIC } from '../http/hop-by-hop.ts';
 import { plainReason } from '../http/reason.ts';
 import { clock } from '../http1/clock.ts';
+import { framingFields } from '../http1/fields.ts';
+import { type FramingRefusal, isRefusal, requestFraming } from '../http1/framing.ts';
 import { closingAnswer, switchingHead } from '../http1/response-head.ts';
 import { normalizePeer } from '../proxy/headers.ts';
 import { duplexByteStream } from '../tunnel/node-socket-stream.ts';
@@ -26,8 +28,10 @@ export const nodeListenerFeatures = { line: true, connPerSocket: true, upgradeBo
 // Per-socket and per-upgrade state, kept on node's own objects: no lookup table per request.
 const CONN = Symbol('switchyard.conn');
 const UPGRADE = Symbol('switchyard.upgrade');
-type TaggedSocket = Socket & { [CONN]?: ConnInfo };
-type UpgradeRequest = IncomingMessage & { [UPGRADE]?: BytesUpgrade };
+const REFUSED = Symbol('switchyard.refused');
+const ASTERISK = Symbol('switchyard.asterisk');
+type TaggedSocket = Socket & { [CONN]?: ConnInfo; [REFUSED]?: true };
+type UpgradeRequest = IncomingMessage & { [UPGRADE]?: BytesUpgrade; [ASTERISK]?: true };
 
 /** node:http options: limits left to the proxy, no deadline for a whole request, the spec's for a head and an idle connection. */
 function serverOptions(spec: ListenerSpec): ServerOptions {
@@ -49,6 +53,8 @@ function serverOptions(spec: ListenerSpec): ServerOptions {
 
 /** What node:http adds to keepAliveTimeout before it closes an idle socket (Node 20). */
 const NODE_KEEP_ALIVE_BUFFER_MS = 1_000;
+/** What a CONNECT gets (the app's words for it, proxy/guard.ts). */
+const CONNECT_REFUSED = 'not implemented: CONNECT';
 /** After refusing input, how long the client's further bytes are read and dropped. */
 const LINGER_MS = 2_000;
 
@@ -127,6 +133,45 @@ function headBytes(req: IncomingMessage): Buffer {
   return Buffer.from(`${out}\r\n`, 'latin1');
 }
 
+/**
+ * What our engine's requestFraming (http1/framing.ts) says of the head llhttp parsed: null when
+ * it frames it too. Repeated fields are joined as our engine joins them, from rawHeaders
+ * (node:http keeps only the first Content-Length in `headers`).
+ */
+function framingRefusal(req: IncomingMessage): FramingRefusal | null {
+  const raw = req.rawHeaders;
+  let fields: ReturnType<typeof framingFields> | null = null;
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i] as string;
+    // Only names of these two lengths can matter: compare lowercased copies of those alone.
+    if (name.length !== 14 && name.length !== 17) continue;
+    const lower = name.toLowerCase();
+    const value = raw[i + 1] as string;
+    if (lower === 'content-length') {
+      fields ??= framingFields();
+      fields.contentLength = fields.contentLength === null ? value : `${fields.contentLength}, ${value}`;
+    } else if (lower === 'transfer-encoding') {
+      fields ??= framingFields();
+      fields.transferEncoding = fields.transferEncoding === null ? value : `${fields.transferEncoding}, ${value}`;
+    }
+  }
+  if (fields === null) return null;
+  const framing = requestFraming(fields, req.httpVersion === '1.0');
+  return isRefusal(framing) ? framing : null;
+}
+
+/** Our engine's answer to a refused head (response-head.ts closingAnswer), through node:http so it queues behind earlier pipelined answers. */
+function refuseOnResponse(res: ServerResponse, refusal: FramingRefusal): void {
+  const body = `${refusal.message}\n`;
+  res.shouldKeepAlive = false;
+  res.writeHead(refusal.status, plainReason(STATUS_CODES[refusal.status] ?? ''), {
+    'content-type': 'text/plain; charset=utf-8',
+    'content-length': Buffer.byteLength(body),
+    connection: 'close',
+  });
+  res.end(body);
+}
+
 /** The plain listener on Node: sockets accepted behind the gate, served by node:http. */
 export const listenNode = (fetch: AppFetch, spec: ListenerSpec): Promise<Listener> => listenPlain(nodeHttp1(fetch, spec), spec);
 
@@ -147,7 +192,7 @@ export function nodeHttp1(fetch: AppFetch, spec: ListenerSpec): Http1Server {
   const onRequest = getRequestListener(async function nodeRequest(request: Request, env: HttpBindings | Http2Bindings) {
     const incoming = env.incoming as UpgradeRequest;
     const upgrade = incoming[UPGRADE];
-    const line = { method: incoming.method as string, target: incoming.url as string, version: incoming.httpVersion };
+    const line = { method: incoming.method as string, target: incoming[ASTERISK] ? '*' : (incoming.url as string), version: incoming.httpVersion };
     // Set by `connection` on every socket this server gets.
     const conn = (incoming.socket as TaggedSocket)[CONN] as ConnInfo;
     const bindings: Bindings = upgrade === undefined ? { conn, line } : { conn, line, upgrade };
@@ -167,7 +212,26 @@ export function nodeHttp1(fetch: AppFetch, spec: ListenerSpec): Http1Server {
   const options = serverOptions(spec);
   // Every request node:http parses, on `server` and on `replay`, is counted on its connection.
   const countedRequest = (req: IncomingMessage, res: ServerResponse) => {
-    const socket = req.socket;
+    const socket = req.socket as TaggedSocket;
+    // llhttp has framed this request already, and any pipelined behind it: node:http emits
+    // their 'request' events one after the other, in the same tick, from one read. So the
+    // framing our engine refuses is refused here, before the app, and every later request on
+    // that connection is dropped unanswered (the connection closes after the refusal).
+    if (socket[REFUSED] === true) return;
+    const refusal = framingRefusal(req);
+    if (refusal !== null) {
+      socket[REFUSED] = true;
+      spec.onBadRequest?.({ listener, client: normalizePeer(socket.remoteAddress ?? ''), status: refusal.status, reason: refusal.message });
+      refuseOnResponse(res, refusal);
+      req.resume(); // what llhttp reads as its body is dropped
+      return;
+    }
+    // @hono/node-server answers a bare 400 to any target not starting with "/": `OPTIONS *` is
+    // the app's to answer (guard.ts), so it gets a URL and the target travels in `line`.
+    if (req.url === '*') {
+      (req as UpgradeRequest)[ASTERISK] = true;
+      req.url = '/';
+    }
     const state = conns.get(socket);
     if (state !== undefined) {
       state.inflight++;
@@ -213,6 +277,15 @@ export function nodeHttp1(fetch: AppFetch, spec: ListenerSpec): Http1Server {
       req[UPGRADE] = new BytesUpgrade(socket, res, head);
       void onRequest(req, res);
     });
+  // CONNECT never reaches the app on node:http (its own 'connect' event; with no listener the
+  // socket is just destroyed): answered here as the app answers it on Bun and Deno (guard.ts).
+  server.on('connect', function nodeConnect(_req: IncomingMessage, socket: Socket) {
+    socket.on('error', () => socket.destroy());
+    spec.onBadRequest?.({ listener, client: normalizePeer(socket.remoteAddress ?? ''), status: 501, reason: CONNECT_REFUSED });
+    socket.end(closingAnswer(501, CONNECT_REFUSED, clock.dateLine), 'latin1');
+    socket.resume();
+    setTimeout(() => socket.destroy(), LINGER_MS).unref?.();
+  });
   // Input node:http refuses before it is a request gets our server's answer (the same status,
   // a short body, Connection: close) and the same `bad request` report, not node's bare one.
   server.on('clientError', (error: NodeJS.ErrnoException, socket: Socket) => {
