@@ -55,8 +55,8 @@ class Exchange {
   responded = false;
   /** Upgrade accepted: the app's Response is ignored. */
   switched = false;
-  /** Hands the request to the app; held until a chunked body's first size line is read (see startRequest). */
-  dispatch: (() => void) | null = null;
+  /** A chunked request held until its body's first size line is read (see startRequest). */
+  held: { request: Request; env: Bindings } | null = null;
   constructor(
     readonly method: string,
     readonly http10: boolean,
@@ -238,7 +238,7 @@ export function createHttp1Engine(fetch: AppFetch, spec: ListenerSpec): Http1Eng
         if (now - conn.lingerSince > LINGER_MS) close(conn);
       } else if (conn.out.unsent !== null) {
         if (now - conn.lastIo > sendTimeoutMs) close(conn);
-      } else if (conn.state === BODY && conn.ex !== null && conn.ex.dispatch !== null) {
+      } else if (conn.state === BODY && conn.ex !== null && conn.ex.held !== null) {
         // A chunked request whose first size line has not come: still the head's time.
         if (now - conn.headSince > headerTimeoutMs) reject(conn, new BadRequest(408, 'request timeout'));
       } else if (conn.state === HEAD && conn.ex === null) {
@@ -376,7 +376,11 @@ export function createHttp1Engine(fetch: AppFetch, spec: ListenerSpec): Http1Eng
       reject(conn, new BadRequest(400, 'bad request: invalid chunked body'));
       return EMPTY;
     }
-    if (ex.dispatch !== null && decoder.sized) ex.dispatch();
+    const held = ex.held;
+    if (held !== null && decoder.sized) {
+      ex.held = null;
+      dispatch(conn, ex, held.request, held.env);
+    }
     // Pieces of one read go into the body as one buffer: a body of 1-byte chunks must not
     // become a queue of tiny Buffers (their overhead dwarfs the bytes the queue counts).
     if (pieces.length === 1) push(conn, ex, pieces[0] as Buffer);
@@ -468,31 +472,33 @@ export function createHttp1Engine(fetch: AppFetch, spec: ListenerSpec): Http1Eng
       upgrades && hasToken(connection, 'upgrade') && headers.has('upgrade')
         ? { conn: conn.info, line, upgrade: clientUpgrade(conn, ex) }
         : { conn: conn.info, line };
-    ex.dispatch = () => {
-      ex.dispatch = null;
-      conn.headSince = 0;
-      let response: Response | Promise<Response>;
-      try {
-        response = fetch(request, env);
-      } catch (error) {
-        response = Promise.reject(error);
-      }
-      if (response instanceof Response) void respond(conn, ex, response);
-      else
-        Promise.resolve(response).then(
-          (r) => respond(conn, ex, r),
-          (error) => {
-            // The app maps its own failures; reaching here is a bug. Never crash.
-            console.error('switchyard: request handler failed', error);
-            return respond(conn, ex, INTERNAL_ERROR());
-          },
-        );
-    };
     // A chunked body reaches the app once its first chunk-size line has parsed: a size line
     // that breaks the framing is then a 400 of ours with nothing sent upstream. (A later chunk
     // can still break mid-stream: the upstream then sees a cut body, never a second request.)
     // Until then the head timeout still runs.
-    if (framing.kind !== BODY_CHUNKED) ex.dispatch();
+    if (framing.kind === BODY_CHUNKED) ex.held = { request, env };
+    else dispatch(conn, ex, request, env);
+  };
+
+  /** Hands a request to the app; its answer goes out through `respond`. */
+  const dispatch = (conn: Conn, ex: Exchange, request: Request, env: Bindings) => {
+    conn.headSince = 0;
+    let response: Response | Promise<Response>;
+    try {
+      response = fetch(request, env);
+    } catch (error) {
+      response = Promise.reject(error);
+    }
+    if (response instanceof Response) void respond(conn, ex, response);
+    else
+      Promise.resolve(response).then(
+        (r) => respond(conn, ex, r),
+        (error) => {
+          // The app maps its own failures; reaching here is a bug. Never crash.
+          console.error('switchyard: request handler failed', error);
+          return respond(conn, ex, INTERNAL_ERROR());
+        },
+      );
   };
 
   /**
