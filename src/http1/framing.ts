@@ -41,6 +41,19 @@ export const CHUNKED_NOT_LAST: FramingRefusal = { status: 400, message: 'bad req
 export const CHUNKED_TWICE: FramingRefusal = { status: 400, message: 'bad request: chunked applied twice' };
 export const UNKNOWN_CODING: FramingRefusal = { status: 501, message: 'not implemented: transfer coding' };
 
+/**
+ * RFC 9110 §9.3.1-2: content in a GET or HEAD has no defined meaning, and the RFC names it as a
+ * smuggling vector some servers reject; the runtimes also disagree about it (Bun's Request
+ * carries it, Deno's refuses it, @hono/node-server drops it). Refused everywhere, the
+ * connection closed. An empty body (`Content-Length: 0`) is no body.
+ */
+export const BODY_ON_GET: FramingRefusal = { status: 400, message: 'bad request: GET or HEAD with a body' };
+
+/** BODY_ON_GET when `method` takes no body but `framing` declares one, else null. */
+export function bodyRefusal(method: string, framing: RequestFraming): FramingRefusal | null {
+  return framing.kind !== BODY_NONE && (method === 'GET' || method === 'HEAD') ? BODY_ON_GET : null;
+}
+
 const isChunked = (coding: string) => coding.trim().toLowerCase() === 'chunked';
 
 /** True when `value` is a FramingRefusal rather than a framing. */

@@ -87,4 +87,11 @@ describe('head reader', () => {
     assert.equal(split.startLine, null, 'cleared once the head is complete');
     assert.equal(client().read(bytes('HTTP/1.1 200 OK\r\n')), 'incomplete');
   });
+
+  test('the start line noted for an early check skips empty lines split over reads (found by the fuzzer)', () => {
+    const reader = new HeadReader({ maxBytes: 1024, server: true });
+    assert.equal(reader.read(Buffer.from('\r\n\r')), 'incomplete');
+    assert.equal(reader.read(Buffer.from('\nSOURCE /x HTTP/1.1\r\nHost: h')), 'incomplete');
+    assert.equal(reader.startLine, 'SOURCE /x HTTP/1.1');
+  });
 });

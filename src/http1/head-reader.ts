@@ -95,7 +95,11 @@ export class HeadReader {
   }
 
   private noteStartLine(buf: Buffer): void {
-    const eol = buf.indexOf(CRLF);
-    if (eol >= 0) this.startLine = buf.toString('latin1', 0, eol);
+    // Empty lines before it are skipped here too: a read that ended inside one ("\r", then
+    // "\n" + the request line) left it at the front of the buffered bytes.
+    let start = 0;
+    while (start + 1 < buf.byteLength && buf[start] === 13 && buf[start + 1] === 10) start += 2;
+    const eol = buf.indexOf(CRLF, start);
+    if (eol >= 0) this.startLine = buf.toString('latin1', start, eol);
   }
 }

@@ -61,9 +61,9 @@ export function endOfHead(closing: boolean, http10: boolean): string {
 }
 
 /** A complete plain-text answer of our own that closes the connection (a refused head, a timeout). */
-export function closingAnswer(status: number, message: string, dateLine: string): string {
+export function closingAnswer(status: number, message: string, dateLine: string, withBody = true): string {
   const body = `${message}\n`;
-  return `${statusLine(status, '')}${dateLine}content-type: text/plain; charset=utf-8\r\ncontent-length: ${body.length}\r\nconnection: close\r\n\r\n${body}`;
+  return `${statusLine(status, '')}${dateLine}content-type: text/plain; charset=utf-8\r\ncontent-length: ${body.length}\r\nconnection: close\r\n\r\n${withBody ? body : ''}`;
 }
 
 export const BAD_GATEWAY_BODY: Uint8Array = new TextEncoder().encode('bad gateway\n');

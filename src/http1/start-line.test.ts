@@ -49,6 +49,11 @@ describe('status line', () => {
       'HTTP/1.1  200 OK',
       'HTTP/1.1 2x0 OK',
       'HTTP/1.1',
+      // A bare LF or CR would hide the next field line (found by the differential fuzzer).
+      'HTTP/1.1 200 OK\nContent-Length: 2',
+      'HTTP/1.1 200 OK\rContent-Length: 2',
+      'HTTP/1.1 200\nContent-Length: 2',
+      'HTTP/1.1 200 O\x00K',
     ]) {
       assert.equal(status(line), MALFORMED_STATUS_LINE, JSON.stringify(line));
     }

@@ -7,6 +7,11 @@ const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 // RFC 9112 §3.2: visible ASCII only; anything else in a target is an error, not ours to fix.
 const TARGET = /^[\x21-\x7e]+$/;
 const STATUS_DIGITS = /^\d{3}$/;
+// A bare CR or LF in a reason phrase ends the line for other parsers and hides the field line
+// after it from ours (the line is cut at the first CRLF): refused, where other odd bytes in a
+// reason only drop the reason (plainReason).
+// biome-ignore lint/suspicious/noControlCharactersInRegex: matching control characters is the point
+const REASON_CONTROL = /[\x00\r\n]/;
 
 export const MALFORMED_REQUEST_LINE = 'bad request: malformed request line';
 export const UNSUPPORTED_VERSION = 'bad request: unsupported HTTP version';
@@ -49,5 +54,6 @@ export function parseStatusLine(head: string, eol: number): StatusLine | string 
   const digits = head.slice(9, 12);
   if (!STATUS_DIGITS.test(digits)) return MALFORMED_STATUS_LINE;
   const reason = eol > 13 ? head.slice(13, eol) : '';
+  if (REASON_CONTROL.test(reason)) return MALFORMED_STATUS_LINE;
   return { version: minor === 48 ? '1.0' : '1.1', status: Number(digits), reason: plainReason(reason) };
 }

@@ -18,6 +18,8 @@ export const guardRequest = (): MiddlewareHandler<AppEnv> =>
     }
     // No open proxy: CONNECT would tunnel to an address the client names, never a configured one.
     if (facts.method === 'CONNECT') return refuse(c, clientError('unsupported-method', 'not implemented: CONNECT'));
+    // TRACE reflects the request, credentials included (cross-site tracing); Bun and Deno refuse it in the listener.
+    if (facts.method === 'TRACE') return refuse(c, clientError('unsupported-method', 'not implemented: TRACE'));
     if (facts.rawTarget === '*') {
       // RFC 9110 §9.3.7: `OPTIONS *` asks about the server itself, so the proxy answers it (as
       // Go's net/http does, under Caddy), never an upstream. No other method takes `*`.

@@ -19,7 +19,7 @@ import { type BunSocket, bunSockets, type SocketHandlers } from '../http1/bun-so
 import { encodeChunk, LAST_CHUNK } from '../http1/chunk-encoder.ts';
 import { clock } from '../http1/clock.ts';
 import { FIELDS_OK, FIELDS_TOO_MANY, framingFields, hasToken, parseFields } from '../http1/fields.ts';
-import { BODY_CHUNKED, BODY_NONE, isRefusal, requestFraming } from '../http1/framing.ts';
+import { BODY_CHUNKED, BODY_NONE, bodyRefusal, isRefusal, requestFraming } from '../http1/framing.ts';
 import { HeadReader } from '../http1/head-reader.ts';
 import { Outbox } from '../http1/outbox.ts';
 import { BAD_GATEWAY_BODY, badGatewayHead, closingAnswer, endOfHead, type ResponseHead, responseHead, switchingHead } from '../http1/response-head.ts';
@@ -115,6 +115,8 @@ class BadRequest extends Error {
   constructor(
     readonly status: number,
     message: string,
+    /** The refused request is a HEAD: its answer has no body (RFC 9110 §9.3.2). */
+    readonly head = false,
   ) {
     super(message);
   }
@@ -295,7 +297,7 @@ export function createHttp1Engine(fetch: AppFetch, spec: ListenerSpec): Http1Eng
       close(conn);
       return;
     }
-    const pending = write(conn, Buffer.from(closingAnswer(error.status, error.message, clock.dateLine), 'latin1'));
+    const pending = write(conn, Buffer.from(closingAnswer(error.status, error.message, clock.dateLine, !error.head), 'latin1'));
     conn.state = LINGER; // from here on, input is dropped
     if (pending === undefined) linger(conn);
     else void pending.then(() => linger(conn));
@@ -440,6 +442,9 @@ export function createHttp1Engine(fetch: AppFetch, spec: ListenerSpec): Http1Eng
     // No open proxy: a CONNECT is refused and its connection closed, as node:http's is (node.ts),
     // before anything could take the bytes after it for a tunnel.
     if (line.method === 'CONNECT') throw new BadRequest(501, 'not implemented: CONNECT');
+    // TRACE echoes the request (cookies, credentials) back (cross-site tracing); no proxy of
+    // ours forwards it (nginx answers 405). Node's and Deno's Request cannot carry it anyway.
+    if (line.method === 'TRACE') throw new BadRequest(501, 'not implemented: TRACE');
     const http10 = line.version === '1.0';
     const headers = new Headers();
     const fields = framingFields();
@@ -451,7 +456,9 @@ export function createHttp1Engine(fetch: AppFetch, spec: ListenerSpec): Http1Eng
     // Framing in doubt is answered here and the connection closes: the app never sees the
     // request, and nothing after it on this connection is parsed (framing.ts says which).
     const framing = requestFraming(fields, http10);
-    if (isRefusal(framing)) throw new BadRequest(framing.status, framing.message);
+    if (isRefusal(framing)) throw new BadRequest(framing.status, framing.message, line.method === 'HEAD');
+    const bodyless = bodyRefusal(line.method, framing);
+    if (bodyless !== null) throw new BadRequest(bodyless.status, bodyless.message, line.method === 'HEAD');
     const hasBody = framing.kind !== BODY_NONE;
     if (hasToken(connection, 'close') || (http10 && !hasToken(connection, 'keep-alive')) || stopping) conn.closing = true;
 

@@ -12,7 +12,7 @@ import { CONNECTION_SPECIFIC } from '../http/hop-by-hop.ts';
 import { plainReason } from '../http/reason.ts';
 import { clock } from '../http1/clock.ts';
 import { framingFields } from '../http1/fields.ts';
-import { type FramingRefusal, isRefusal, requestFraming } from '../http1/framing.ts';
+import { bodyRefusal, type FramingRefusal, isRefusal, requestFraming } from '../http1/framing.ts';
 import { closingAnswer, switchingHead } from '../http1/response-head.ts';
 import { normalizePeer } from '../proxy/headers.ts';
 import { duplexByteStream } from '../tunnel/node-socket-stream.ts';
@@ -157,7 +157,7 @@ function framingRefusal(req: IncomingMessage): FramingRefusal | null {
   }
   if (fields === null) return null;
   const framing = requestFraming(fields, req.httpVersion === '1.0');
-  return isRefusal(framing) ? framing : null;
+  return isRefusal(framing) ? framing : bodyRefusal(req.method ?? '', framing);
 }
 
 /** Our engine's answer to a refused head (response-head.ts closingAnswer), through node:http so it queues behind earlier pipelined answers. */

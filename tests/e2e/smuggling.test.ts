@@ -85,7 +85,7 @@ interface Outcome {
  * Writes `segments` (a pause between them), then waits until the proxy closes the connection
  * or 1.5 s pass without a byte. `closed` is whether the proxy closed it within that time.
  */
-async function exchange(port: number, segments: string[], gapMs = 150): Promise<Outcome> {
+async function exchange(port: number, segments: string[], gapMs = 150, methods: string[] = []): Promise<Outcome> {
   const socket = net.connect(port, '127.0.0.1');
   socket.setNoDelay(true);
   const chunks: Buffer[] = [];
@@ -118,7 +118,7 @@ async function exchange(port: number, segments: string[], gapMs = 150): Promise<
   const deadline = Date.now() + 6000;
   while (!closed && Date.now() - last < 1500 && Date.now() < deadline) await Promise.race([ended, sleep(50)]);
   socket.destroy();
-  const statuses = parseResponses(Buffer.concat(chunks), [], true).responses.map((r) => r.status);
+  const statuses = parseResponses(Buffer.concat(chunks), methods, true).responses.map((r) => r.status);
   return { statuses, closed };
 }
 
@@ -240,6 +240,15 @@ const cases: Case[] = [
   { family: 'NUL', name: 'in a field name', segments: [post('X\0A: 1\r\n')], status: 400 },
   { family: 'NUL', name: 'in a field value', segments: [post('X-A: 1\0\r\n')], status: 400 },
   { family: 'NUL', name: 'in the method', segments: [`GE\0T /p HTTP/1.1\r\n${HOST}\r\n`], status: 400 },
+  // ---- a body where none belongs (RFC 9110 §9.3.1: a smuggling vector; the runtimes disagreed)
+  { family: 'body on GET', name: 'GET with Content-Length 5', segments: [`GET /g HTTP/1.1\r\n${HOST}Content-Length: 5\r\n\r\nhello`], status: 400 },
+  {
+    family: 'body on GET',
+    name: 'GET chunked',
+    segments: [`GET /g HTTP/1.1\r\n${HOST}Transfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n`],
+    status: 400,
+  },
+  { family: 'body on GET', name: 'HEAD with Content-Length 5', segments: [`HEAD /h HTTP/1.1\r\n${HOST}Content-Length: 5\r\n\r\nhello`], status: 400 },
   // ---- a chunked body that breaks after the head has gone out
   {
     family: 'chunked, split',
@@ -286,7 +295,7 @@ for (const runtime of RUNTIMES) {
         const from = upstream.received.length;
         const segments = [...c.segments];
         segments[segments.length - 1] += SMUGGLED;
-        const outcome = await exchange(proxy.port, segments);
+        const outcome = await exchange(proxy.port, segments, 150, segments[0]?.startsWith('HEAD ') ? ['HEAD'] : []);
         await sleep(50); // anything forwarded has had time to arrive
         const got = upstream.received.slice(from).map((r) => ({ line: r.line, body: r.body }));
         table.push(
@@ -346,6 +355,13 @@ for (const runtime of RUNTIMES) {
       ['CONNECT to an address the client names', 'CONNECT evil.test:443 HTTP/1.1\r\nHost: evil.test:443\r\nConnection: close\r\n\r\n', 501, []],
       ['CONNECT to a configured host', 'CONNECT s.test:80 HTTP/1.1\r\nHost: s.test:80\r\nConnection: close\r\n\r\n', 501, []],
       ['OPTIONS * is answered by the proxy', 'OPTIONS * HTTP/1.1\r\nHost: s.test\r\nConnection: close\r\n\r\n', 200, []],
+      ['TRACE (it would reflect credentials)', 'TRACE /t HTTP/1.1\r\nHost: s.test\r\nConnection: close\r\n\r\n', 501, []],
+      [
+        'GET with Content-Length: 0 is a GET without a body',
+        'GET /z HTTP/1.1\r\nHost: s.test\r\nContent-Length: 0\r\nConnection: close\r\n\r\n',
+        200,
+        ['GET /z HTTP/1.1'],
+      ],
       ['another method with the asterisk-form', 'GET * HTTP/1.1\r\nHost: s.test\r\nConnection: close\r\n\r\n', 400, []],
       ['a target that is not origin-form (@host)', 'GET @evil.test/x HTTP/1.1\r\nHost: s.test\r\nConnection: close\r\n\r\n', 400, []],
       ['a Host with userinfo', 'GET /x HTTP/1.1\r\nHost: s.test@evil.test\r\nConnection: close\r\n\r\n', 400, []],
