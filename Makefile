@@ -5,7 +5,7 @@ BIN := node_modules/.bin
 SRC := $(shell find src -name '*.ts' ! -name '*.test.ts') package.json
 UNIT := $(shell find src -name '*.test.ts' | sort)
 
-.PHONY: install check lint fmt gen build run test unit e2e bench soak clean deno-compile
+.PHONY: install check lint fmt gen build run test unit e2e bench soak fuzz clean deno-compile
 
 install: node_modules/.install-stamp
 node_modules/.install-stamp: package.json package-lock.json
@@ -59,6 +59,13 @@ bench: install build
 SOAK_SECONDS ?= 120
 soak: install build
 	SOAK_SECONDS=$(SOAK_SECONDS) node --import tsx --test --test-reporter=spec tests/soak/soak.ts
+
+# Differential fuzzer (tests/fuzz/): our HTTP/1.1 engine and Bun transport against llhttp, and
+# the config validator. FUZZ_SECONDS (default 300), FUZZ_SEED (default random, printed),
+# FUZZ_PARTS=requests,responses,configs. BUG inputs are saved under tests/fuzz/regressions/.
+FUZZ_SECONDS ?= 300
+fuzz: install
+	FUZZ_SECONDS=$(FUZZ_SECONDS) node --import tsx tests/fuzz/run.ts
 
 clean:
 	rm -rf dist

@@ -57,6 +57,7 @@ suite "unit tests on deno" deno_counts env RUNNER=deno bash tests/run-unit.sh
 step "build: dist/switchyard and dist/switchyard.mjs" make -s build
 suite "end-to-end on bun, deno, node" node_counts bash tests/run-e2e.sh
 suite "soak (websocket + sse)" node_counts node --import tsx --test --test-reporter=spec tests/soak/soak.ts
+suite "fuzz (regressions, then ~60 s: fixed and random seed)" node_counts node --import tsx --test --test-concurrency=1 --test-reporter=spec tests/fuzz/replay.test.ts tests/fuzz/fuzz.test.ts
 
 echo
 echo "$passed passed, $failed failed"
