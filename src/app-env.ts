@@ -79,9 +79,12 @@ export interface AppEnv {
     logDone: (bytes: number) => void;
     /** Normalised host: lowercase, no port, no trailing dot. */
     host: string;
-    /** Origin-form request target (path and query) as it will be forwarded. */
+    /**
+     * Origin-form request target (path and query) as it will be forwarded: as sent, or its
+     * canonical form where a path decides the route (routeByHost sets it; router/path.ts).
+     */
     target: string;
-    /** The target routing compared with path prefixes (see router/path.ts). */
+    /** The target routing compared with path prefixes (see router/path.ts); path rules use it too. */
     routeTarget: string;
     route: CompiledRoute;
   };

@@ -63,6 +63,27 @@ test('10,000 exact hosts route by lookup', () => {
   assert.equal(t.match('host10000.example', '/'), undefined);
 });
 
+test('paths decide on a host when a reachable route has a path, the catch-all of that host included', () => {
+  const decides = (host: string) => table.forHost(host)?.pathsDecide;
+  assert.equal(decides('api.test'), true, 'own path routes');
+  assert.equal(decides('other.example'), true, '* has /static');
+  assert.equal(decides('sub1.xyz.com'), false, "its own / shadows *'s /static");
+  const plain = compileRouteTable([route('a', ['a.test']), route('any', ['*'])]);
+  assert.equal(plain.forHost('a.test')?.pathsDecide, false);
+  assert.equal(plain.forHost('b.test')?.pathsDecide, false);
+  const only = compileRouteTable([route('p', ['p.test'], '/only')]);
+  assert.equal(only.forHost('p.test')?.pathsDecide, true);
+  assert.equal(only.forHost('q.test'), undefined);
+});
+
+test('path prefixes ignore ASCII case, on both sides', () => {
+  assert.equal(pick('api.test', '/API/x'), 'api');
+  assert.equal(pick('api.test', '/Api/V2?q'), 'api-v2');
+  const upper = compileRouteTable([route('admin', ['a.test'], '/Admin'), route('any', ['a.test'])]);
+  assert.equal(upper.match('a.test', '/admin/x')?.name, 'admin');
+  assert.equal(upper.match('a.test', '/ADMINX')?.name, 'any');
+});
+
 test('prefixMatches', () => {
   assert.equal(prefixMatches('/', '/anything'), true);
   assert.equal(prefixMatches('/api', '/api'), true);
@@ -70,4 +91,8 @@ test('prefixMatches', () => {
   assert.equal(prefixMatches('/api', '/api?x'), true);
   assert.equal(prefixMatches('/api', '/apix'), false);
   assert.equal(prefixMatches('/api', '/ap'), false);
+  assert.equal(prefixMatches('/api', '/APi/x'), true);
+  assert.equal(prefixMatches('/caf%c3%a9', '/caf%C3%A9'), true);
+  assert.equal(prefixMatches('/a-b', '/a_b'), false, 'only letters fold');
+  assert.equal(prefixMatches('/a@', '/a`'), false, 'only A-Z fold to a-z');
 });
