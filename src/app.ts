@@ -4,13 +4,18 @@
 //                    line is one); outermost of the answering middlewares, so it sees every answer
 //   3. guardRequest  HTTP/1.x, Host present and sane, target authority agrees with Host -> else
 //                    400; target length -> 414
-//   4. routeByHost   the snapshot's host table + path prefixes -> else 421
+//   4. routeByHost   the snapshot's host table + path prefixes -> else 421; where a path decides
+//                    the route, the canonical target (forwarded so) -> else 400 (docs/paths.md)
 //   5. httpsPolicy   plain HTTP -> 308 to https:// where the route says so; HSTS on HTTPS answers
-//   6. forward       headers, limits, timeouts, the upstream (a group's pick: balancer/), tries
+//   6. routeHeaders  the route's CORS: a preflight answered here (204, never forwarded), other
+//                    answers get its Access-Control-* and Vary: Origin; then its security headers
+//                    (X-Content-Type-Options, X-Frame-Options, Referrer-Policy, CSP) on every answer
+//   7. forward       headers, limits, timeouts, the upstream (a group's pick: balancer/), tries
 //                    under the retry policy, streaming, and WebSocket tunnels (proxy/websocket.ts)
 //                    -> 400/408/413/426/431/499/501/502/503/504
-// Later capabilities (access control, rate limits, cache) slot in between 5 and 6. Every
-// answer the proxy makes itself is a ProxyError (proxy/errors.ts) through `refuse`.
+// Later capabilities (access control, rate limits, cache) slot in between 6 and 7 (after CORS:
+// a preflight carries no credentials). Every error the proxy answers itself is a ProxyError
+// (proxy/errors.ts) through `refuse`; its other own answers are the 308 (5) and the preflight (6).
 import { Hono } from 'hono';
 import type { AppEnv } from './app-env.ts';
 import { Balancers } from './balancer/state.ts';
@@ -23,6 +28,7 @@ import { forward } from './proxy/forward.ts';
 import { guardRequest } from './proxy/guard.ts';
 import { httpsPolicy } from './proxy/https.ts';
 import { refuse } from './proxy/respond.ts';
+import { routeHeaders } from './proxy/route-headers.ts';
 import { routeByHost } from './router/middleware.ts';
 import type { Transport } from './transport/types.ts';
 import { TunnelRegistry } from './tunnel/registry.ts';
@@ -58,6 +64,7 @@ export function createApp({ config, transport, logger, onAccess, httpsPort = NO_
   app.use(guardRequest());
   app.use(routeByHost());
   app.use(httpsPolicy({ httpsPort }));
+  app.use(routeHeaders());
   app.all('*', forward({ transport, tunnels, balancers, graceMs: () => config.current.shutdownGraceMs }));
   app.onError(function internalError(error, c) {
     // A bug, never a client's fault: answer 500, log it, keep serving.

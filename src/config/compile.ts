@@ -1,6 +1,8 @@
 // Turns a validated Config into the tables the request path reads: done once per load, so the
 // per-request work is lookups, never parsing. Pure: no I/O, no clock.
 import { compileCidrMatcher } from '../proxy/cidr.ts';
+import { type CompiledCors, compileCors } from '../proxy/cors.ts';
+import { type CompiledSecurityHeaders, compileSecurityHeaders } from '../proxy/security-headers.ts';
 import { compileRouteTable, type RouteTable } from '../router/table.ts';
 import { type ClientLimits, DEFAULT_CLIENT_LIMITS } from '../server/limits.ts';
 import type { UpstreamTlsOptions } from '../transport/types.ts';
@@ -146,6 +148,10 @@ export interface CompiledRoute {
   readonly hsts: string | null;
   /** Plain-HTTP requests get a 308 to https:// (only with a TLS listener). */
   readonly redirectHttp: boolean;
+  /** Headers set on every answer of the route (proxy/security-headers.ts), or null. */
+  readonly securityHeaders: CompiledSecurityHeaders | null;
+  /** CORS, with its Hono middleware built once (proxy/cors.ts), or null. */
+  readonly cors: CompiledCors | null;
   /** WebSocket tunnels, or null when the route forwards upgrades as ordinary requests. */
   readonly websocket: CompiledWebSocket | null;
 }
@@ -170,6 +176,8 @@ export interface CompiledConfig {
   readonly table: RouteTable<CompiledRoute>;
   readonly isTrustedPeer: (address: string) => boolean;
   readonly forwarded: boolean;
+  /** `underscoreHeaders`: what happens to request fields named with `_`. */
+  readonly underscoreHeaders: 'drop' | 'reject' | 'pass';
   readonly maxHeaderBytes: number;
   readonly maxUrlBytes: number;
   readonly shutdownGraceMs: number;
@@ -321,6 +329,8 @@ export function compileConfig(config: Config, files: TlsFiles = NO_TLS_FILES): C
       maxBodyBytes: route.maxBodyBytes === undefined ? globalMaxBody : route.maxBodyBytes,
       hsts: tls === undefined ? null : hstsValue(route.hsts),
       redirectHttp: tls !== undefined && (route.redirectHttp ?? redirectDefault),
+      securityHeaders: compileSecurityHeaders(route.securityHeaders),
+      cors: route.cors === undefined ? null : compileCors(route.cors),
       websocket:
         route.websocket === false
           ? null
@@ -344,6 +354,7 @@ export function compileConfig(config: Config, files: TlsFiles = NO_TLS_FILES): C
     table: compileRouteTable(routes),
     isTrustedPeer: compileCidrMatcher(config.trustedProxies ?? []),
     forwarded: config.forwarded ?? false,
+    underscoreHeaders: config.underscoreHeaders ?? 'drop',
     maxHeaderBytes: config.limits?.maxHeaderBytes ?? DEFAULTS.maxHeaderBytes,
     maxUrlBytes: config.limits?.maxUrlBytes ?? DEFAULTS.maxUrlBytes,
     shutdownGraceMs: config.timeouts?.shutdownGraceMs ?? DEFAULTS.shutdownGraceMs,

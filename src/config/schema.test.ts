@@ -485,3 +485,142 @@ test('upstream groups compile: a plain single upstream has no group; defaults as
   assert.equal(policies[1]?.name, 'SessionId');
   assert.equal(policies[2]?.name, 'x-tenant');
 });
+
+// --- securityHeaders and cors (issue 10) ------------------------------------------------------
+
+const routeWith = (extra: Record<string, unknown>) => ({ routes: [{ host: 'a.test', upstream: 'http://localhost:1', ...extra }] });
+
+test('securityHeaders: true, false, or the object form; every mistake at its path', () => {
+  assert.deepEqual(problems(routeWith({ securityHeaders: true })), []);
+  assert.deepEqual(problems(routeWith({ securityHeaders: false })), []);
+  assert.deepEqual(
+    problems(
+      routeWith({
+        securityHeaders: {
+          contentTypeOptions: false,
+          frameOptions: 'DENY',
+          referrerPolicy: 'no-referrer-when-downgrade',
+          contentSecurityPolicy: "default-src 'self'; img-src * data:",
+          contentSecurityPolicyReportOnly: "script-src 'none'",
+          permissionsPolicy: 'camera=(), geolocation=(self)',
+          overwrite: false,
+        },
+      }),
+    ),
+    [],
+  );
+  assert.deepEqual(problems(routeWith({ securityHeaders: { frameOptions: false, referrerPolicy: false } })), []);
+  assert.deepEqual(
+    problems(
+      routeWith({
+        securityHeaders: {
+          contentTypeOptions: 'nosniff',
+          frameOptions: 'ALLOW-FROM https://x.test',
+          referrerPolicy: 'never',
+          contentSecurityPolicy: "default-src 'self'\r\nSet-Cookie: a=1",
+          contentSecurityPolicyReportOnly: '',
+          permissionsPolicy: ' camera=()',
+          overwrite: 1,
+          hsts: true,
+        },
+      }),
+    ),
+    [
+      'routes[0].securityHeaders.contentTypeOptions: must be true or false',
+      'routes[0].securityHeaders.frameOptions: must be "DENY", "SAMEORIGIN" or false',
+      'routes[0].securityHeaders.referrerPolicy: must be one of "no-referrer", "no-referrer-when-downgrade", "same-origin", "origin", "strict-origin", "origin-when-cross-origin", "strict-origin-when-cross-origin", "unsafe-url", or false',
+      'routes[0].securityHeaders.contentSecurityPolicy: must be one line of visible ASCII characters and spaces, without leading or trailing space',
+      'routes[0].securityHeaders.contentSecurityPolicyReportOnly: must be one line of visible ASCII characters and spaces, without leading or trailing space',
+      'routes[0].securityHeaders.permissionsPolicy: must be one line of visible ASCII characters and spaces, without leading or trailing space',
+      'routes[0].securityHeaders.overwrite: must be true or false',
+      'routes[0].securityHeaders.hsts: unknown key',
+    ],
+  );
+  assert.deepEqual(problems(routeWith({ securityHeaders: 'on' })), [
+    'routes[0].securityHeaders: must be true, false or { contentTypeOptions, frameOptions, referrerPolicy, contentSecurityPolicy, ... }',
+  ]);
+});
+
+test('cors: valid settings', () => {
+  for (const cors of [
+    { origin: '*' },
+    { origin: '*', allowMethods: ['*'], allowHeaders: ['*'], exposeHeaders: ['*'], maxAgeSeconds: 0 },
+    { origin: 'https://app.xyz.com' },
+    { origin: ['https://app.xyz.com', 'http://localhost:5173', 'http://[::1]:8080', 'capacitor://localhost'], credentials: true },
+    {
+      origin: 'https://a.test',
+      allowMethods: ['GET', 'PATCH', 'PURGE', 'patch'],
+      allowHeaders: ['X-Token', 'content-type'],
+      exposeHeaders: [],
+      maxAgeSeconds: 86400,
+    },
+    { origin: 'https://a.test', allowMethods: [], credentials: false },
+  ])
+    assert.deepEqual(problems(routeWith({ cors })), [], JSON.stringify(cors));
+});
+
+test('cors: origins must be written as browsers send them, or "*" alone', () => {
+  const origin = (value: unknown) => problems(routeWith({ cors: { origin: value } }));
+  assert.deepEqual(origin('https://app.xyz.com/'), [
+    'routes[0].cors.origin: must be an origin as browsers send it, scheme://host[:port] without path or trailing slash, e.g. https://app.xyz.com',
+  ]);
+  assert.deepEqual(origin('https://App.xyz.com'), ['routes[0].cors.origin: must be written as browsers send it: https://app.xyz.com']);
+  assert.deepEqual(origin('https://app.xyz.com:443'), ['routes[0].cors.origin: must be written as browsers send it: https://app.xyz.com']);
+  assert.deepEqual(origin('app.xyz.com'), [
+    'routes[0].cors.origin: must be an origin as browsers send it, scheme://host[:port] without path or trailing slash, e.g. https://app.xyz.com',
+  ]);
+  assert.deepEqual(origin('https://*.xyz.com'), ['routes[0].cors.origin: wildcards are not supported: list each origin, or use origin: "*"']);
+  assert.deepEqual(origin(['https://a.test', 'null', '*']), [
+    'routes[0].cors.origin[1]: "null" is the origin of sandboxed frames and file: pages; allowing it lets any of them in',
+    'routes[0].cors.origin[2]: "*" stands alone (origin: "*"), not in a list',
+  ]);
+  assert.deepEqual(origin([]), ['routes[0].cors.origin: must name at least one origin']);
+  assert.deepEqual(origin(1), ['routes[0].cors.origin: must be "*", an origin such as https://app.xyz.com, or an array of origins']);
+  assert.deepEqual(problems(routeWith({ cors: {} })), ['routes[0].cors.origin: is required']);
+  assert.deepEqual(problems(routeWith({ cors: true })), ['routes[0].cors: must be an object']);
+});
+
+test('cors: credentials with "*" anywhere, bad methods and header names, maxAgeSeconds out of range, each at its path', () => {
+  assert.deepEqual(problems(routeWith({ cors: { origin: '*', credentials: true } })), [
+    'routes[0].cors.origin: cannot be "*" with credentials: true (browsers refuse credentialed answers open to any origin); list the origins',
+  ]);
+  assert.deepEqual(
+    problems(routeWith({ cors: { origin: ['https://a.test'], credentials: true, allowMethods: ['GET', '*'], allowHeaders: ['*'], exposeHeaders: ['*'] } })),
+    [
+      'routes[0].cors.allowMethods: "*" is no wildcard with credentials: true (browsers read it as a name); list the methods',
+      'routes[0].cors.allowHeaders: "*" is no wildcard with credentials: true (browsers read it as a name); list the headers',
+      'routes[0].cors.exposeHeaders: "*" is no wildcard with credentials: true (browsers read it as a name); list the headers',
+    ],
+  );
+  assert.deepEqual(
+    problems(
+      routeWith({
+        cors: {
+          origin: 'https://a.test',
+          allowMethods: ['GET POST', 'put', 'TRACE', 7],
+          allowHeaders: ['X Token', 'x-ok'],
+          exposeHeaders: 'X-Total',
+          maxAgeSeconds: -1,
+          credentials: 'yes',
+          vary: true,
+        },
+      }),
+    ),
+    [
+      'routes[0].cors.allowMethods[0]: must be a method name (a token, e.g. PATCH)',
+      'routes[0].cors.allowMethods[1]: must be uppercase (browsers send DELETE, GET, HEAD, OPTIONS, POST and PUT so)',
+      'routes[0].cors.allowMethods[2]: is a method browsers never let a page send',
+      'routes[0].cors.allowMethods[3]: must be a string',
+      'routes[0].cors.allowHeaders[0]: must be a header name (a token, e.g. X-Request-Id)',
+      'routes[0].cors.exposeHeaders: must be an array of header names',
+      'routes[0].cors.maxAgeSeconds: must be at least 0',
+      'routes[0].cors.credentials: must be true or false',
+      'routes[0].cors.vary: unknown key',
+    ],
+  );
+  assert.deepEqual(problems(routeWith({ cors: { origin: '*', maxAgeSeconds: 86401 } })), ['routes[0].cors.maxAgeSeconds: must be at most 86400']);
+  assert.deepEqual(problems(routeWith({ cors: { origin: '*', maxAgeSeconds: 1.5 } })), ['routes[0].cors.maxAgeSeconds: must be an integer']);
+  assert.deepEqual(problems(routeWith({ cors: { origin: '*', allowHeaders: [] } })), [
+    'routes[0].cors.allowHeaders: must name at least one header (leave it out to allow what a preflight asks for)',
+  ]);
+});

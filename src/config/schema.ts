@@ -5,6 +5,7 @@ import * as v from 'valibot';
 import { HOP_BY_HOP } from '../http/hop-by-hop.ts';
 import { cidrProblem } from '../proxy/cidr.ts';
 import { hostPatternProblem } from '../router/host.ts';
+import { prefixProblem } from '../router/path.ts';
 import type { Config, Route } from './types.ts';
 
 /** Header limit ceiling: Bun's and Node's parsers refuse more than 16 KiB of headers. */
@@ -35,7 +36,7 @@ export function upstreamProblem(value: string): string | null {
 export function pathProblem(value: string): string | null {
   if (!value.startsWith('/')) return 'must start with /';
   if (/[?#\s]/.test(value)) return 'must not contain ?, # or whitespace';
-  return null;
+  return prefixProblem(value);
 }
 
 /** Why `value` is not a usable listen address, or null. */
@@ -219,6 +220,123 @@ const UpstreamSchema = v.lazy((input) =>
         ),
 );
 
+// --- Security headers and CORS (README "Security headers and CORS") ---------------------------
+
+// RFC 9110 §5.5: a value sent as written must stay one field line: visible ASCII and spaces, no
+// leading or trailing space (CR, LF or NUL would end or split the header).
+const fieldValue = v.pipe(
+  v.string('must be a string'),
+  v.regex(/^[\x21-\x7e](?:[\x20-\x7e\t]*[\x21-\x7e])?$/, 'must be one line of visible ASCII characters and spaces, without leading or trailing space'),
+);
+const REFERRER_POLICIES = [
+  'no-referrer',
+  'no-referrer-when-downgrade',
+  'same-origin',
+  'origin',
+  'strict-origin',
+  'origin-when-cross-origin',
+  'strict-origin-when-cross-origin',
+  'unsafe-url',
+] as const;
+const SecurityHeadersObject = v.strictObject({
+  contentTypeOptions: v.optional(flag),
+  frameOptions: v.optional(v.union([v.literal('DENY'), v.literal('SAMEORIGIN'), v.literal(false)], 'must be "DENY", "SAMEORIGIN" or false')),
+  referrerPolicy: v.optional(
+    v.union([v.picklist(REFERRER_POLICIES), v.literal(false)], `must be one of ${REFERRER_POLICIES.map((p) => `"${p}"`).join(', ')}, or false`),
+  ),
+  contentSecurityPolicy: v.optional(fieldValue),
+  contentSecurityPolicyReportOnly: v.optional(fieldValue),
+  permissionsPolicy: v.optional(fieldValue),
+  overwrite: v.optional(flag),
+});
+const SecurityHeadersSchema = v.lazy((input) =>
+  isObject(input)
+    ? SecurityHeadersObject
+    : v.boolean('must be true, false or { contentTypeOptions, frameOptions, referrerPolicy, contentSecurityPolicy, ... }'),
+);
+
+/** Why `value` is not an origin a browser sends in `Origin` (so could never match), or null. */
+export function corsOriginProblem(value: string): string | null {
+  if (value === '*') return '"*" stands alone (origin: "*"), not in a list';
+  if (value === 'null') return '"null" is the origin of sandboxed frames and file: pages; allowing it lets any of them in';
+  if (value.includes('*')) return 'wildcards are not supported: list each origin, or use origin: "*"';
+  const m = /^([a-z][a-z0-9+.-]*):\/\/[^/?#@\s]+$/.exec(value);
+  if (!m) return 'must be an origin as browsers send it, scheme://host[:port] without path or trailing slash, e.g. https://app.xyz.com';
+  if (m[1] === 'http' || m[1] === 'https') {
+    let origin: string;
+    try {
+      origin = new URL(value).origin;
+    } catch {
+      return 'invalid origin';
+    }
+    // Browsers send the serialised origin: lowercase host, no default port.
+    if (origin !== value) return `must be written as browsers send it: ${origin}`;
+  }
+  return null;
+}
+
+const TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
+// Fetch normalises these to uppercase before comparing them with Access-Control-Allow-Methods.
+const NORMALISED_METHODS = new Set(['DELETE', 'GET', 'HEAD', 'OPTIONS', 'POST', 'PUT']);
+// Fetch's forbidden methods: no page can send them.
+const FORBIDDEN_METHODS = new Set(['CONNECT', 'TRACE', 'TRACK']);
+const corsMethod = v.pipe(
+  v.string('must be a string'),
+  v.regex(TOKEN, 'must be a method name (a token, e.g. PATCH)'),
+  v.check(
+    (m) => !NORMALISED_METHODS.has(m.toUpperCase()) || NORMALISED_METHODS.has(m),
+    'must be uppercase (browsers send DELETE, GET, HEAD, OPTIONS, POST and PUT so)',
+  ),
+  v.check((m) => !FORBIDDEN_METHODS.has(m.toUpperCase()), 'is a method browsers never let a page send'),
+);
+const corsHeaderName = v.pipe(v.string('must be a string'), v.regex(TOKEN, 'must be a header name (a token, e.g. X-Request-Id)'));
+const corsOrigin = v.pipe(v.string('must be a string'), withProblem(corsOriginProblem));
+const CORS_ORIGIN_WORDS = 'must be "*", an origin such as https://app.xyz.com, or an array of origins';
+const CorsOriginSchema = v.lazy((input) =>
+  input === '*'
+    ? v.string()
+    : Array.isArray(input)
+      ? v.pipe(v.array(corsOrigin, CORS_ORIGIN_WORDS), v.minLength(1, 'must name at least one origin'))
+      : v.pipe(v.string(CORS_ORIGIN_WORDS), withProblem(corsOriginProblem)),
+);
+const CorsObject = v.strictObject({
+  origin: CorsOriginSchema,
+  allowMethods: v.optional(v.array(corsMethod, 'must be an array of method names')),
+  allowHeaders: v.optional(
+    v.pipe(
+      v.array(corsHeaderName, 'must be an array of header names'),
+      v.minLength(1, 'must name at least one header (leave it out to allow what a preflight asks for)'),
+    ),
+  ),
+  exposeHeaders: v.optional(v.array(corsHeaderName, 'must be an array of header names')),
+  maxAgeSeconds: v.optional(sizeLimit(0, 86400)),
+  credentials: v.optional(flag),
+});
+type CorsInput = v.InferOutput<typeof CorsObject>;
+/** With credentials, Fetch reads `*` in these lists as a name, not a wildcard. */
+const noStarWithCredentials = <K extends 'allowMethods' | 'allowHeaders' | 'exposeHeaders'>(key: K, what: string) =>
+  v.forward<CorsInput, v.CheckIssue<CorsInput>, [K]>(
+    v.check(
+      (cors) => !(cors.credentials === true && cors[key]?.includes('*')),
+      `"*" is no wildcard with credentials: true (browsers read it as a name); list the ${what}`,
+    ),
+    [key],
+  );
+// Checks across fields, each reported at the field to change (they run once the fields are valid).
+const CorsSchema = v.pipe(
+  CorsObject,
+  v.forward<CorsInput, v.CheckIssue<CorsInput>, ['origin']>(
+    v.check(
+      (cors) => !(cors.credentials === true && cors.origin === '*'),
+      'cannot be "*" with credentials: true (browsers refuse credentialed answers open to any origin); list the origins',
+    ),
+    ['origin'],
+  ),
+  noStarWithCredentials('allowMethods', 'methods'),
+  noStarWithCredentials('allowHeaders', 'headers'),
+  noStarWithCredentials('exposeHeaders', 'headers'),
+);
+
 export const RouteSchema = v.strictObject({
   host: v.union(
     [hostPattern, v.pipe(v.array(hostPattern, 'must be a string or an array of strings'), v.minLength(1, 'must not be empty'))],
@@ -234,6 +352,8 @@ export const RouteSchema = v.strictObject({
   maxBodyBytes: v.optional(byteLimit),
   hsts: v.optional(HstsSchema),
   redirectHttp: v.optional(flag),
+  securityHeaders: v.optional(SecurityHeadersSchema),
+  cors: v.optional(CorsSchema),
   upstreamTls: v.optional(UpstreamTlsSchema),
   websocket: v.optional(
     v.union(
@@ -249,6 +369,7 @@ export const ConfigSchema = v.strictObject({
   routes: v.array(RouteSchema, 'must be an array of routes'),
   trustedProxies: v.optional(v.array(v.pipe(v.string('must be a string'), withProblem(cidrProblem)), 'must be an array of CIDR strings')),
   forwarded: v.optional(v.boolean('must be true or false')),
+  underscoreHeaders: v.optional(v.picklist(['drop', 'reject', 'pass'], 'must be "drop", "reject" or "pass"')),
   limits: v.optional(
     v.strictObject({
       maxBodyBytes: v.optional(byteLimit),

@@ -62,6 +62,18 @@ export interface Config {
    */
   forwarded?: boolean;
 
+  /**
+   * What to do with request header fields whose name has an underscore (`X_Forwarded_For`).
+   * CGI-style upstreams (PHP-FPM, WSGI, Rack) turn `-` and `_` alike into `_`, so such a field
+   * aliases one the proxy sets or strips (`X-Forwarded-For`, an auth header):
+   * - `"drop"`: removed before forwarding, the request goes on (nginx's default,
+   *   `underscores_in_headers off`);
+   * - `"reject"`: the request gets 400;
+   * - `"pass"`: forwarded like any other field.
+   * @default "drop"
+   */
+  underscoreHeaders?: 'drop' | 'reject' | 'pass';
+
   /** Size limits applied to every request before it is forwarded. */
   limits?: Limits;
 
@@ -84,10 +96,15 @@ export interface Route {
 
   /**
    * Only take requests whose path starts with this prefix at a segment boundary: `"/api"`
-   * takes `/api`, `/api/` and `/api/x`, not `/apix`. The longest prefix within a host wins.
-   * A trailing slash is ignored. Matching uses the path with dot segments resolved and
-   * percent-encoded unreserved characters decoded (`/api/../admin` is `/admin`, `/%61pi` is
-   * `/api`); the request is still forwarded as sent, unless `stripPrefix` rewrites it.
+   * takes `/api`, `/api/`, `/api/x` and `/API/x`, not `/apix`. The longest prefix within a host
+   * wins. A trailing slash is ignored; the prefix must be in canonical form (visible ASCII,
+   * escapes in uppercase hex, no unreserved character escaped, no dot or empty segments).
+   * Once any route of a host has a path, every route of that host (its catch-all too) takes
+   * targets in canonical form only: dot segments resolved and unreserved escapes decoded
+   * (`/api/../admin` is `/admin`, `/%61pi` is `/api`), forwarded in that form; targets with
+   * `%2F`, `%5C`, `\`, `;`, `#`, `//`, encoded dot segments, encoded control characters,
+   * double encoding or malformed escapes get 400 (docs/paths.md). Without path routes on a
+   * host, targets are forwarded as sent.
    * @default "/" (every path)
    */
   path?: string;
@@ -171,6 +188,35 @@ export interface Route {
    * @default tls.redirectHttp
    */
   redirectHttp?: boolean;
+
+  /**
+   * Security headers on every answer of this route: the upstream's, and the proxy's own (its
+   * 413/502/504, a CORS preflight). `true` sends `X-Content-Type-Options: nosniff`,
+   * `X-Frame-Options: SAMEORIGIN` and `Referrer-Policy: strict-origin-when-cross-origin`; the
+   * object form starts from that set and changes parts of it (`false` drops one, a CSP is added
+   * only when written). An upstream's own value is replaced unless `overwrite` is false.
+   * Requests redirected to https:// (`redirectHttp`) get none. HSTS is `hsts`.
+   * @default false (none added; the upstream's pass unchanged)
+   *
+   * @example
+   * securityHeaders: true
+   * securityHeaders: { frameOptions: 'DENY', contentSecurityPolicy: "default-src 'self'" }
+   */
+  securityHeaders?: boolean | SecurityHeaders;
+
+  /**
+   * Cross-origin requests from browsers (CORS), through Hono's `cors` middleware. A preflight
+   * (`OPTIONS` with `Origin` and `Access-Control-Request-Method`) is answered by the proxy with
+   * 204 and never reaches the upstream; every other request is forwarded, and its answer gets
+   * `Access-Control-Allow-Origin` (when the request's Origin is allowed), the credentials and
+   * expose headers, and `Vary: Origin` (unless `origin` is `"*"`). The upstream's own
+   * `Access-Control-Allow-Origin`, `-Allow-Credentials` and `-Expose-Headers` are replaced.
+   * @default off (requests and answers pass as they are)
+   *
+   * @example
+   * cors: { origin: ['https://app.xyz.com', 'https://admin.xyz.com'], credentials: true, maxAgeSeconds: 600 }
+   */
+  cors?: Cors;
 
   /**
    * How to trust and authenticate to an `https://` upstream. Without it the system's root
@@ -427,6 +473,115 @@ export interface Hsts {
   includeSubDomains?: boolean;
   /** @default false */
   preload?: boolean;
+}
+
+/**
+ * A route's security headers (see `Route.securityHeaders`); each field left out keeps the
+ * default, `false` sends no such header.
+ */
+export interface SecurityHeaders {
+  /**
+   * `X-Content-Type-Options: nosniff`: browsers use the Content-Type as sent and never guess
+   * another (a text file run as a script).
+   * @default true
+   * @see https://fetch.spec.whatwg.org/#x-content-type-options-header
+   */
+  contentTypeOptions?: boolean;
+  /**
+   * `X-Frame-Options`: which pages may show this route's in a frame (clickjacking): `"DENY"`
+   * none, `"SAMEORIGIN"` those of the same origin. A CSP's `frame-ancestors` supersedes it in
+   * current browsers.
+   * @default "SAMEORIGIN"
+   * @see https://www.rfc-editor.org/rfc/rfc7034
+   */
+  frameOptions?: 'DENY' | 'SAMEORIGIN' | false;
+  /**
+   * `Referrer-Policy`: how much of the page's URL a browser sends as `Referer` when leaving it.
+   * @default "strict-origin-when-cross-origin" (the full URL within the origin, the origin alone to others over HTTPS, nothing to HTTP)
+   * @see https://www.w3.org/TR/referrer-policy/#referrer-policies
+   */
+  referrerPolicy?: ReferrerPolicy | false;
+  /**
+   * `Content-Security-Policy`, sent as written (`"default-src 'self'; img-src *"`): one line of
+   * visible ASCII characters and spaces.
+   * @default none
+   * @see https://www.w3.org/TR/CSP3/
+   */
+  contentSecurityPolicy?: string;
+  /**
+   * `Content-Security-Policy-Report-Only`, as written: a policy browsers report on without
+   * enforcing it, to try one before `contentSecurityPolicy`.
+   * @default none
+   */
+  contentSecurityPolicyReportOnly?: string;
+  /**
+   * `Permissions-Policy`, as written (`"camera=(), geolocation=()"`).
+   * @default none
+   * @see https://www.w3.org/TR/permissions-policy/
+   */
+  permissionsPolicy?: string;
+  /**
+   * `true` replaces an upstream's own value of these headers (Caddy's `header`); `false` only
+   * adds those the upstream did not send (Caddy's `?`), so an app's own CSP wins.
+   * @default true
+   */
+  overwrite?: boolean;
+}
+
+/** A `Referrer-Policy` token (W3C Referrer Policy §3). */
+export type ReferrerPolicy =
+  | 'no-referrer'
+  | 'no-referrer-when-downgrade'
+  | 'same-origin'
+  | 'origin'
+  | 'strict-origin'
+  | 'origin-when-cross-origin'
+  | 'strict-origin-when-cross-origin'
+  | 'unsafe-url';
+
+/**
+ * A route's CORS settings (see `Route.cors`), Hono's `cors` options with checks: an origin
+ * list instead of `"*"` with `credentials`, method and header names that are tokens.
+ * @see https://fetch.spec.whatwg.org/#http-cors-protocol
+ */
+export interface Cors {
+  /**
+   * The origins whose pages may read this route's answers: `"*"` (any page, and then no
+   * credentials), one origin or a list. An origin is written as browsers send it in `Origin`:
+   * scheme, host, and the port unless it is the scheme's default, lowercase, no path or
+   * trailing slash (`"https://app.xyz.com"`, `"http://localhost:5173"`). Compared exactly.
+   */
+  origin: string | string[];
+  /**
+   * `Access-Control-Allow-Methods` on preflights. Methods are case-sensitive: write the
+   * standard ones uppercase. `"*"` (any method) only without `credentials`.
+   * @default ["GET", "HEAD", "PUT", "POST", "DELETE", "PATCH"]
+   */
+  allowMethods?: string[];
+  /**
+   * `Access-Control-Allow-Headers` on preflights: the request headers a page may send beyond
+   * the CORS-safelisted ones. `"*"` only without `credentials`. At least one when given.
+   * @default the headers the preflight asks for (its Access-Control-Request-Headers, reflected)
+   */
+  allowHeaders?: string[];
+  /**
+   * `Access-Control-Expose-Headers`: the answer's headers a page may read beyond the
+   * CORS-safelisted ones (`Content-Type`, `Content-Length`...). `"*"` only without `credentials`.
+   * @default [] (none)
+   */
+  exposeHeaders?: string[];
+  /**
+   * `Access-Control-Max-Age`: how long a browser may reuse a preflight's answer, in seconds,
+   * 0 to 86400 (Firefox caps it at 86400, Chromium at 7200).
+   * @default none (browsers then keep it 5 seconds)
+   */
+  maxAgeSeconds?: number;
+  /**
+   * `Access-Control-Allow-Credentials: true`: pages may send cookies and HTTP authentication
+   * and read the answers. Needs `origin` to list origins, not `"*"`.
+   * @default false
+   */
+  credentials?: boolean;
 }
 
 /** TLS to an `https://` upstream. */

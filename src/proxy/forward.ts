@@ -16,7 +16,7 @@ import { sendAttempt } from './attempt.ts';
 import { watchedBody } from './body-watch.ts';
 import { clientError, ProxyError } from './errors.ts';
 import { exchangeControl } from './exchange.ts';
-import { upstreamRequestHeaders } from './headers.ts';
+import { HEADERS_TOO_LARGE, UNDERSCORE_NAME, upstreamRequestHeaders } from './headers.ts';
 import { refuse } from './respond.ts';
 import { countsAgainst, mayRetry } from './retry.ts';
 import { noUpstream, tryUpstreams } from './tries.ts';
@@ -75,10 +75,12 @@ export const forward = ({ transport, tunnels, graceMs, balancers }: ForwardOptio
         requestId: rec.id,
         clientCertHeader: config.tls?.clientAuth?.header,
         clientSubject: facts.conn.tls?.clientCertificate?.subject,
+        underscores: config.underscoreHeaders,
       },
       config.maxHeaderBytes,
     );
-    if (headers === null) return refuse(c, clientError('headers-too-large', 'request header fields too large'));
+    if (headers === HEADERS_TOO_LARGE) return refuse(c, clientError('headers-too-large', 'request header fields too large'));
+    if (headers === UNDERSCORE_NAME) return refuse(c, clientError('bad-request', 'bad request: header field name with an underscore'));
 
     // RFC 9112 §6.3: a request has a body only if it declares Content-Length or
     // Transfer-Encoding. Not touching `req.body` otherwise spares @hono/node-server from

@@ -32,14 +32,26 @@ export interface ForwardingFacts {
   readonly clientCertHeader?: string | null;
   /** The verified client certificate's subject, or null. */
   readonly clientSubject?: string | null;
+  /** Fields named with `_` (config `underscoreHeaders`). @default 'drop' */
+  readonly underscores?: 'drop' | 'reject' | 'pass';
 }
 
+/** upstreamRequestHeaders' refusals. */
+export const HEADERS_TOO_LARGE = 1;
+export const UNDERSCORE_NAME = 2;
+
 /**
- * The headers to send upstream, or null when the request headers exceed `maxHeaderBytes`.
+ * The headers to send upstream, or HEADERS_TOO_LARGE when the request headers exceed
+ * `maxHeaderBytes`, or UNDERSCORE_NAME for a field named with `_` when those are refused.
  * Hop-by-hop fields and fields named in Connection go first, so a client cannot use
- * `Connection: x-forwarded-for` to strip what the proxy adds afterwards.
+ * `Connection: x-forwarded-for` to strip what the proxy adds afterwards. Fields named with `_`
+ * are dropped by default: a CGI-style upstream reads `X_Forwarded_For` as `X-Forwarded-For`.
  */
-export function upstreamRequestHeaders(src: Headers, facts: ForwardingFacts, maxHeaderBytes: number): Headers | null {
+export function upstreamRequestHeaders(
+  src: Headers,
+  facts: ForwardingFacts,
+  maxHeaderBytes: number,
+): Headers | typeof HEADERS_TOO_LARGE | typeof UNDERSCORE_NAME {
   const out = new Headers();
   const connection = src.get('connection');
   const named = connection ? connectionTokens(connection) : null;
@@ -49,8 +61,13 @@ export function upstreamRequestHeaders(src: Headers, facts: ForwardingFacts, max
   let xfHost: string | null = null;
   let fwd: string | null = null;
   const certHeader = facts.clientCertHeader ?? null;
+  const underscores = facts.underscores ?? 'drop';
   for (const [name, value] of src) {
     size += name.length + value.length + 4; // "name: value\r\n"
+    if (underscores !== 'pass' && name.includes('_')) {
+      if (underscores === 'reject') return UNDERSCORE_NAME;
+      continue;
+    }
     // TE goes too, "trailers" included: no runtime's Response carries trailers, so none
     // would reach the client (README "Streaming"; RFC 9110 §10.1.4 makes TE hop-by-hop).
     if (HOP_BY_HOP_REQUEST.has(name)) continue;
@@ -64,7 +81,7 @@ export function upstreamRequestHeaders(src: Headers, facts: ForwardingFacts, max
     }
     out.append(name, value);
   }
-  if (size > maxHeaderBytes) return null;
+  if (size > maxHeaderBytes) return HEADERS_TOO_LARGE;
 
   out.set('host', facts.upstreamHost);
   const trusted = facts.trusted;
