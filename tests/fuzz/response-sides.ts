@@ -196,9 +196,10 @@ export function classifyResponse(ours: ClientResult, ref: ClientResult, bytes = 
     };
   if (!ref.ok) {
     // A 205's framed content is read and dropped by our transport (it has none to hand on), so
-    // the app has its answer before the bytes would have ended.
-    if (ours.status === 205 && ref.error === 'INCOMPLETE')
-      return { verdict: 'BENIGN', kind: '205-cut', detail: `bun transport answered 205 without its framed bytes; llhttp: ${ref.message}` };
+    // the app has its answer before the bytes would have ended; a cut or malformed one kills the
+    // connection (failExchange), so nothing after it is read as another response.
+    if (ours.status === 205)
+      return { verdict: 'BENIGN', kind: '205-dropped-body', detail: `bun transport answered 205 before its framed bytes; llhttp: ${ref.error} ${ref.message}` };
     // RFC 9110 §8.6: a list of identical lengths may be taken as that one length.
     const lengths = [...bytes.matchAll(/\r\ncontent-length:([^\r\n]*)/gi)].flatMap((m) => (m[1] as string).split(',').map((v) => v.trim()));
     const sameLengths = lengths.length > 1 && lengths.every((v) => v === lengths[0] && /^\d+$/.test(v));
