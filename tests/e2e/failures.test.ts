@@ -22,7 +22,7 @@ async function deadPort(): Promise<number> {
  * before it. Bun and Deno (our parser) answer 400 at once. Issue 10 puts our own guard in
  * front of Node's parser.
  */
-const HTTP09_NODE = "issue 10: Node's parser waits for a header section after an HTTP/0.9 request line (408 after limits.headerTimeoutMs)";
+const HTTP09_NODE = "documented limitation (README, Input): Node's parser waits for a header section after an HTTP/0.9 request line (408 after limits.headerTimeoutMs); nothing is forwarded";
 
 /** The proxy is still up and answers an ordinary request. */
 async function assertStillServing(proxy: ProxyHandle): Promise<void> {

@@ -4,7 +4,8 @@
 // llhttp refuses for a reason that does not move message boundaries, and the known-benign rest.
 import type { Outcome, SeenRequest } from './outcome.ts';
 
-export type Verdict = 'AGREE' | 'BUG' | 'STRICTER' | 'LAXER' | 'BENIGN';
+/** UNSTABLE: a BUG verdict the same input did not give again (the harness's timing; see campaign.ts). */
+export type Verdict = 'AGREE' | 'BUG' | 'STRICTER' | 'LAXER' | 'BENIGN' | 'UNSTABLE';
 
 export interface Judgement {
   readonly verdict: Verdict;
