@@ -65,7 +65,7 @@ test('mistakes are reported with their path, all at once', () => {
 });
 
 test('wrong shapes and unknown top-level keys', () => {
-  assert.deepEqual(problems(null), ['(config): must be an object']);
+  assert.deepEqual(problems(null), ['(config): must be an object ({ routes: [...] }), not null']);
   assert.deepEqual(problems({}), ['routes: is required']);
   assert.deepEqual(problems({ routes: {} }), ['routes: must be an array of routes']);
   assert.deepEqual(problems({ routes: [{ host: 'a.com' }] }), ['routes[0].upstream: is required']);
@@ -623,4 +623,20 @@ test('cors: credentials with "*" anywhere, bad methods and header names, maxAgeS
   assert.deepEqual(problems(routeWith({ cors: { origin: '*', allowHeaders: [] } })), [
     'routes[0].cors.allowHeaders: must name at least one header (leave it out to allow what a preflight asks for)',
   ]);
+});
+
+test('a config that is not an object says so; odd key names are quoted in the path (found by the config fuzzer)', () => {
+  assert.deepEqual(problems([{}]), ['(config): must be an object ({ routes: [...] }), not an array']);
+  assert.deepEqual(problems(null), ['(config): must be an object ({ routes: [...] }), not null']);
+  assert.deepEqual(problems('routes'), ['(config): must be an object ({ routes: [...] }), not a string']);
+  assert.deepEqual(problems({ routes: [], 'a b': 1 }), ['["a b"]: unknown key']);
+  assert.deepEqual(problems({ routes: [{ host: 'a.test', upstream: 'http://127.0.0.1:1', 'x.y': 1 }] }), ['routes[0]["x.y"]: unknown key']);
+});
+
+test('two routes whose paths differ only in case are the same route (prefixes match without case)', () => {
+  const routes = [
+    { host: 'a.test', path: '/api', upstream: 'http://127.0.0.1:1' },
+    { host: 'a.test', path: '/API', upstream: 'http://127.0.0.1:2' },
+  ];
+  assert.match(problems({ routes }).join('\n'), /routes\[1\]\.host: a\.test with path \/API is already routed by routes\[0\]/);
 });

@@ -411,10 +411,15 @@ function issuePath(issue: v.BaseIssue<unknown>): string {
   let out = '';
   for (const item of issue.path ?? []) {
     const key = item.key;
-    out += typeof key === 'number' ? `[${key}]` : out ? `.${String(key)}` : String(key);
+    if (typeof key === 'number') out += `[${key}]`;
+    // A key that is not a plain name is quoted, so the path stays readable (`routes[0]["a b"]`).
+    else if (!PLAIN_KEY.test(String(key))) out += `[${JSON.stringify(String(key))}]`;
+    else out += out ? `.${String(key)}` : String(key);
   }
   return out || '(config)';
 }
+
+const PLAIN_KEY = /^[A-Za-z_$][\w$]*$/;
 
 /** Turns an unknown-key issue's message into one naming the key. */
 function issueMessage(issue: v.BaseIssue<unknown>): string {
@@ -429,6 +434,13 @@ function issueMessage(issue: v.BaseIssue<unknown>): string {
 
 /** Every problem in `input`, one line each (`routes[2].upstream: invalid URL`), plus cross-route checks. */
 export function validateConfig(input: unknown): { ok: true; config: Config } | { ok: false; problems: string[] } {
+  // valibot reads an array's indexes as keys of an object ("0: unknown key"): say what it is.
+  if (typeof input !== 'object' || input === null || Array.isArray(input)) {
+    return {
+      ok: false,
+      problems: [`(config): must be an object ({ routes: [...] }), not ${Array.isArray(input) ? 'an array' : input === null ? 'null' : `a ${typeof input}`}`],
+    };
+  }
   const result = v.safeParse(ConfigSchema, input, { abortEarly: false });
   if (!result.success) {
     return { ok: false, problems: result.issues.map((i) => `${issuePath(i)}: ${issueMessage(i)}`) };
@@ -470,7 +482,8 @@ function crossRouteProblems(config: Config): string[] {
     }
     const hosts = Array.isArray(route.host) ? route.host : [route.host];
     for (const host of hosts) {
-      const key = `${host.toLowerCase().replace(/\.$/, '')} ${normalizePath(route.path)}`;
+      // Prefixes match without ASCII case (router/table.ts), so `/API` and `/api` are one.
+      const key = `${host.toLowerCase().replace(/\.$/, '')} ${normalizePath(route.path).toLowerCase()}`;
       const first = seen.get(key);
       if (first !== undefined) problems.push(`routes[${i}].host: ${host} with path ${normalizePath(route.path)} is already routed by routes[${first}]`);
       else seen.set(key, i);
