@@ -19,10 +19,11 @@ async function deadPort(): Promise<number> {
 /**
  * Node's parser (llhttp) holds a bare `GET /\r\n` until the head timeout (408,
  * limits.headerTimeoutMs): it waits for a header section, and node:http gives us no hook
- * before it. Bun and Deno (our parser) answer 400 at once. Issue 10 puts our own guard in
- * front of Node's parser.
+ * before it. Bun and Deno (our parser) answer 400 at once. A guard in front of node:http would
+ * have to parse request lines itself (docs/hardening.md, Limitations): kept as a todo.
  */
-const HTTP09_NODE = "documented limitation (README, Input): Node's parser waits for a header section after an HTTP/0.9 request line (408 after limits.headerTimeoutMs); nothing is forwarded";
+const HTTP09_NODE =
+  "documented limitation (README, Input): Node's parser waits for a header section after an HTTP/0.9 request line (408 after limits.headerTimeoutMs); nothing is forwarded";
 
 /** The proxy is still up and answers an ordinary request. */
 async function assertStillServing(proxy: ProxyHandle): Promise<void> {
