@@ -67,6 +67,14 @@ export interface RequestFacts {
   /** `"1.1"`, `"1.0"`, `"2.0"`, or null where the listener cannot tell (Deno). */
   readonly httpVersion: string | null;
   readonly conn: ConnInfo;
+  /** Whether the socket peer is in `trustedProxies` (its forwarding headers are believed). */
+  readonly peerTrusted: boolean;
+  /**
+   * The client: the peer, or behind a trusted peer the rightmost untrusted X-Forwarded-For (or
+   * Forwarded) address (proxy/client.ts). What allow/deny, rate limits, `hash: 'ip'` and the
+   * access line use.
+   */
+  readonly client: string;
 }
 
 export interface AppEnv {

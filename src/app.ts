@@ -10,13 +10,17 @@
 //   6. routeHeaders  the route's CORS: a preflight answered here (204, never forwarded), other
 //                    answers get its Access-Control-* and Vary: Origin; then its security headers
 //                    (X-Content-Type-Options, X-Frame-Options, Referrer-Policy, CSP) on every answer
-//   7. forward       headers, limits, timeouts, the upstream (a group's pick: balancer/), tries
+//   7. ipRules      the route's allow / deny on the client (RequestFacts.client) -> else 403
+//   8. authenticate the route's auth (basic, bearer, combined) -> else 401 with its challenges
+//   9. forward       headers, limits, timeouts, the upstream (a group's pick: balancer/), tries
 //                    under the retry policy, streaming, and WebSocket tunnels (proxy/websocket.ts)
 //                    -> 400/408/413/426/431/499/501/502/503/504
-// Later capabilities (access control, rate limits, cache) slot in between 6 and 7 (after CORS:
+// Later capabilities (access control, rate limits, cache) slot in between 8 and 9 (after CORS:
 // a preflight carries no credentials). Every error the proxy answers itself is a ProxyError
 // (proxy/errors.ts) through `refuse`; its other own answers are the 308 (5) and the preflight (6).
 import { Hono } from 'hono';
+import { authenticate } from './access/authenticate.ts';
+import { ipRules } from './access/ip-rules.ts';
 import type { AppEnv } from './app-env.ts';
 import { Balancers } from './balancer/state.ts';
 import type { ConfigSource } from './config/source.ts';
@@ -65,6 +69,8 @@ export function createApp({ config, transport, logger, onAccess, httpsPort = NO_
   app.use(routeByHost());
   app.use(httpsPolicy({ httpsPort }));
   app.use(routeHeaders());
+  app.use(ipRules());
+  app.use(authenticate({ logger }));
   app.all('*', forward({ transport, tunnels, balancers, graceMs: () => config.current.shutdownGraceMs }));
   app.onError(function internalError(error, c) {
     // A bug, never a client's fault: answer 500, log it, keep serving.

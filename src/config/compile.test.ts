@@ -139,3 +139,21 @@ test('the transport gets that object on every request to the route, a retry incl
   assert.equal(seen[2], options);
   assert.equal(seen[3], undefined, 'a route without upstreamTls');
 });
+
+test('allow / deny compile to one test: deny wins, an allow list admits only its networks, none at all is null', () => {
+  const refuses = (extra: object) => compileConfig({ routes: [{ host: 'a.test', upstream: 'http://127.0.0.1:1', ...extra }] }).routes[0]?.refusesClient ?? null;
+  assert.equal(refuses({}), null);
+  assert.equal(refuses({ deny: [] }), null);
+  const allowOnly = refuses({ allow: ['10.0.0.0/8', '::1'] });
+  assert.ok(allowOnly);
+  assert.equal(allowOnly('10.1.2.3'), false);
+  assert.equal(allowOnly('::ffff:10.1.2.3'), false, 'an IPv4-mapped client matches its IPv4 range');
+  assert.equal(allowOnly('::1'), false);
+  assert.equal(allowOnly('192.0.2.1'), true);
+  const both = refuses({ allow: ['10.0.0.0/8'], deny: ['10.0.0.5'] });
+  assert.equal(both?.('10.0.0.5'), true);
+  assert.equal(both?.('10.0.0.6'), false);
+  const denyOnly = refuses({ deny: ['2001:db8::/32'] });
+  assert.equal(denyOnly?.('2001:db8::1'), true);
+  assert.equal(denyOnly?.('127.0.0.1'), false);
+});

@@ -1,5 +1,6 @@
 // Turns a validated Config into the tables the request path reads: done once per load, so the
 // per-request work is lookups, never parsing. Pure: no I/O, no clock.
+import { type CompiledAuth, compileAuth } from '../access/auth.ts';
 import { compileCidrMatcher } from '../proxy/cidr.ts';
 import { type CompiledCors, compileCors } from '../proxy/cors.ts';
 import { type CompiledSecurityHeaders, compileSecurityHeaders } from '../proxy/security-headers.ts';
@@ -152,6 +153,12 @@ export interface CompiledRoute {
   readonly securityHeaders: CompiledSecurityHeaders | null;
   /** CORS, with its Hono middleware built once (proxy/cors.ts), or null. */
   readonly cors: CompiledCors | null;
+  /** `auth` compiled (access/auth.ts), or null. */
+  readonly auth: CompiledAuth | null;
+  /** Request fields removed before forwarding: what `auth` consumed, unless `passCredentials`. */
+  readonly dropFields: readonly string[];
+  /** `allow` / `deny`: true for a client the route refuses (403), or null when it refuses none. */
+  readonly refusesClient: ((client: string) => boolean) | null;
   /** WebSocket tunnels, or null when the route forwards upgrades as ordinary requests. */
   readonly websocket: CompiledWebSocket | null;
 }
@@ -314,6 +321,7 @@ export function compileConfig(config: Config, files: TlsFiles = NO_TLS_FILES): C
     const upstreamTls = files.upstreamTls.get(i);
     const timeoutMs = route.timeoutMs ?? upstreamMs;
     const group = compileGroup(route.upstream, upstreamTls, timeoutMs, prefix);
+    const auth = compileAuth(route.auth);
     return {
       id: `routes[${i}]`,
       key: routeKey(hosts, prefix),
@@ -331,6 +339,9 @@ export function compileConfig(config: Config, files: TlsFiles = NO_TLS_FILES): C
       redirectHttp: tls !== undefined && (route.redirectHttp ?? redirectDefault),
       securityHeaders: compileSecurityHeaders(route.securityHeaders),
       cors: route.cors === undefined ? null : compileCors(route.cors),
+      refusesClient: compileIpRules(route.allow, route.deny),
+      auth,
+      dropFields: auth === null || route.passCredentials === true ? [] : auth.consumes,
       websocket:
         route.websocket === false
           ? null
@@ -360,6 +371,15 @@ export function compileConfig(config: Config, files: TlsFiles = NO_TLS_FILES): C
     shutdownGraceMs: config.timeouts?.shutdownGraceMs ?? DEFAULTS.shutdownGraceMs,
     clientLimits: clientLimits(config.limits),
   };
+}
+
+/** `allow` and `deny` as one test: deny wins; with an allow list, only its networks pass. */
+function compileIpRules(allow: readonly string[] | undefined, deny: readonly string[] | undefined): ((client: string) => boolean) | null {
+  if (allow === undefined && (deny === undefined || deny.length === 0)) return null;
+  const denied = compileCidrMatcher(deny ?? []);
+  if (allow === undefined) return denied;
+  const allowed = compileCidrMatcher(allow);
+  return (client) => denied(client) || !allowed(client);
 }
 
 /** `limits`' client timeouts and caps over the defaults (server/limits.ts). */

@@ -640,3 +640,35 @@ test('two routes whose paths differ only in case are the same route (prefixes ma
   ];
   assert.match(problems({ routes }).join('\n'), /routes\[1\]\.host: a\.test with path \/API is already routed by routes\[0\]/);
 });
+
+test('allow / deny: CIDR lists, each bad entry named at its path; an empty allow list is a mistake', () => {
+  const route = (extra: object) => ({ routes: [{ host: 'a.test', upstream: 'http://127.0.0.1:1', ...extra }] });
+  assert.deepEqual(problems(route({ allow: ['10.0.0.0/8', '192.168.1.7', '2001:db8::/32'], deny: ['10.0.0.5'] })), []);
+  assert.deepEqual(problems(route({ allow: ['10.0.0.0/33'] })), ['routes[0].allow[0]: invalid CIDR or address "10.0.0.0/33"']);
+  assert.deepEqual(problems(route({ deny: ['ok', '::1'] })), ['routes[0].deny[0]: invalid CIDR or address "ok"']);
+  assert.deepEqual(problems(route({ allow: '10.0.0.0/8' })), ['routes[0].allow: must be an array of CIDR strings']);
+  assert.match(problems(route({ allow: [] })).join('\n'), /^routes\[0\]\.allow: is empty, so nobody could use the route/);
+});
+
+test('auth: bcrypt hashes only, known kinds, tokens long enough, allOf without two Authorization kinds; each at its path', () => {
+  const hash = '$2b$10$abcdefghijklmnopqrstuu5Eo0fY5Vh6W2V4y0Hf2D0Xw1c9l6m2K';
+  const route = (auth: unknown) => ({ routes: [{ host: 'a.test', upstream: 'http://127.0.0.1:1', auth }] });
+  assert.deepEqual(problems(route({ basic: { users: { alice: hash } } })), []);
+  assert.deepEqual(problems(route({ anyOf: [{ basic: { users: { alice: hash } } }, { bearer: { tokens: ['0123456789abcdef0123'] } }] })), []);
+  assert.match(
+    problems(route({ basic: { users: { alice: 'hunter2' } } })).join('\n'),
+    /^routes\[0\]\.auth\.basic\.users\.alice: must be a bcrypt hash .*never a plaintext password/,
+  );
+  assert.match(problems(route({ basic: { users: { alice: '$2b$10$short' } } })).join('\n'), /routes\[0\]\.auth\.basic\.users\.alice: must be a bcrypt hash/);
+  assert.match(problems(route({ basic: { users: {} } })).join('\n'), /routes\[0\]\.auth\.basic\.users: must name at least one user/);
+  assert.match(problems(route({ oauth: {} })).join('\n'), /^routes\[0\]\.auth: unknown auth kind "oauth"/);
+  assert.match(
+    problems(route({ anyOf: [{ bearer: { tokens: ['short'] } }] })).join('\n'),
+    /routes\[0\]\.auth\.anyOf\[0\]\.bearer\.tokens\[0\]: must be a token of 16\+ characters/,
+  );
+  assert.match(
+    problems(route({ allOf: [{ basic: { users: { alice: hash } } }, { bearer: { tokens: ['0123456789abcdef0123'] } }] })).join('\n'),
+    /routes\[0\]\.auth\.allOf: can hold at most one of basic and bearer/,
+  );
+  assert.match(problems(route({ anyOf: [] })).join('\n'), /routes\[0\]\.auth\.anyOf: must list at least one auth kind/);
+});

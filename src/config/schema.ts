@@ -337,7 +337,73 @@ const CorsSchema = v.pipe(
   noStarWithCredentials('exposeHeaders', 'headers'),
 );
 
-export const RouteSchema = v.strictObject({
+export // --- Access control (README "Access control") --------------------------------------------------
+
+/** A valid bcrypt hash (`$2a$`, `$2b$`, `$2y$`, cost 04-31, 53 chars of salt and hash). */
+const BCRYPT_HASH = /^\$2[aby]\$(0[4-9]|[12]\d|3[01])\$[./A-Za-z0-9]{53}$/;
+const AUTH_KINDS = 'one of { basic }, { bearer }, { anyOf: [...] }, { allOf: [...] }';
+const realm = v.pipe(v.string('must be a string'), v.regex(/^[\x20-\x7e]{1,100}$/, 'must be 1-100 printable ASCII characters'));
+const BasicSchema = v.strictObject({
+  users: v.pipe(
+    v.record(
+      // biome-ignore lint/suspicious/noControlCharactersInRegex: refusing control characters is the point
+      v.pipe(v.string(), v.regex(/^[^:\x00-\x1f\x7f]{1,100}$/, 'a user name must be 1-100 characters, without ":" or control characters')),
+      v.pipe(
+        v.string('must be a bcrypt hash'),
+        v.regex(BCRYPT_HASH, 'must be a bcrypt hash ("$2b$10$..." from htpasswd -B or bcrypt.hash), never a plaintext password'),
+      ),
+      'must be an object of user names and bcrypt hashes',
+    ),
+    v.check((users) => Object.keys(users).length > 0, 'must name at least one user'),
+  ),
+  realm: v.optional(realm),
+});
+const BearerSchema = v.strictObject({
+  tokens: v.pipe(
+    v.array(
+      // RFC 6750 §2.1 b64token; at least 16 characters, since a short token is guessable.
+      v.pipe(
+        v.string('must be a string'),
+        v.regex(/^(sha256:[0-9a-fA-F]{64}|[A-Za-z0-9\-._~+/]{16,}=*)$/, 'must be a token of 16+ characters ([A-Za-z0-9-._~+/]) or sha256:<64 hex digits>'),
+      ),
+      'must be an array of tokens',
+    ),
+    v.minLength(1, 'must list at least one token'),
+  ),
+  realm: v.optional(realm),
+});
+const OneAuth = v.lazy((input) => {
+  if (!isObject(input)) return v.strictObject({ basic: BasicSchema }, `must be ${AUTH_KINDS}`);
+  const o = input as Record<string, unknown>;
+  if ('basic' in o) return v.strictObject({ basic: BasicSchema });
+  if ('bearer' in o) return v.strictObject({ bearer: BearerSchema });
+  return v.custom<never>(
+    () => false,
+    `unknown auth kind ${
+      Object.keys(o)
+        .map((k) => `"${k}"`)
+        .join(', ') || '{}'
+    }: must be ${AUTH_KINDS}`,
+  );
+});
+const authList = v.pipe(v.array(OneAuth, 'must be an array of auth kinds'), v.minLength(1, 'must list at least one auth kind'));
+const AuthSchema = v.lazy((input) => {
+  if (isObject(input) && 'anyOf' in (input as object)) return v.strictObject({ anyOf: authList });
+  if (isObject(input) && 'allOf' in (input as object))
+    return v.strictObject({
+      allOf: v.pipe(
+        authList,
+        // Each of them reads Authorization: one request cannot carry both.
+        v.check((list) => list.filter((a) => 'basic' in a || 'bearer' in a).length <= 1, 'can hold at most one of basic and bearer (both read Authorization)'),
+      ),
+    });
+  return OneAuth;
+});
+
+/** A list of CIDRs or single addresses (`allow`, `deny`). */
+const cidrList = v.array(v.pipe(v.string('must be a string'), withProblem(cidrProblem)), 'must be an array of CIDR strings');
+
+const RouteSchema = v.strictObject({
   host: v.union(
     [hostPattern, v.pipe(v.array(hostPattern, 'must be a string or an array of strings'), v.minLength(1, 'must not be empty'))],
     'must be a host name, "*.suffix", "*", or an array of them',
@@ -353,6 +419,10 @@ export const RouteSchema = v.strictObject({
   hsts: v.optional(HstsSchema),
   redirectHttp: v.optional(flag),
   securityHeaders: v.optional(SecurityHeadersSchema),
+  auth: v.optional(AuthSchema),
+  passCredentials: v.optional(flag),
+  allow: v.optional(v.pipe(cidrList, v.minLength(1, 'is empty, so nobody could use the route (leave it out to allow everyone)'))),
+  deny: v.optional(cidrList),
   cors: v.optional(CorsSchema),
   upstreamTls: v.optional(UpstreamTlsSchema),
   websocket: v.optional(

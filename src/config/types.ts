@@ -219,6 +219,41 @@ export interface Route {
   cors?: Cors;
 
   /**
+   * Credentials this route demands; a request without valid ones gets 401 with a
+   * `WWW-Authenticate` challenge per kind, and nothing is forwarded. One kind, or several:
+   * `{ anyOf: [...] }` passes with any one of them, `{ allOf: [...] }` needs each.
+   * The `Authorization` field the route consumed is removed before forwarding unless
+   * `passCredentials` is true.
+   * @default none (every request passes)
+   *
+   * @example
+   * auth: { basic: { users: { alice: '$2b$10$...' } } }      // bcrypt hashes, never plaintext
+   * auth: { anyOf: [{ basic: { users } }, { bearer: { tokens: ['sha256:9f86d0...'] } }] }
+   */
+  auth?: AuthOption;
+
+  /**
+   * Forward the credentials `auth` consumed (`Authorization`) to the upstream too.
+   * @default false
+   */
+  passCredentials?: boolean;
+
+  /**
+   * Only clients in these networks may use this route: CIDRs or single addresses, IPv4 or IPv6
+   * (`"10.0.0.0/8"`, `"192.168.1.7"`, `"2001:db8::/32"`; an IPv4-mapped IPv6 client matches its
+   * IPv4 ranges). Others get 403. The client is the socket peer, or behind `trustedProxies` the
+   * address they forwarded for; nothing else a client sends changes it.
+   * @default every client
+   */
+  allow?: string[];
+
+  /**
+   * Clients in these networks get 403 on this route, whatever `allow` says (deny wins).
+   * @default nobody
+   */
+  deny?: string[];
+
+  /**
    * How to trust and authenticate to an `https://` upstream. Without it the system's root
    * certificates verify the upstream, by the upstream URL's host name.
    */
@@ -698,4 +733,34 @@ export interface Timeouts {
    * @default 10000
    */
   shutdownGraceMs?: number;
+}
+
+/** A route's `auth`: one kind, or a combination. */
+export type AuthOption = Auth | { anyOf: Auth[] } | { allOf: Auth[] };
+
+/** One kind of credentials. */
+export type Auth = { basic: BasicAuth } | { bearer: BearerAuth };
+
+/** HTTP Basic (RFC 7617) against bcrypt hashes. */
+export interface BasicAuth {
+  /**
+   * User names and their bcrypt hashes (`$2a$`, `$2b$` or `$2y$`, as `htpasswd -B` or
+   * `bcrypt.hash` write them): `check` refuses anything else, a plaintext password included.
+   * A successful check is remembered for 60 s (keyed by an HMAC of name and password, never
+   * the password), since bcrypt is slow on purpose. A failed one is logged, without the password.
+   */
+  users: Record<string, string>;
+  /** The realm of the challenge. @default "switchyard" */
+  realm?: string;
+}
+
+/** `Authorization: Bearer <token>` against static tokens. */
+export interface BearerAuth {
+  /**
+   * Accepted tokens: each as `sha256:<64 hex digits>` (its SHA-256, so routes.ts holds no
+   * secret) or as the token itself. Compared in constant time.
+   */
+  tokens: string[];
+  /** The realm of the challenge. @default "switchyard" */
+  realm?: string;
 }

@@ -38,8 +38,10 @@ export interface AccessEntry {
   /** Epoch milliseconds when the entry was made. */
   readonly time: number;
   readonly request_id: string;
-  /** The peer's address. */
+  /** The client (`RequestFacts.client`): the peer, or the address a trusted proxy forwarded for. */
   readonly client: string;
+  /** The socket peer, only when it is not `client` (a trusted proxy). */
+  readonly peer?: string;
   /** The listener's scheme: `"https"` on the TLS listener. */
   readonly scheme: 'http' | 'https';
   /** `"1.1"`, `"1.0"`, `"2.0"` (h2), or null where the listener cannot tell (Deno's plain listener). */
@@ -99,7 +101,7 @@ export function createRequestIds(): () => string {
 export function writeAccessLine(logger: Logger, e: AccessEntry): void {
   // Serialised by hand: one line per request is the hottest logging there is.
   const q = JSON.stringify;
-  let fields = `,"client":${q(e.client)},"scheme":"${e.scheme}","version":${q(e.version)},"method":${q(e.method)},"host":${q(e.host)},"path":${q(e.path)}`;
+  let fields = `,"client":${q(e.client)}${e.peer === undefined ? '' : `,"peer":${q(e.peer)}`},"scheme":"${e.scheme}","version":${q(e.version)},"method":${q(e.method)},"host":${q(e.host)},"path":${q(e.path)}`;
   fields += `,"status":${e.status},"bytes":${e.bytes},"duration_ms":${e.duration_ms}`;
   fields += `,"upstream":${q(e.upstream)},"request_id":${q(e.request_id)}`;
   if (e.tunnel !== null) fields += `,"bytes_in":${e.tunnel.bytes_in},"end":"${e.tunnel.end}","first":${q(e.tunnel.first)}`;
@@ -125,7 +127,8 @@ export const accessLog = ({ logger, onAccess, nextId = createRequestIds(), now =
       const entry: AccessEntry = {
         time: now(),
         request_id: rec.id,
-        client: facts.conn.remoteAddr,
+        client: facts.client,
+        peer: facts.client === facts.conn.remoteAddr ? undefined : facts.conn.remoteAddr,
         scheme: facts.conn.proto,
         version: facts.httpVersion,
         method: facts.method,

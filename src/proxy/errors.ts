@@ -12,6 +12,10 @@ export type ErrorKind =
   | 'bad-request'
   /** The request target is longer than `limits.maxUrlBytes`. */
   | 'target-too-long'
+  /** The route's `allow` / `deny` refuses the client. */
+  | 'forbidden'
+  /** The route's `auth` found no valid credentials (401 with its challenges). */
+  | 'unauthorized'
   /** No route takes the request's host and path. */
   | 'no-route'
   /** The request's header fields exceed `limits.maxHeaderBytes`. */
@@ -97,6 +101,10 @@ export function statusFor(kind: ErrorKind): number {
       return 400;
     case 'target-too-long':
       return 414;
+    case 'forbidden':
+      return 403;
+    case 'unauthorized':
+      return 401;
     case 'no-route':
       // RFC 9110 §15.5.20: this server is not authoritative for the host.
       return 421;

@@ -57,7 +57,7 @@ export const forward = ({ transport, tunnels, graceMs, balancers }: ForwardOptio
     }
 
     const peer = facts.conn.remoteAddr;
-    const trusted = config.isTrustedPeer(peer);
+    const trusted = facts.peerTrusted;
     if (trusted) {
       const id = req.headers.get('x-request-id');
       if (id && SAFE_ID.test(id)) rec.id = id;
@@ -81,6 +81,8 @@ export const forward = ({ transport, tunnels, graceMs, balancers }: ForwardOptio
     );
     if (headers === HEADERS_TOO_LARGE) return refuse(c, clientError('headers-too-large', 'request header fields too large'));
     if (headers === UNDERSCORE_NAME) return refuse(c, clientError('bad-request', 'bad request: header field name with an underscore'));
+    // The credentials the route's auth consumed stay here (access/auth.ts).
+    for (const name of route.dropFields) headers.delete(name);
 
     // RFC 9112 §6.3: a request has a body only if it declares Content-Length or
     // Transfer-Encoding. Not touching `req.body` otherwise spares @hono/node-server from
@@ -116,7 +118,7 @@ export const forward = ({ transport, tunnels, graceMs, balancers }: ForwardOptio
       if (upgrade !== undefined) {
         let targets: TunnelTargets = { first: upstream, next: () => null };
         if (balancer !== null) {
-          const pickFacts = { clientIp: peer, target: c.get('target'), headers: req.headers };
+          const pickFacts = { clientIp: facts.client, target: c.get('target'), headers: req.headers };
           const first = balancer.pick(pickFacts);
           if (first < 0) {
             exchange.release();
@@ -160,7 +162,7 @@ export const forward = ({ transport, tunnels, graceMs, balancers }: ForwardOptio
       }
       // Picked once the body is in (a kept one): an upload's time is not spent holding a slot
       // of an upstream (maxInFlight, least_conn), nor on one that went down meanwhile.
-      const pickFacts = { clientIp: peer, target: c.get('target'), headers: req.headers };
+      const pickFacts = { clientIp: facts.client, target: c.get('target'), headers: req.headers };
       const first = balancer.pick(pickFacts);
       if (first < 0) {
         exchange.release();
