@@ -95,5 +95,7 @@ export interface AppEnv {
     /** The target routing compared with path prefixes (see router/path.ts); path rules use it too. */
     routeTarget: string;
     route: CompiledRoute;
+    /** Request fields a successful `auth` sets (a JWT's claims), set only then (access/authenticate.ts). */
+    authFields?: readonly (readonly [string, string])[];
   };
 }

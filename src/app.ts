@@ -70,7 +70,7 @@ export function createApp({ config, transport, logger, onAccess, httpsPort = NO_
   app.use(httpsPolicy({ httpsPort }));
   app.use(routeHeaders());
   app.use(ipRules());
-  app.use(authenticate({ logger }));
+  app.use(authenticate({ logger, transport }));
   app.all('*', forward({ transport, tunnels, balancers, graceMs: () => config.current.shutdownGraceMs }));
   app.onError(function internalError(error, c) {
     // A bug, never a client's fault: answer 500, log it, keep serving.

@@ -7,17 +7,48 @@ import { createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypt
 import bcrypt from 'bcryptjs';
 import { LRUCache } from 'lru-cache';
 import type { Auth, AuthOption } from '../config/types.ts';
+import type { Transport } from '../transport/types.ts';
+import { compileForwardAuth } from './forward-auth.ts';
+import { compileJwt } from './jwt.ts';
 
 /** What one check concluded: who (for the log), or why not. */
-export type AuthOutcome = { readonly ok: true; readonly user: string } | { readonly ok: false; readonly reason: string; readonly user?: string };
+export type AuthOutcome =
+  | { readonly ok: true; readonly user: string; readonly fields?: readonly (readonly [string, string])[] }
+  | {
+      readonly ok: false;
+      readonly reason: string;
+      readonly user?: string;
+      /** The auth service's own answer, passed to the client as it is (forward auth). */
+      readonly response?: Response;
+      /** The auth service could not answer: 502 or 504, never an open door (forward auth). */
+      readonly unavailable?: 502 | 504;
+    };
+
+/** What a check may need besides the fields: forward auth asks a service about the request. */
+export interface AuthContext {
+  readonly method: string;
+  /** The target as forwarded (path and query). */
+  readonly target: string;
+  readonly host: string;
+  readonly proto: 'http' | 'https';
+  readonly client: string;
+  /** The client's abort. */
+  readonly signal: AbortSignal;
+  readonly transport: Transport;
+}
 
 export interface CompiledAuth {
   /** The `WWW-Authenticate` values a 401 carries (one per kind, RFC 9110 §11.6.1). */
   readonly challenges: readonly string[];
   /** Request fields the route consumes (removed before forwarding unless `passCredentials`). */
   readonly consumes: readonly string[];
-  /** Checks a request's headers. Never throws. */
-  check(headers: Headers): Promise<AuthOutcome>;
+  /**
+   * Request fields a success sets (a JWT's claims, `claimsToHeaders`): a client's own copies are
+   * always removed, so only a verified token can put them there.
+   */
+  readonly setsFields?: readonly string[];
+  /** Checks a request's headers (and, for forward auth, the request). Never throws. */
+  check(headers: Headers, context?: AuthContext): Promise<AuthOutcome>;
 }
 
 /** How long a successful Basic check is remembered, and how many are: bcrypt is slow on purpose. */
@@ -89,36 +120,46 @@ function compileBearer(options: NonNullable<Extract<Auth, { bearer: unknown }>['
   };
 }
 
-function compileOne(auth: Auth): CompiledAuth {
-  if ('basic' in auth) return compileBasic(auth.basic);
-  return compileBearer(auth.bearer);
-}
-
-/** The route's `auth` as one check, or null without one. */
-export function compileAuth(option: AuthOption | undefined): CompiledAuth | null {
+/**
+ * The route's `auth` as one check, or null without one. `jwtKeys` holds the key text of each
+ * `jwt` entry with a `key`, in the order they appear (read at load: config/tls-files.ts).
+ */
+export function compileAuth(option: AuthOption | undefined, jwtKeys: readonly string[] = []): CompiledAuth | null {
   if (option === undefined) return null;
-  if ('anyOf' in option) return combine(option.anyOf.map(compileOne), 'any');
-  if ('allOf' in option) return combine(option.allOf.map(compileOne), 'all');
-  return compileOne(option);
+  let nextKey = 0;
+  const one = (auth: Auth): CompiledAuth => {
+    if ('basic' in auth) return compileBasic(auth.basic);
+    if ('bearer' in auth) return compileBearer(auth.bearer);
+    if ('forward' in auth) return compileForwardAuth(auth.forward);
+    return compileJwt(auth.jwt, auth.jwt.key === undefined ? null : (jwtKeys[nextKey++] ?? null));
+  };
+  if ('anyOf' in option) return combine(option.anyOf.map(one), 'any');
+  if ('allOf' in option) return combine(option.allOf.map(one), 'all');
+  return one(option);
 }
 
 function combine(parts: CompiledAuth[], mode: 'any' | 'all'): CompiledAuth {
   return {
-    challenges: parts.flatMap((p) => p.challenges),
+    challenges: [...new Set(parts.flatMap((p) => p.challenges))],
     consumes: [...new Set(parts.flatMap((p) => p.consumes))],
-    async check(headers) {
+    setsFields: [...new Set(parts.flatMap((p) => p.setsFields ?? []))],
+    async check(headers, context) {
       let last: AuthOutcome = { ok: false, reason: 'no credentials' };
       const users: string[] = [];
+      const fields: (readonly [string, string])[] = [];
       for (const part of parts) {
-        const outcome = await part.check(headers);
+        const outcome = await part.check(headers, context);
         if (mode === 'any' && outcome.ok) return outcome;
         if (mode === 'all' && !outcome.ok) return outcome;
-        if (outcome.ok) users.push(outcome.user);
+        if (outcome.ok) {
+          users.push(outcome.user);
+          if (outcome.fields) fields.push(...outcome.fields);
+        }
         // The reason to log is the kind that got credentials at all (a wrong password, not
         // "no bearer token" from the next kind).
         else if (last.ok || last.user === undefined || outcome.user !== undefined) last = outcome;
       }
-      return mode === 'all' ? { ok: true, user: users.join('+') } : last;
+      return mode === 'all' ? { ok: true, user: users.join('+'), fields } : last;
     },
   };
 }

@@ -321,7 +321,7 @@ export function compileConfig(config: Config, files: TlsFiles = NO_TLS_FILES): C
     const upstreamTls = files.upstreamTls.get(i);
     const timeoutMs = route.timeoutMs ?? upstreamMs;
     const group = compileGroup(route.upstream, upstreamTls, timeoutMs, prefix);
-    const auth = compileAuth(route.auth);
+    const auth = compileAuth(route.auth, files.jwtKeys.get(i));
     return {
       id: `routes[${i}]`,
       key: routeKey(hosts, prefix),
@@ -341,7 +341,8 @@ export function compileConfig(config: Config, files: TlsFiles = NO_TLS_FILES): C
       cors: route.cors === undefined ? null : compileCors(route.cors),
       refusesClient: compileIpRules(route.allow, route.deny),
       auth,
-      dropFields: auth === null || route.passCredentials === true ? [] : auth.consumes,
+      // A client's own copies of the fields a success sets are dropped too.
+      dropFields: auth === null ? [] : [...(route.passCredentials === true ? [] : auth.consumes), ...(auth.setsFields ?? [])],
       websocket:
         route.websocket === false
           ? null

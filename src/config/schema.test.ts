@@ -668,7 +668,33 @@ test('auth: bcrypt hashes only, known kinds, tokens long enough, allOf without t
   );
   assert.match(
     problems(route({ allOf: [{ basic: { users: { alice: hash } } }, { bearer: { tokens: ['0123456789abcdef0123'] } }] })).join('\n'),
-    /routes\[0\]\.auth\.allOf: can hold at most one of basic and bearer/,
+    /routes\[0\]\.auth\.allOf: can hold at most one kind that reads Authorization/,
   );
   assert.match(problems(route({ anyOf: [] })).join('\n'), /routes\[0\]\.auth\.anyOf: must list at least one auth kind/);
+});
+
+test('auth.jwt: exactly one key source, pinned algorithms without none or HS with a public key; each at its path', () => {
+  const route = (jwt: unknown) => ({ routes: [{ host: 'a.test', upstream: 'http://127.0.0.1:1', auth: { jwt } }] });
+  assert.deepEqual(problems(route({ jwksUrl: 'https://auth.test/jwks.json', issuer: 'https://auth.test', audience: ['api', 'web'] })), []);
+  assert.deepEqual(problems(route({ secret: 'x'.repeat(32), algorithms: ['HS256', 'HS512'] })), []);
+  assert.deepEqual(problems(route({ key: 'keys/k.pem', claimsToHeaders: { sub: 'x-user' } })), []);
+  assert.match(problems(route({})).join('\n'), /^routes\[0\]\.auth\.jwt: needs exactly one of key, secret and jwksUrl/);
+  assert.match(problems(route({ key: 'k.pem', secret: 'x'.repeat(32) })).join('\n'), /needs exactly one of key, secret and jwksUrl/);
+  assert.match(problems(route({ key: 'k.pem', algorithms: ['none'] })).join('\n'), /routes\[0\]\.auth\.jwt\.algorithms\[0\]: must be one of .*never "none"/);
+  assert.match(problems(route({ key: 'k.pem', algorithms: ['RS256', 'HS256'] })).join('\n'), /routes\[0\]\.auth\.jwt: HS\* algorithms need a secret/);
+  assert.match(problems(route({ secret: 'short' })).join('\n'), /routes\[0\]\.auth\.jwt\.secret: must be at least 32 characters/);
+  assert.match(problems(route({ secret: 'x'.repeat(32), algorithms: ['RS256'] })).join('\n'), /a secret takes HS\* algorithms only/);
+  assert.match(problems(route({ jwksUrl: 'ftp://x' })).join('\n'), /routes\[0\]\.auth\.jwt\.jwksUrl: must be an http\(s\) URL/);
+  assert.match(
+    problems(route({ key: 'k.pem', claimsToHeaders: { sub: 'x user' } })).join('\n'),
+    /routes\[0\]\.auth\.jwt\.claimsToHeaders\.sub: must be a header name/,
+  );
+});
+
+test('auth.forward: an http(s) URL, header names to copy, a timeout; each at its path', () => {
+  const route = (forward: unknown) => ({ routes: [{ host: 'a.test', upstream: 'http://127.0.0.1:1', auth: { forward } }] });
+  assert.deepEqual(problems(route({ url: 'http://localhost:9100/verify', copyHeaders: ['x-user'], timeoutMs: 2000 })), []);
+  assert.match(problems(route({ url: 'localhost:9100' })).join('\n'), /^routes\[0\]\.auth\.forward\.url: must be an http\(s\) URL/);
+  assert.match(problems(route({ url: 'http://a/v', copyHeaders: ['x_user'] })).join('\n'), /routes\[0\]\.auth\.forward\.copyHeaders\[0\]: must be a header name/);
+  assert.match(problems(route({ url: 'http://a/v', timeoutMs: 0 })).join('\n'), /routes\[0\]\.auth\.forward\.timeoutMs: /);
 });

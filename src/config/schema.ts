@@ -341,7 +341,7 @@ export // --- Access control (README "Access control") -------------------------
 
 /** A valid bcrypt hash (`$2a$`, `$2b$`, `$2y$`, cost 04-31, 53 chars of salt and hash). */
 const BCRYPT_HASH = /^\$2[aby]\$(0[4-9]|[12]\d|3[01])\$[./A-Za-z0-9]{53}$/;
-const AUTH_KINDS = 'one of { basic }, { bearer }, { anyOf: [...] }, { allOf: [...] }';
+const AUTH_KINDS = 'one of { basic }, { bearer }, { jwt }, { forward }, { anyOf: [...] }, { allOf: [...] }';
 const realm = v.pipe(v.string('must be a string'), v.regex(/^[\x20-\x7e]{1,100}$/, 'must be 1-100 printable ASCII characters'));
 const BasicSchema = v.strictObject({
   users: v.pipe(
@@ -372,11 +372,84 @@ const BearerSchema = v.strictObject({
   ),
   realm: v.optional(realm),
 });
+const JWS_ALGORITHMS = [
+  'HS256',
+  'HS384',
+  'HS512',
+  'RS256',
+  'RS384',
+  'RS512',
+  'PS256',
+  'PS384',
+  'PS512',
+  'ES256',
+  'ES384',
+  'ES512',
+  'EdDSA',
+  'Ed25519',
+] as const;
+const stringOrList = v.union(
+  [v.pipe(v.string(), v.minLength(1)), v.pipe(v.array(v.pipe(v.string(), v.minLength(1))), v.minLength(1))],
+  'must be a string or an array of strings',
+);
+const JwtSchema = v.pipe(
+  v.strictObject({
+    key: v.optional(v.pipe(v.string('must be a file path, or PEM or JWK text'), v.minLength(1, 'must not be empty'))),
+    secret: v.optional(v.pipe(v.string('must be a string'), v.minLength(32, 'must be at least 32 characters'))),
+    jwksUrl: v.optional(
+      v.pipe(
+        v.string('must be a URL'),
+        v.check((u) => /^https?:\/\/[^/]/.test(u) && URL.canParse(u), 'must be an http(s) URL'),
+      ),
+    ),
+    issuer: v.optional(stringOrList),
+    audience: v.optional(stringOrList),
+    algorithms: v.optional(
+      v.pipe(
+        v.array(v.picklist(JWS_ALGORITHMS, `must be one of ${JWS_ALGORITHMS.join(', ')} (never "none")`), 'must be an array of algorithms'),
+        v.minLength(1, 'must list at least one algorithm'),
+      ),
+    ),
+    clockSkewSeconds: v.optional(
+      v.pipe(v.number('must be a number'), v.integer('must be an integer'), v.minValue(0, 'must be at least 0'), v.maxValue(3600, 'must be at most 3600')),
+    ),
+    claimsToHeaders: v.optional(
+      v.record(
+        v.pipe(v.string(), v.minLength(1)),
+        v.pipe(v.string('must be a header name'), v.regex(/^[!#$%&'*+.^`|~0-9A-Za-z-]+$/, 'must be a header name (a token without "_", e.g. x-user)')),
+        'must be an object of claim names and header names',
+      ),
+    ),
+    cookie: v.optional(cookieName),
+    realm: v.optional(realm),
+  }),
+  v.check((o) => [o.key, o.secret, o.jwksUrl].filter((x) => x !== undefined).length === 1, 'needs exactly one of key, secret and jwksUrl'),
+  v.check(
+    (o) => o.secret !== undefined || !(o.algorithms ?? []).some((a) => a.startsWith('HS')),
+    'HS* algorithms need a secret (with a public key they would let the key be used as an HMAC secret)',
+  ),
+  v.check((o) => o.secret === undefined || (o.algorithms ?? ['HS256']).every((a) => a.startsWith('HS')), 'a secret takes HS* algorithms only'),
+);
+const ForwardAuthSchema = v.strictObject({
+  url: v.pipe(
+    v.string('must be a URL'),
+    v.check((u) => /^https?:\/\/[^/]/.test(u) && URL.canParse(u), 'must be an http(s) URL, e.g. http://localhost:9100/verify'),
+  ),
+  copyHeaders: v.optional(
+    v.array(
+      v.pipe(v.string('must be a header name'), v.regex(/^[!#$%&'*+.^`|~0-9A-Za-z-]+$/, 'must be a header name (a token without "_", e.g. x-user)')),
+      'must be an array of header names',
+    ),
+  ),
+  timeoutMs: v.optional(timeoutMs),
+});
 const OneAuth = v.lazy((input) => {
   if (!isObject(input)) return v.strictObject({ basic: BasicSchema }, `must be ${AUTH_KINDS}`);
   const o = input as Record<string, unknown>;
   if ('basic' in o) return v.strictObject({ basic: BasicSchema });
   if ('bearer' in o) return v.strictObject({ bearer: BearerSchema });
+  if ('jwt' in o) return v.strictObject({ jwt: JwtSchema });
+  if ('forward' in o) return v.strictObject({ forward: ForwardAuthSchema });
   return v.custom<never>(
     () => false,
     `unknown auth kind ${
@@ -394,7 +467,10 @@ const AuthSchema = v.lazy((input) => {
       allOf: v.pipe(
         authList,
         // Each of them reads Authorization: one request cannot carry both.
-        v.check((list) => list.filter((a) => 'basic' in a || 'bearer' in a).length <= 1, 'can hold at most one of basic and bearer (both read Authorization)'),
+        v.check(
+          (list) => list.filter((a) => 'basic' in a || 'bearer' in a || ('jwt' in a && a.jwt.cookie === undefined)).length <= 1,
+          'can hold at most one kind that reads Authorization (basic, bearer, jwt without cookie)',
+        ),
       ),
     });
   return OneAuth;

@@ -2,11 +2,14 @@
 // reload): certificate pairs for the TLS listener, the client-certificate CA, each route's
 // upstream CA and client certificate. Paths are relative to the routes file. Every problem names
 // its file, so `switchyard check` and a failed start say the same thing.
+import { createPublicKey } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
 import { dirname, isAbsolute, resolve } from 'node:path';
+import { impliedAlgorithm } from '../access/jwt.ts';
 import { type CertificatePair, loadCaBundle, loadCertificatePair } from '../tls/certificate.ts';
 import type { UpstreamTlsOptions } from '../transport/types.ts';
 import { upstreamOrigins } from './schema.ts';
-import type { Config } from './types.ts';
+import type { Auth, Config } from './types.ts';
 
 /** One configured pair: where its files are (absolute, for reading and watching) and how messages name them. */
 export interface PairFiles {
@@ -28,12 +31,14 @@ export interface TlsFiles {
   readonly upstreamTls: ReadonlyMap<number, UpstreamTlsOptions>;
   /** Not fatal, but worth a log line at every start (an insecure upstream, a chain warning). */
   readonly warnings: readonly string[];
+  /** Per route index: the text of each `auth` jwt `key`, in the order they appear (access/auth.ts compileAuth). */
+  readonly jwtKeys: ReadonlyMap<number, readonly string[]>;
 }
 
 export type TlsFilesResult = { ok: true; files: TlsFiles } | { ok: false; problems: string[] };
 
 /** Nothing to read: a config without TLS settings. */
-export const NO_TLS_FILES: TlsFiles = { pairs: [], pairFiles: [], clientCa: null, upstreamTls: new Map(), warnings: [] };
+export const NO_TLS_FILES: TlsFiles = { pairs: [], pairFiles: [], clientCa: null, upstreamTls: new Map(), warnings: [], jwtKeys: new Map() };
 
 /** Reads and checks one listener pair. */
 export async function loadPair(files: PairFiles, base: string, now?: () => number) {
@@ -101,6 +106,54 @@ export async function loadTlsFiles(config: Config, routesFile: string, now?: () 
     }),
   );
 
+  const jwtKeys = new Map<number, string[]>();
+  await Promise.all(
+    config.routes.map(async (route, i) => {
+      const keys = await loadJwtKeys(route.auth, `routes[${i}].auth`, at, problems);
+      if (keys.length > 0) jwtKeys.set(i, keys);
+    }),
+  );
+
   if (problems.length > 0) return { ok: false, problems };
-  return { ok: true, files: { pairs, pairFiles, clientCa, upstreamTls, warnings } };
+  return { ok: true, files: { pairs, pairFiles, clientCa, upstreamTls, warnings, jwtKeys } };
+}
+
+/**
+ * The key text of every `jwt` entry with a `key` in `auth`, in order (a file is read; PEM or JWK
+ * text is taken as it is), each checked to be a public key jose can use. Problems name the path.
+ */
+async function loadJwtKeys(auth: Config['routes'][number]['auth'], path: string, at: (p: string) => string, problems: string[]): Promise<string[]> {
+  if (auth === undefined) return [];
+  const entries: [Auth, string][] =
+    'anyOf' in auth
+      ? auth.anyOf.map((a, j) => [a, `${path}.anyOf[${j}]`])
+      : 'allOf' in auth
+        ? auth.allOf.map((a, j) => [a, `${path}.allOf[${j}]`])
+        : [[auth, path]];
+  const keys: string[] = [];
+  for (const [entry, where] of entries) {
+    if (!('jwt' in entry) || entry.jwt.key === undefined) continue;
+    const key = entry.jwt.key;
+    const inline = key.trimStart().startsWith('-----BEGIN') || key.trimStart().startsWith('{');
+    let text = key;
+    if (!inline) {
+      try {
+        text = await readFile(at(key), 'utf8');
+      } catch (error) {
+        const code = (error as { code?: string }).code;
+        problems.push(`${where}.jwt.key: cannot read ${key} (${code === 'ENOENT' ? 'file not found' : (code ?? String(error))})`);
+        keys.push('');
+        continue;
+      }
+    }
+    try {
+      // With pinned algorithms the key need not imply one, but it must be a public key.
+      if (entry.jwt.algorithms === undefined) impliedAlgorithm(text);
+      else if (!text.trimStart().startsWith('{')) createPublicKey(text);
+    } catch (error) {
+      problems.push(`${where}.jwt.key: ${inline ? 'the key' : key} is not a usable public key (PEM or JWK): ${(error as Error).message.split('\n')[0]}`);
+    }
+    keys.push(text);
+  }
+  return keys;
 }

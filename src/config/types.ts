@@ -739,7 +739,7 @@ export interface Timeouts {
 export type AuthOption = Auth | { anyOf: Auth[] } | { allOf: Auth[] };
 
 /** One kind of credentials. */
-export type Auth = { basic: BasicAuth } | { bearer: BearerAuth };
+export type Auth = { basic: BasicAuth } | { bearer: BearerAuth } | { jwt: JwtAuth } | { forward: ForwardAuth };
 
 /** HTTP Basic (RFC 7617) against bcrypt hashes. */
 export interface BasicAuth {
@@ -763,4 +763,76 @@ export interface BearerAuth {
   tokens: string[];
   /** The realm of the challenge. @default "switchyard" */
   realm?: string;
+}
+
+/**
+ * A JWT in `Authorization: Bearer` (or in `cookie`), verified against exactly one of `key`,
+ * `secret` or `jwksUrl`. `alg: none` never verifies, and the algorithms are pinned.
+ */
+export interface JwtAuth {
+  /**
+   * A public key: a PEM file (`keys/hooks-public.pem`, relative to routes.ts) or a JWK file
+   * (`.json`), or the PEM or JWK text itself. Read and checked at load.
+   */
+  key?: string;
+  /** An HMAC secret (HS256 by default), at least 32 characters. */
+  secret?: string;
+  /**
+   * A JWKS URL. Keys are cached (10 minutes); a token whose `kid` is unknown refetches the set,
+   * at most once a second, so a rotated key is picked up at once.
+   */
+  jwksUrl?: string;
+  /** `iss` must be this (or one of these). @default not checked */
+  issuer?: string | string[];
+  /** `aud` must name this (or one of these). @default not checked */
+  audience?: string | string[];
+  /**
+   * The accepted `alg` values. Never `none`; HS* only with `secret`.
+   * @default the one the key implies (RSA: RS256, EC: ES256/384/512 by curve, Ed25519: EdDSA); HS256 with `secret`; every asymmetric one with `jwksUrl`
+   */
+  algorithms?: JwsAlgorithm[];
+  /** Allowance for `exp` and `nbf` between clocks, in seconds. @default 30 */
+  clockSkewSeconds?: number;
+  /**
+   * Claims forwarded as request fields, e.g. `{ sub: 'x-user' }`. A client's own copies of
+   * those fields are always removed. Non-string claims travel as JSON.
+   * @default none
+   */
+  claimsToHeaders?: Record<string, string>;
+  /** Read the token from this cookie instead of `Authorization`. @default Authorization */
+  cookie?: string;
+  /** The realm of the challenge. @default "switchyard" */
+  realm?: string;
+}
+
+/** The JWS algorithms `jwt.algorithms` may pin (RFC 7518, RFC 8037). */
+export type JwsAlgorithm =
+  | 'HS256'
+  | 'HS384'
+  | 'HS512'
+  | 'RS256'
+  | 'RS384'
+  | 'RS512'
+  | 'PS256'
+  | 'PS384'
+  | 'PS512'
+  | 'ES256'
+  | 'ES384'
+  | 'ES512'
+  | 'EdDSA'
+  | 'Ed25519';
+
+/**
+ * Ask an auth service (Caddy's forward_auth, nginx's auth_request): it gets `GET url` with the
+ * client's request fields (no body) and `X-Forwarded-Method`, `-Uri`, `-Host`, `-Proto`, `-For`.
+ * Its 2xx lets the request through; any other answer goes back to the client as it is. A
+ * timeout is a 504 and an unreachable service a 502: the request never passes unchecked.
+ */
+export interface ForwardAuth {
+  /** The auth service's URL (`http://localhost:9100/verify`). */
+  url: string;
+  /** Fields of the service's 2xx set on the forwarded request (`['x-user']`); a client's own copies are removed. @default none */
+  copyHeaders?: string[];
+  /** How long the service may take to answer, in milliseconds. @default 5000 */
+  timeoutMs?: number;
 }

@@ -83,6 +83,8 @@ export const forward = ({ transport, tunnels, graceMs, balancers }: ForwardOptio
     if (headers === UNDERSCORE_NAME) return refuse(c, clientError('bad-request', 'bad request: header field name with an underscore'));
     // The credentials the route's auth consumed stay here (access/auth.ts).
     for (const name of route.dropFields) headers.delete(name);
+    const authFields = c.get('authFields');
+    if (authFields !== undefined) for (const [name, value] of authFields) headers.set(name, value);
 
     // RFC 9112 §6.3: a request has a body only if it declares Content-Length or
     // Transfer-Encoding. Not touching `req.body` otherwise spares @hono/node-server from

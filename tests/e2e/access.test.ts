@@ -2,11 +2,15 @@
 // three runtimes. Clients connect from several loopback addresses (127.0.0.10-39: Linux routes
 // all of 127.0.0.0/8 to lo), and one of them acts as a trusted front proxy.
 import assert from 'node:assert/strict';
-import { createHash } from 'node:crypto';
+import { createHash, generateKeyPairSync, type KeyObject } from 'node:crypto';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
+import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
 import bcrypt from 'bcryptjs';
-import { type ProxyHandle, RUNTIMES, startProxy, startUpstream, type Upstream } from './harness.ts';
+import { SignJWT } from 'jose';
+import { type ProxyHandle, RUNTIMES, startProxy, startUpstream, type Upstream, writeRoutes } from './harness.ts';
 
 /** One GET from `from` (a loopback address) with `headers`; status, body and the upstream's view. */
 function get(
@@ -213,6 +217,195 @@ for (const runtime of RUNTIMES) {
       assert.equal(denied.status, 403);
       assert.equal(denied.headers['www-authenticate'], undefined);
       assert.equal((await get(proxy.port, 'both.test', '127.0.0.40', { authorization: `Bearer ${TOKEN}` })).status, 200);
+    });
+  });
+}
+
+/** A JWKS server on loopback whose key set the test can change (key rotation). */
+async function jwksServer(): Promise<{ url: string; set(keys: object[]): void; fetches: () => number; close(): Promise<void> }> {
+  let keys: object[] = [];
+  let fetches = 0;
+  const server = http.createServer((_req, res) => {
+    fetches++;
+    res.setHeader('content-type', 'application/json');
+    res.end(JSON.stringify({ keys }));
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const port = (server.address() as { port: number }).port;
+  return {
+    url: `http://127.0.0.1:${port}/.well-known/jwks.json`,
+    set: (next) => {
+      keys = next;
+    },
+    fetches: () => fetches,
+    close: () => new Promise<void>((r) => server.close(() => r())),
+  };
+}
+
+const keyA = generateKeyPairSync('rsa', { modulusLength: 2048 });
+const keyB = generateKeyPairSync('rsa', { modulusLength: 2048 });
+const stranger = generateKeyPairSync('rsa', { modulusLength: 2048 });
+const jwkOf = (key: KeyObject, kid: string) => ({ ...key.export({ format: 'jwk' }), kid, alg: 'RS256', use: 'sig' });
+const nowSeconds = () => Math.floor(Date.now() / 1000);
+const signed = (claims: Record<string, unknown>, key: KeyObject | Uint8Array, header: Record<string, unknown>) =>
+  new SignJWT(claims as never).setProtectedHeader(header as never).sign(key as never);
+const CLAIMS = { iss: 'https://auth.test', aud: 'api', sub: 'alice' };
+
+for (const runtime of RUNTIMES) {
+  describe(`JWT auth on ${runtime}`, () => {
+    let upstream: Upstream;
+    let jwks: Awaited<ReturnType<typeof jwksServer>>;
+    let proxy: ProxyHandle;
+    before(async () => {
+      upstream = await startUpstream();
+      jwks = await jwksServer();
+      jwks.set([jwkOf(keyA.publicKey, 'a')]);
+      const folder = writeRoutes({
+        routes: [
+          {
+            host: 'api.test',
+            upstream: upstream.origin,
+            auth: { jwt: { jwksUrl: jwks.url, issuer: 'https://auth.test', audience: 'api', claimsToHeaders: { sub: 'x-user' } } },
+          },
+          { host: 'hooks.test', upstream: upstream.origin, auth: { jwt: { key: 'keys/hooks-public.pem', audience: 'hooks' } } },
+        ],
+      });
+      mkdirSync(join(folder.dir, 'keys'));
+      writeFileSync(join(folder.dir, 'keys/hooks-public.pem'), keyA.publicKey.export({ type: 'spki', format: 'pem' }).toString());
+      proxy = await startProxy(runtime, '', { folder });
+    });
+    after(async () => {
+      await proxy?.stop();
+      await upstream?.close();
+      await jwks?.close();
+    });
+
+    const call = (host: string, token: string, extra: Record<string, string> = {}) =>
+      get(proxy.port, host, '127.0.0.50', { authorization: `Bearer ${token}`, ...extra });
+
+    test('JWKS: a good token passes; its sub travels as x-user (a client-sent x-user never does) and Authorization stays here', async () => {
+      const token = await signed({ ...CLAIMS, exp: nowSeconds() + 60 }, keyA.privateKey, { alg: 'RS256', kid: 'a' });
+      assert.equal((await call('api.test', token, { 'x-user': 'root' })).status, 200);
+      const seen = upstream.requests.at(-1);
+      assert.equal(seen?.headers['x-user'], 'alice');
+      assert.equal(seen?.headers.authorization, undefined);
+      // Without a token, a client's own x-user gets a 401, and is never forwarded.
+      assert.equal((await get(proxy.port, 'api.test', '127.0.0.50', { 'x-user': 'root' })).status, 401);
+    });
+
+    test('a wrong key, alg none, an expired token and a wrong audience get 401 and reach no upstream', async () => {
+      const from = upstream.requests.length;
+      const b64 = (o: object) => Buffer.from(JSON.stringify(o)).toString('base64url');
+      const cases: [string, string][] = [
+        ['wrong key', await signed({ ...CLAIMS, exp: nowSeconds() + 60 }, stranger.privateKey, { alg: 'RS256', kid: 'a' })],
+        ['alg none', `${b64({ alg: 'none', kid: 'a' })}.${b64({ ...CLAIMS, exp: nowSeconds() + 60 })}.`],
+        ['expired', await signed({ ...CLAIMS, exp: nowSeconds() - 600 }, keyA.privateKey, { alg: 'RS256', kid: 'a' })],
+        ['wrong audience', await signed({ ...CLAIMS, aud: 'other', exp: nowSeconds() + 60 }, keyA.privateKey, { alg: 'RS256', kid: 'a' })],
+        ['garbage', 'not.a.jwt'],
+      ];
+      for (const [name, token] of cases) {
+        const r = await call('api.test', token);
+        assert.equal(r.status, 401, name);
+        assert.equal(r.headers['www-authenticate'], 'Bearer realm="switchyard"', name);
+      }
+      assert.equal(upstream.requests.length, from);
+    });
+
+    test('an unknown kid is refused; once the JWKS is rotated to hold it, the same kind of token passes without a restart', async () => {
+      const tokenB = await signed({ ...CLAIMS, exp: nowSeconds() + 60 }, keyB.privateKey, { alg: 'RS256', kid: 'b' });
+      assert.equal((await call('api.test', tokenB)).status, 401);
+      jwks.set([jwkOf(keyA.publicKey, 'a'), jwkOf(keyB.publicKey, 'b')]);
+      await sleep(1_100); // the refetch cooldown after the last fetch
+      const before = jwks.fetches();
+      assert.equal((await call('api.test', tokenB)).status, 200);
+      assert.equal(jwks.fetches(), before + 1, 'the unknown kid fetched the set once');
+      // Many made-up kids cost at most one fetch a second.
+      const made = await signed({ ...CLAIMS, exp: nowSeconds() + 60 }, keyB.privateKey, { alg: 'RS256', kid: 'zz' });
+      for (let i = 0; i < 10; i++) assert.equal((await call('api.test', made)).status, 401);
+      assert.ok(jwks.fetches() <= before + 2, `fetches: ${jwks.fetches() - before}`);
+    });
+
+    test('a PEM key file: a good token passes; an HS256 token signed with the public key as its secret does not', async () => {
+      const good = await signed({ aud: 'hooks', exp: nowSeconds() + 60 }, keyA.privateKey, { alg: 'RS256' });
+      assert.equal((await call('hooks.test', good)).status, 200);
+      const pem = keyA.publicKey.export({ type: 'spki', format: 'pem' }).toString();
+      const confused = await signed({ aud: 'hooks', exp: nowSeconds() + 60 }, new TextEncoder().encode(pem), { alg: 'HS256' });
+      assert.equal((await call('hooks.test', confused)).status, 401);
+      const line = await proxy.waitForLine((l) => l.msg === 'auth failed' && l.route !== undefined && String(l.reason).includes('ALG_NOT_ALLOWED'));
+      assert.equal(line.client, '127.0.0.50');
+    });
+  });
+}
+
+for (const runtime of RUNTIMES) {
+  describe(`forward auth on ${runtime}`, () => {
+    let upstream: Upstream;
+    let service: Upstream;
+    let proxy: ProxyHandle;
+    before(async () => {
+      upstream = await startUpstream();
+      service = await startUpstream((req, res) => {
+        const token = req.headers['x-token'];
+        if (token === 'good') {
+          res.writeHead(204, { 'x-user': 'alice', 'x-other': 'not copied' });
+          res.end();
+        } else if (token === 'slow') {
+          setTimeout(() => {
+            res.writeHead(200);
+            res.end();
+          }, 1_500).unref();
+        } else {
+          res.writeHead(401, { 'www-authenticate': 'Custom realm="sso"', 'content-type': 'text/plain', 'set-cookie': 'sso=retry' });
+          res.end('go away, says the auth service\n');
+        }
+      });
+      proxy = await startProxy(runtime, {
+        routes: [
+          { host: 'app.test', upstream: upstream.origin, auth: { forward: { url: `${service.origin}/verify`, copyHeaders: ['x-user'], timeoutMs: 500 } } },
+          { host: 'down.test', upstream: upstream.origin, auth: { forward: { url: 'http://127.0.0.1:1/verify' } } },
+        ],
+      });
+    });
+    after(async () => {
+      await proxy?.stop();
+      await Promise.all([upstream?.close(), service?.close()]);
+    });
+
+    test('the service allows: its x-user reaches the upstream (a client-sent one never does); it saw the method and URI, no body', async () => {
+      const from = service.requests.length;
+      const r = await get(proxy.port, 'app.test', '127.0.0.60', { 'x-token': 'good', 'x-user': 'root' });
+      assert.equal(r.status, 200);
+      const seen = upstream.requests.at(-1);
+      assert.equal(seen?.headers['x-user'], 'alice');
+      assert.equal(seen?.headers['x-other'], undefined);
+      const asked = service.requests[from];
+      assert.equal(asked?.method, 'GET');
+      assert.equal(asked?.url, '/verify');
+      assert.equal(asked?.headers['x-forwarded-method'], 'GET');
+      assert.equal(asked?.headers['x-forwarded-uri'], '/who');
+      assert.equal(asked?.headers['x-forwarded-host'], 'app.test');
+      assert.equal(asked?.headers['x-forwarded-for'], '127.0.0.60');
+      assert.equal(asked?.headers['x-token'], 'good');
+    });
+
+    test('the service denies: its own status, fields and body reach the client; nothing reaches the upstream', async () => {
+      const from = upstream.requests.length;
+      const r = await get(proxy.port, 'app.test', '127.0.0.60', { 'x-token': 'bad' });
+      assert.equal(r.status, 401);
+      assert.equal(r.body, 'go away, says the auth service\n');
+      assert.equal(r.headers['www-authenticate'], 'Custom realm="sso"');
+      assert.deepEqual(r.headers['set-cookie'], ['sso=retry']);
+      assert.equal(upstream.requests.length, from);
+    });
+
+    test('a service that times out is a 504 and one that is unreachable a 502: the door stays closed', async () => {
+      const from = upstream.requests.length;
+      const t0 = Date.now();
+      const slow = await get(proxy.port, 'app.test', '127.0.0.60', { 'x-token': 'slow' });
+      assert.equal(slow.status, 504);
+      assert.ok(Date.now() - t0 < 1_400, 'answered at the 500 ms timeout, before the service');
+      assert.equal((await get(proxy.port, 'down.test', '127.0.0.60')).status, 502);
+      assert.equal(upstream.requests.length, from);
     });
   });
 }
