@@ -11,16 +11,19 @@
 //                    answers get its Access-Control-* and Vary: Origin; then its security headers
 //                    (X-Content-Type-Options, X-Frame-Options, Referrer-Policy, CSP) on every answer
 //   7. ipRules      the route's allow / deny on the client (RequestFacts.client) -> else 403
-//   8. authenticate the route's auth (basic, bearer, combined) -> else 401 with its challenges
-//   9. forward       headers, limits, timeouts, the upstream (a group's pick: balancer/), tries
+//   8. rateLimiting the route's rateLimit per client / field / route -> else 429 (before auth:
+//                    refused guesses cost no password check)
+//   9. authenticate the route's auth (basic, bearer, jwt, forward, combined) -> else 401 with its
+//                    challenges (forward auth: the service's own answer, or 502/504)
+//  10. forward       headers, limits, timeouts, the upstream (a group's pick: balancer/), tries
 //                    under the retry policy, streaming, and WebSocket tunnels (proxy/websocket.ts)
 //                    -> 400/408/413/426/431/499/501/502/503/504
-// Later capabilities (access control, rate limits, cache) slot in between 8 and 9 (after CORS:
-// a preflight carries no credentials). Every error the proxy answers itself is a ProxyError
+// Later capabilities (the cache, a Redis-backed rate limit store) slot in between 9 and 10. Every error the proxy answers itself is a ProxyError
 // (proxy/errors.ts) through `refuse`; its other own answers are the 308 (5) and the preflight (6).
 import { Hono } from 'hono';
 import { authenticate } from './access/authenticate.ts';
 import { ipRules } from './access/ip-rules.ts';
+import { rateLimiting } from './access/rate-limiting.ts';
 import type { AppEnv } from './app-env.ts';
 import { Balancers } from './balancer/state.ts';
 import type { ConfigSource } from './config/source.ts';
@@ -70,6 +73,7 @@ export function createApp({ config, transport, logger, onAccess, httpsPort = NO_
   app.use(httpsPolicy({ httpsPort }));
   app.use(routeHeaders());
   app.use(ipRules());
+  app.use(rateLimiting());
   app.use(authenticate({ logger, transport }));
   app.all('*', forward({ transport, tunnels, balancers, graceMs: () => config.current.shutdownGraceMs }));
   app.onError(function internalError(error, c) {

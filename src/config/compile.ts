@@ -1,6 +1,7 @@
 // Turns a validated Config into the tables the request path reads: done once per load, so the
 // per-request work is lookups, never parsing. Pure: no I/O, no clock.
 import { type CompiledAuth, compileAuth } from '../access/auth.ts';
+import { MemoryRateLimiter } from '../access/rate-limit.ts';
 import { compileCidrMatcher } from '../proxy/cidr.ts';
 import { type CompiledCors, compileCors } from '../proxy/cors.ts';
 import { type CompiledSecurityHeaders, compileSecurityHeaders } from '../proxy/security-headers.ts';
@@ -157,6 +158,8 @@ export interface CompiledRoute {
   readonly auth: CompiledAuth | null;
   /** Request fields removed before forwarding: what `auth` consumed, unless `passCredentials`. */
   readonly dropFields: readonly string[];
+  /** `rateLimit`: its limiter and what it counts by, or null. */
+  readonly rateLimit: CompiledRateLimit | null;
   /** `allow` / `deny`: true for a client the route refuses (403), or null when it refuses none. */
   readonly refusesClient: ((client: string) => boolean) | null;
   /** WebSocket tunnels, or null when the route forwards upgrades as ordinary requests. */
@@ -340,6 +343,7 @@ export function compileConfig(config: Config, files: TlsFiles = NO_TLS_FILES): C
       securityHeaders: compileSecurityHeaders(route.securityHeaders),
       cors: route.cors === undefined ? null : compileCors(route.cors),
       refusesClient: compileIpRules(route.allow, route.deny),
+      rateLimit: compileRateLimit(route.rateLimit),
       auth,
       // A client's own copies of the fields a success sets are dropped too.
       dropFields: auth === null ? [] : [...(route.passCredentials === true ? [] : auth.consumes), ...(auth.setsFields ?? [])],
@@ -371,6 +375,23 @@ export function compileConfig(config: Config, files: TlsFiles = NO_TLS_FILES): C
     maxUrlBytes: config.limits?.maxUrlBytes ?? DEFAULTS.maxUrlBytes,
     shutdownGraceMs: config.timeouts?.shutdownGraceMs ?? DEFAULTS.shutdownGraceMs,
     clientLimits: clientLimits(config.limits),
+  };
+}
+
+/** A route's rate limit: the limiter, and the field whose value is the key (null: the client; '': the route). */
+export interface CompiledRateLimit {
+  readonly limiter: MemoryRateLimiter;
+  readonly header: string | null;
+  readonly perRoute: boolean;
+}
+
+function compileRateLimit(option: Config['routes'][number]['rateLimit']): CompiledRateLimit | null {
+  if (option === undefined) return null;
+  const key = option.key ?? 'client';
+  return {
+    limiter: new MemoryRateLimiter(option.requests, option.windowSeconds),
+    header: typeof key === 'object' ? key.header.toLowerCase() : null,
+    perRoute: key === 'route',
   };
 }
 

@@ -695,6 +695,23 @@ test('auth.forward: an http(s) URL, header names to copy, a timeout; each at its
   const route = (forward: unknown) => ({ routes: [{ host: 'a.test', upstream: 'http://127.0.0.1:1', auth: { forward } }] });
   assert.deepEqual(problems(route({ url: 'http://localhost:9100/verify', copyHeaders: ['x-user'], timeoutMs: 2000 })), []);
   assert.match(problems(route({ url: 'localhost:9100' })).join('\n'), /^routes\[0\]\.auth\.forward\.url: must be an http\(s\) URL/);
-  assert.match(problems(route({ url: 'http://a/v', copyHeaders: ['x_user'] })).join('\n'), /routes\[0\]\.auth\.forward\.copyHeaders\[0\]: must be a header name/);
+  assert.match(
+    problems(route({ url: 'http://a/v', copyHeaders: ['x_user'] })).join('\n'),
+    /routes\[0\]\.auth\.forward\.copyHeaders\[0\]: must be a header name/,
+  );
   assert.match(problems(route({ url: 'http://a/v', timeoutMs: 0 })).join('\n'), /routes\[0\]\.auth\.forward\.timeoutMs: /);
+});
+
+test('rateLimit: positive whole limits and windows, a known key; each at its path', () => {
+  const route = (rateLimit: unknown) => ({ routes: [{ host: 'a.test', upstream: 'http://127.0.0.1:1', rateLimit }] });
+  assert.deepEqual(problems(route({ requests: 100, windowSeconds: 60 })), []);
+  assert.deepEqual(problems(route({ requests: 100, windowSeconds: 60, key: { header: 'x-api-key' } })), []);
+  assert.deepEqual(problems(route({ requests: 0, windowSeconds: 60 })), ['routes[0].rateLimit.requests: must be at least 1']);
+  assert.deepEqual(problems(route({ requests: 10, windowSeconds: -1 })), ['routes[0].rateLimit.windowSeconds: must be at least 1']);
+  assert.deepEqual(problems(route({ requests: 1.5, windowSeconds: 1 })), ['routes[0].rateLimit.requests: must be an integer']);
+  assert.match(
+    problems(route({ requests: 1, windowSeconds: 1, key: 'ip' })).join('\n'),
+    /routes\[0\]\.rateLimit\.key: must be "client", "route" or \{ header \}/,
+  );
+  assert.match(problems(route({ requests: 1 })).join('\n'), /routes\[0\]\.rateLimit\.windowSeconds: is required/);
 });

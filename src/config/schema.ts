@@ -476,6 +476,32 @@ const AuthSchema = v.lazy((input) => {
   return OneAuth;
 });
 
+const RateLimitSchema = v.strictObject({
+  requests: v.pipe(
+    v.number('must be a number'),
+    v.integer('must be an integer'),
+    v.minValue(1, 'must be at least 1'),
+    v.maxValue(1_000_000, 'must be at most 1000000'),
+  ),
+  windowSeconds: v.pipe(
+    v.number('must be a number'),
+    v.integer('must be an integer'),
+    v.minValue(1, 'must be at least 1'),
+    v.maxValue(86_400, 'must be at most 86400'),
+  ),
+  key: v.optional(
+    v.union(
+      [
+        v.picklist(['client', 'route']),
+        v.strictObject({
+          header: v.pipe(v.string('must be a header name'), v.regex(/^[!#$%&'*+.^`|~0-9A-Za-z-]+$/, 'must be a header name (a token, e.g. x-api-key)')),
+        }),
+      ],
+      'must be "client", "route" or { header }',
+    ),
+  ),
+});
+
 /** A list of CIDRs or single addresses (`allow`, `deny`). */
 const cidrList = v.array(v.pipe(v.string('must be a string'), withProblem(cidrProblem)), 'must be an array of CIDR strings');
 
@@ -496,6 +522,7 @@ const RouteSchema = v.strictObject({
   redirectHttp: v.optional(flag),
   securityHeaders: v.optional(SecurityHeadersSchema),
   auth: v.optional(AuthSchema),
+  rateLimit: v.optional(RateLimitSchema),
   passCredentials: v.optional(flag),
   allow: v.optional(v.pipe(cidrList, v.minLength(1, 'is empty, so nobody could use the route (leave it out to allow everyone)'))),
   deny: v.optional(cidrList),

@@ -239,6 +239,20 @@ export interface Route {
   passCredentials?: boolean;
 
   /**
+   * At most `requests` in any window of `windowSeconds` per key (a sliding window, exact): more
+   * get 429 with `Retry-After` and `RateLimit-Limit`, `RateLimit-Remaining`, `RateLimit-Reset`,
+   * and never reach the upstream. Checked after `allow` / `deny` and before `auth`, so refused
+   * guesses cost no password check. Counted in memory, bounded (64 MiB per route: the least
+   * recently seen keys are forgotten first).
+   * @default no limit
+   *
+   * @example
+   * rateLimit: { requests: 100, windowSeconds: 60 }                              // per client
+   * rateLimit: { requests: 1000, windowSeconds: 60, key: { header: 'x-api-key' } }
+   */
+  rateLimit?: RateLimit;
+
+  /**
    * Only clients in these networks may use this route: CIDRs or single addresses, IPv4 or IPv6
    * (`"10.0.0.0/8"`, `"192.168.1.7"`, `"2001:db8::/32"`; an IPv4-mapped IPv6 client matches its
    * IPv4 ranges). Others get 403. The client is the socket peer, or behind `trustedProxies` the
@@ -835,4 +849,18 @@ export interface ForwardAuth {
   copyHeaders?: string[];
   /** How long the service may take to answer, in milliseconds. @default 5000 */
   timeoutMs?: number;
+}
+
+/** A route's request rate limit. */
+export interface RateLimit {
+  /** Requests allowed in any window (1-1,000,000). */
+  requests: number;
+  /** The window, in seconds (1-86,400). */
+  windowSeconds: number;
+  /**
+   * What is counted: each client (the client identity, `trustedProxies` aware), the route as a
+   * whole, or each value of a request field (requests without it count as their client).
+   * @default "client"
+   */
+  key?: 'client' | 'route' | { header: string };
 }

@@ -16,6 +16,8 @@ export type ErrorKind =
   | 'forbidden'
   /** The route's `auth` found no valid credentials (401 with its challenges). */
   | 'unauthorized'
+  /** The route's `rateLimit` is used up for this key (429 with Retry-After). */
+  | 'rate-limited'
   /** No route takes the request's host and path. */
   | 'no-route'
   /** The request's header fields exceed `limits.maxHeaderBytes`. */
@@ -105,6 +107,8 @@ export function statusFor(kind: ErrorKind): number {
       return 403;
     case 'unauthorized':
       return 401;
+    case 'rate-limited':
+      return 429;
     case 'no-route':
       // RFC 9110 §15.5.20: this server is not authoritative for the host.
       return 421;

@@ -409,3 +409,75 @@ for (const runtime of RUNTIMES) {
     });
   });
 }
+
+for (const runtime of RUNTIMES) {
+  describe(`rate limits on ${runtime}`, () => {
+    let upstream: Upstream;
+    let proxy: ProxyHandle;
+    before(async () => {
+      upstream = await startUpstream();
+      proxy = await startProxy(runtime, {
+        trustedProxies: ['127.0.0.30'],
+        routes: [
+          { host: 'client.test', upstream: upstream.origin, rateLimit: { requests: 5, windowSeconds: 2 } },
+          { host: 'key.test', upstream: upstream.origin, rateLimit: { requests: 3, windowSeconds: 60, key: { header: 'x-api-key' } } },
+          { host: 'route.test', upstream: upstream.origin, rateLimit: { requests: 4, windowSeconds: 60, key: 'route' } },
+          {
+            host: 'guarded.test',
+            upstream: upstream.origin,
+            rateLimit: { requests: 2, windowSeconds: 60 },
+            auth: { basic: { users: { alice: HASH } } },
+          },
+        ],
+      });
+    });
+    after(async () => {
+      await proxy?.stop();
+      await upstream?.close();
+    });
+
+    test('per client: 5 in the window pass, the 6th gets 429 with Retry-After and RateLimit-*; the window slides', async () => {
+      const from = upstream.requests.length;
+      const statuses: number[] = [];
+      for (let i = 0; i < 5; i++) statuses.push((await get(proxy.port, 'client.test', '127.0.0.70')).status);
+      const refused = await get(proxy.port, 'client.test', '127.0.0.70');
+      assert.deepEqual(statuses, [200, 200, 200, 200, 200]);
+      assert.equal(refused.status, 429);
+      assert.equal(refused.body, 'too many requests\n');
+      assert.equal(refused.headers['ratelimit-limit'], '5');
+      assert.equal(refused.headers['ratelimit-remaining'], '0');
+      const reset = Number(refused.headers['retry-after']);
+      assert.ok(reset >= 1 && reset <= 2, `Retry-After ${reset}`);
+      assert.equal(refused.headers['ratelimit-reset'], refused.headers['retry-after']);
+      assert.equal(upstream.requests.length - from, 5, 'the refused request never reached the upstream');
+      // Another client has its own window.
+      assert.equal((await get(proxy.port, 'client.test', '127.0.0.71')).status, 200);
+      // Spoofed forwarding headers from an untrusted peer do not make a new client.
+      assert.equal((await get(proxy.port, 'client.test', '127.0.0.70', { 'x-forwarded-for': '127.0.0.99', 'x-real-ip': '127.0.0.98' })).status, 429);
+      // Behind the trusted proxy, each forwarded-for client counts on its own.
+      for (let i = 0; i < 5; i++) assert.equal((await get(proxy.port, 'client.test', '127.0.0.30', { 'x-forwarded-for': '127.0.0.72' })).status, 200);
+      assert.equal((await get(proxy.port, 'client.test', '127.0.0.30', { 'x-forwarded-for': '127.0.0.72' })).status, 429);
+      assert.equal((await get(proxy.port, 'client.test', '127.0.0.30', { 'x-forwarded-for': '127.0.0.73' })).status, 200);
+      await sleep(reset * 1000 + 100);
+      assert.equal((await get(proxy.port, 'client.test', '127.0.0.70')).status, 200, 'the window moved on');
+    });
+
+    test('by a request field, and per route', async () => {
+      for (let i = 0; i < 3; i++) assert.equal((await get(proxy.port, 'key.test', '127.0.0.74', { 'x-api-key': 'k1' })).status, 200);
+      assert.equal((await get(proxy.port, 'key.test', '127.0.0.75', { 'x-api-key': 'k1' })).status, 429, 'the key, not the client, is counted');
+      assert.equal((await get(proxy.port, 'key.test', '127.0.0.74', { 'x-api-key': 'k2' })).status, 200);
+      for (let i = 0; i < 4; i++) assert.equal((await get(proxy.port, 'route.test', `127.0.0.${80 + i}`)).status, 200);
+      assert.equal((await get(proxy.port, 'route.test', '127.0.0.85')).status, 429);
+    });
+
+    test('the limit comes before auth: refused guesses never reach the password check', async () => {
+      const wrong = { authorization: basicOf('alice', 'guess') };
+      assert.equal((await get(proxy.port, 'guarded.test', '127.0.0.90', wrong)).status, 401);
+      assert.equal((await get(proxy.port, 'guarded.test', '127.0.0.90', wrong)).status, 401);
+      assert.equal((await get(proxy.port, 'guarded.test', '127.0.0.90', wrong)).status, 429);
+      assert.equal((await get(proxy.port, 'guarded.test', '127.0.0.90', { authorization: basicOf('alice', PASSWORD) })).status, 429);
+      const failures = proxy.lines.filter((l) => l.msg === 'auth failed' && l.client === '127.0.0.90');
+      assert.equal(failures.length, 2, 'the third guess was not checked');
+    });
+  });
+}
