@@ -71,8 +71,9 @@ function credentialsFor(headers: Headers, scheme: string): string | null {
   return value.slice(scheme.length + 1).trim();
 }
 
-function compileBasic(options: NonNullable<Extract<Auth, { basic: unknown }>['basic']>): CompiledAuth {
-  const users = new Map(Object.entries(options.users ?? {}));
+function compileBasic(options: NonNullable<Extract<Auth, { basic: unknown }>['basic']>, fromFile: Readonly<Record<string, string>>): CompiledAuth {
+  // routes.ts wins over the file for a name in both.
+  const users = new Map([...Object.entries(fromFile), ...Object.entries(options.users ?? {})]);
   const realm = options.realm ?? 'switchyard';
   // Unknown users are checked against this too, so the answer takes as long as for a known one.
   const decoy = bcrypt.hashSync(randomBytes(16).toString('hex'), 10);
@@ -124,11 +125,16 @@ function compileBearer(options: NonNullable<Extract<Auth, { bearer: unknown }>['
  * The route's `auth` as one check, or null without one. `jwtKeys` holds the key text of each
  * `jwt` entry with a `key`, in the order they appear (read at load: config/tls-files.ts).
  */
-export function compileAuth(option: AuthOption | undefined, jwtKeys: readonly string[] = []): CompiledAuth | null {
+export function compileAuth(
+  option: AuthOption | undefined,
+  jwtKeys: readonly string[] = [],
+  htpasswd: readonly Readonly<Record<string, string>>[] = [],
+): CompiledAuth | null {
   if (option === undefined) return null;
   let nextKey = 0;
+  let nextFile = 0;
   const one = (auth: Auth): CompiledAuth => {
-    if ('basic' in auth) return compileBasic(auth.basic);
+    if ('basic' in auth) return compileBasic(auth.basic, auth.basic.file === undefined ? {} : (htpasswd[nextFile++] ?? {}));
     if ('bearer' in auth) return compileBearer(auth.bearer);
     if ('forward' in auth) return compileForwardAuth(auth.forward);
     return compileJwt(auth.jwt, auth.jwt.key === undefined ? null : (jwtKeys[nextKey++] ?? null));

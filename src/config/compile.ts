@@ -324,7 +324,7 @@ export function compileConfig(config: Config, files: TlsFiles = NO_TLS_FILES): C
     const upstreamTls = files.upstreamTls.get(i);
     const timeoutMs = route.timeoutMs ?? upstreamMs;
     const group = compileGroup(route.upstream, upstreamTls, timeoutMs, prefix);
-    const auth = compileAuth(route.auth, files.jwtKeys.get(i));
+    const auth = compileAuth(route.auth, files.jwtKeys.get(i), files.htpasswd.get(i));
     return {
       id: `routes[${i}]`,
       key: routeKey(hosts, prefix),

@@ -343,21 +343,28 @@ export // --- Access control (README "Access control") -------------------------
 const BCRYPT_HASH = /^\$2[aby]\$(0[4-9]|[12]\d|3[01])\$[./A-Za-z0-9]{53}$/;
 const AUTH_KINDS = 'one of { basic }, { bearer }, { jwt }, { forward }, { anyOf: [...] }, { allOf: [...] }';
 const realm = v.pipe(v.string('must be a string'), v.regex(/^[\x20-\x7e]{1,100}$/, 'must be 1-100 printable ASCII characters'));
-const BasicSchema = v.strictObject({
-  users: v.pipe(
-    v.record(
-      // biome-ignore lint/suspicious/noControlCharactersInRegex: refusing control characters is the point
-      v.pipe(v.string(), v.regex(/^[^:\x00-\x1f\x7f]{1,100}$/, 'a user name must be 1-100 characters, without ":" or control characters')),
+const BasicSchema = v.pipe(
+  v.strictObject({
+    users: v.optional(
       v.pipe(
-        v.string('must be a bcrypt hash'),
-        v.regex(BCRYPT_HASH, 'must be a bcrypt hash ("$2b$10$..." from htpasswd -B or bcrypt.hash), never a plaintext password'),
+        v.record(
+          // biome-ignore lint/suspicious/noControlCharactersInRegex: refusing control characters is the point
+          v.pipe(v.string(), v.regex(/^[^:\x00-\x1f\x7f]{1,100}$/, 'a user name must be 1-100 characters, without ":" or control characters')),
+          v.pipe(
+            v.string('must be a bcrypt hash'),
+            v.regex(BCRYPT_HASH, 'must be a bcrypt hash ("$2b$10$..." from htpasswd -B or bcrypt.hash), never a plaintext password'),
+          ),
+          'must be an object of user names and bcrypt hashes',
+        ),
+        v.check((users) => Object.keys(users).length > 0, 'must name at least one user'),
       ),
-      'must be an object of user names and bcrypt hashes',
     ),
-    v.check((users) => Object.keys(users).length > 0, 'must name at least one user'),
-  ),
-  realm: v.optional(realm),
-});
+    file: v.optional(v.pipe(v.string('must be a file path'), v.minLength(1, 'must not be empty'))),
+    realm: v.optional(realm),
+  }),
+  v.check((o) => o.users !== undefined || o.file !== undefined, 'needs users or file (an htpasswd file)'),
+);
+
 const BearerSchema = v.strictObject({
   tokens: v.pipe(
     v.array(

@@ -33,12 +33,22 @@ export interface TlsFiles {
   readonly warnings: readonly string[];
   /** Per route index: the text of each `auth` jwt `key`, in the order they appear (access/auth.ts compileAuth). */
   readonly jwtKeys: ReadonlyMap<number, readonly string[]>;
+  /** Per route index: the users of each `auth` basic `file` (htpasswd), in the order they appear. */
+  readonly htpasswd: ReadonlyMap<number, readonly Readonly<Record<string, string>>[]>;
 }
 
 export type TlsFilesResult = { ok: true; files: TlsFiles } | { ok: false; problems: string[] };
 
 /** Nothing to read: a config without TLS settings. */
-export const NO_TLS_FILES: TlsFiles = { pairs: [], pairFiles: [], clientCa: null, upstreamTls: new Map(), warnings: [], jwtKeys: new Map() };
+export const NO_TLS_FILES: TlsFiles = {
+  pairs: [],
+  pairFiles: [],
+  clientCa: null,
+  upstreamTls: new Map(),
+  warnings: [],
+  jwtKeys: new Map(),
+  htpasswd: new Map(),
+};
 
 /** Reads and checks one listener pair. */
 export async function loadPair(files: PairFiles, base: string, now?: () => number) {
@@ -107,31 +117,43 @@ export async function loadTlsFiles(config: Config, routesFile: string, now?: () 
   );
 
   const jwtKeys = new Map<number, string[]>();
+  const htpasswd = new Map<number, Record<string, string>[]>();
   await Promise.all(
     config.routes.map(async (route, i) => {
-      const keys = await loadJwtKeys(route.auth, `routes[${i}].auth`, at, problems);
+      const { keys, users } = await loadAuthFiles(route.auth, `routes[${i}].auth`, at, problems);
       if (keys.length > 0) jwtKeys.set(i, keys);
+      if (users.length > 0) htpasswd.set(i, users);
     }),
   );
 
   if (problems.length > 0) return { ok: false, problems };
-  return { ok: true, files: { pairs, pairFiles, clientCa, upstreamTls, warnings, jwtKeys } };
+  return { ok: true, files: { pairs, pairFiles, clientCa, upstreamTls, warnings, jwtKeys, htpasswd } };
 }
 
 /**
  * The key text of every `jwt` entry with a `key` in `auth`, in order (a file is read; PEM or JWK
  * text is taken as it is), each checked to be a public key jose can use. Problems name the path.
  */
-async function loadJwtKeys(auth: Config['routes'][number]['auth'], path: string, at: (p: string) => string, problems: string[]): Promise<string[]> {
-  if (auth === undefined) return [];
+async function loadAuthFiles(
+  auth: Config['routes'][number]['auth'],
+  path: string,
+  at: (p: string) => string,
+  problems: string[],
+): Promise<{ keys: string[]; users: Record<string, string>[] }> {
+  const keys: string[] = [];
+  const users: Record<string, string>[] = [];
+  if (auth === undefined) return { keys, users };
   const entries: [Auth, string][] =
     'anyOf' in auth
       ? auth.anyOf.map((a, j) => [a, `${path}.anyOf[${j}]`])
       : 'allOf' in auth
         ? auth.allOf.map((a, j) => [a, `${path}.allOf[${j}]`])
         : [[auth, path]];
-  const keys: string[] = [];
   for (const [entry, where] of entries) {
+    if ('basic' in entry && entry.basic.file !== undefined) {
+      users.push(await loadHtpasswd(entry.basic.file, `${where}.basic.file`, at, problems));
+      continue;
+    }
     if (!('jwt' in entry) || entry.jwt.key === undefined) continue;
     const key = entry.jwt.key;
     const inline = key.trimStart().startsWith('-----BEGIN') || key.trimStart().startsWith('{');
@@ -155,5 +177,33 @@ async function loadJwtKeys(auth: Config['routes'][number]['auth'], path: string,
     }
     keys.push(text);
   }
-  return keys;
+  return { keys, users };
+}
+
+const BCRYPT = /^\$2[aby]\$(0[4-9]|[12]\d|3[01])\$[./A-Za-z0-9]{53}$/;
+
+/** An htpasswd file's users (`name:hash` lines; `#` comments), bcrypt hashes only (`htpasswd -B`). */
+async function loadHtpasswd(file: string, where: string, at: (p: string) => string, problems: string[]): Promise<Record<string, string>> {
+  const users: Record<string, string> = {};
+  let text: string;
+  try {
+    text = await readFile(at(file), 'utf8');
+  } catch (error) {
+    const code = (error as { code?: string }).code;
+    problems.push(`${where}: cannot read ${file} (${code === 'ENOENT' ? 'file not found' : (code ?? String(error))})`);
+    return users;
+  }
+  const before = problems.length;
+  text.split(/\r?\n/).forEach((raw, n) => {
+    const line = raw.trim();
+    if (line === '' || line.startsWith('#')) return;
+    const colon = line.indexOf(':');
+    const name = line.slice(0, colon);
+    const hash = line.slice(colon + 1);
+    if (colon <= 0) problems.push(`${where}: ${file} line ${n + 1}: not "name:hash"`);
+    else if (!BCRYPT.test(hash)) problems.push(`${where}: ${file} line ${n + 1} (${name}): not a bcrypt hash (write it with htpasswd -B)`);
+    else users[name] = hash;
+  });
+  if (Object.keys(users).length === 0 && problems.length === before) problems.push(`${where}: ${file} names no user`);
+  return users;
 }

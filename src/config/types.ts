@@ -762,8 +762,15 @@ export interface BasicAuth {
    * `bcrypt.hash` write them): `check` refuses anything else, a plaintext password included.
    * A successful check is remembered for 60 s (keyed by an HMAC of name and password, never
    * the password), since bcrypt is slow on purpose. A failed one is logged, without the password.
+   * @default none (then `file` names them)
    */
-  users: Record<string, string>;
+  users?: Record<string, string>;
+  /**
+   * An htpasswd file (relative to routes.ts) of `name:hash` lines, bcrypt only (`htpasswd -B`);
+   * read and checked at load. A name in both this and `users` takes `users`' hash.
+   * @default none
+   */
+  file?: string;
   /** The realm of the challenge. @default "switchyard" */
   realm?: string;
 }
