@@ -337,10 +337,15 @@ const CorsSchema = v.pipe(
   noStarWithCredentials('exposeHeaders', 'headers'),
 );
 
-export // --- Access control (README "Access control") --------------------------------------------------
+// --- Access control (README "Access control") --------------------------------------------------
 
 /** A valid bcrypt hash (`$2a$`, `$2b$`, `$2y$`, cost 04-31, 53 chars of salt and hash). */
-const BCRYPT_HASH = /^\$2[aby]\$(0[4-9]|[12]\d|3[01])\$[./A-Za-z0-9]{53}$/;
+export const BCRYPT_HASH = /^\$2[aby]\$(0[4-9]|[12]\d|3[01])\$[./A-Za-z0-9]{53}$/;
+/** A request field the proxy sets or counts by: a token without "_" (underscoreHeaders would drop it). */
+const proxyFieldName = v.pipe(
+  v.string('must be a header name'),
+  v.regex(/^[!#$%&'*+.^`|~0-9A-Za-z-]+$/, 'must be a header name (a token without "_", e.g. x-user)'),
+);
 const AUTH_KINDS = 'one of { basic }, { bearer }, { jwt }, { forward }, { anyOf: [...] }, { allOf: [...] }';
 const realm = v.pipe(v.string('must be a string'), v.regex(/^[\x20-\x7e]{1,100}$/, 'must be 1-100 printable ASCII characters'));
 const BasicSchema = v.pipe(
@@ -420,13 +425,7 @@ const JwtSchema = v.pipe(
     clockSkewSeconds: v.optional(
       v.pipe(v.number('must be a number'), v.integer('must be an integer'), v.minValue(0, 'must be at least 0'), v.maxValue(3600, 'must be at most 3600')),
     ),
-    claimsToHeaders: v.optional(
-      v.record(
-        v.pipe(v.string(), v.minLength(1)),
-        v.pipe(v.string('must be a header name'), v.regex(/^[!#$%&'*+.^`|~0-9A-Za-z-]+$/, 'must be a header name (a token without "_", e.g. x-user)')),
-        'must be an object of claim names and header names',
-      ),
-    ),
+    claimsToHeaders: v.optional(v.record(v.pipe(v.string(), v.minLength(1)), proxyFieldName, 'must be an object of claim names and header names')),
     cookie: v.optional(cookieName),
     realm: v.optional(realm),
   }),
@@ -442,12 +441,7 @@ const ForwardAuthSchema = v.strictObject({
     v.string('must be a URL'),
     v.check((u) => /^https?:\/\/[^/]/.test(u) && URL.canParse(u), 'must be an http(s) URL, e.g. http://localhost:9100/verify'),
   ),
-  copyHeaders: v.optional(
-    v.array(
-      v.pipe(v.string('must be a header name'), v.regex(/^[!#$%&'*+.^`|~0-9A-Za-z-]+$/, 'must be a header name (a token without "_", e.g. x-user)')),
-      'must be an array of header names',
-    ),
-  ),
+  copyHeaders: v.optional(v.array(proxyFieldName, 'must be an array of header names')),
   timeoutMs: v.optional(timeoutMs),
 });
 const OneAuth = v.lazy((input) => {
@@ -501,7 +495,7 @@ const RateLimitSchema = v.strictObject({
       [
         v.picklist(['client', 'route']),
         v.strictObject({
-          header: v.pipe(v.string('must be a header name'), v.regex(/^[!#$%&'*+.^`|~0-9A-Za-z-]+$/, 'must be a header name (a token, e.g. x-api-key)')),
+          header: proxyFieldName,
         }),
       ],
       'must be "client", "route" or { header }',

@@ -8,7 +8,7 @@ import { dirname, isAbsolute, resolve } from 'node:path';
 import { impliedAlgorithm } from '../access/jwt.ts';
 import { type CertificatePair, loadCaBundle, loadCertificatePair } from '../tls/certificate.ts';
 import type { UpstreamTlsOptions } from '../transport/types.ts';
-import { upstreamOrigins } from './schema.ts';
+import { BCRYPT_HASH, upstreamOrigins } from './schema.ts';
 import type { Auth, Config } from './types.ts';
 
 /** One configured pair: where its files are (absolute, for reading and watching) and how messages name them. */
@@ -180,8 +180,6 @@ async function loadAuthFiles(
   return { keys, users };
 }
 
-const BCRYPT = /^\$2[aby]\$(0[4-9]|[12]\d|3[01])\$[./A-Za-z0-9]{53}$/;
-
 /** An htpasswd file's users (`name:hash` lines; `#` comments), bcrypt hashes only (`htpasswd -B`). */
 async function loadHtpasswd(file: string, where: string, at: (p: string) => string, problems: string[]): Promise<Record<string, string>> {
   const users: Record<string, string> = {};
@@ -201,7 +199,7 @@ async function loadHtpasswd(file: string, where: string, at: (p: string) => stri
     const name = line.slice(0, colon);
     const hash = line.slice(colon + 1);
     if (colon <= 0) problems.push(`${where}: ${file} line ${n + 1}: not "name:hash"`);
-    else if (!BCRYPT.test(hash)) problems.push(`${where}: ${file} line ${n + 1} (${name}): not a bcrypt hash (write it with htpasswd -B)`);
+    else if (!BCRYPT_HASH.test(hash)) problems.push(`${where}: ${file} line ${n + 1} (${name}): not a bcrypt hash (write it with htpasswd -B)`);
     else users[name] = hash;
   });
   if (Object.keys(users).length === 0 && problems.length === before) problems.push(`${where}: ${file} names no user`);
