@@ -97,5 +97,7 @@ export interface AppEnv {
     route: CompiledRoute;
     /** Request fields a successful `auth` sets (a JWT's claims), set only then (access/authenticate.ts). */
     authFields?: readonly (readonly [string, string])[];
+    /** A verified JWT's claims, set by `authenticate` when the route's auth has one (a `{ claim }` rate-limit key reads them). */
+    claims?: Readonly<Record<string, unknown>>;
   };
 }

@@ -12,17 +12,20 @@
 //                    (X-Content-Type-Options, X-Frame-Options, Referrer-Policy, CSP) on every answer
 //   7. ipRules      the route's allow / deny on the client (RequestFacts.client) -> else 403
 //   8. rateLimiting the route's rateLimit per client / field / route -> else 429 (before auth:
-//                    refused guesses cost no password check)
+//                    refused guesses cost no password check); a Redis store that cannot answer
+//                    in time -> onStoreDown: through uncounted, or 503
 //   9. authenticate the route's auth (basic, bearer, jwt, forward, combined) -> else 401 with its
 //                    challenges (forward auth: the service's own answer, or 502/504)
-//  10. forward       headers, limits, timeouts, the upstream (a group's pick: balancer/), tries
+//  10. rateLimiting again, for limits keyed by a JWT claim (known only after 9) -> else 429
+//  11. forward       headers, limits, timeouts, the upstream (a group's pick: balancer/), tries
 //                    under the retry policy, streaming, and WebSocket tunnels (proxy/websocket.ts)
 //                    -> 400/408/413/426/431/499/501/502/503/504
-// Later capabilities (the cache, a Redis-backed rate limit store) slot in between 9 and 10. Every error the proxy answers itself is a ProxyError
+// Later capabilities (the cache) slot in between 10 and 11. Every error the proxy answers itself is a ProxyError
 // (proxy/errors.ts) through `refuse`; its other own answers are the 308 (5) and the preflight (6).
 import { Hono } from 'hono';
 import { authenticate } from './access/authenticate.ts';
 import { ipRules } from './access/ip-rules.ts';
+import { RateLimiters } from './access/limiters.ts';
 import { rateLimiting } from './access/rate-limiting.ts';
 import type { AppEnv } from './app-env.ts';
 import { Balancers } from './balancer/state.ts';
@@ -56,14 +59,32 @@ export interface AppDeps {
    * caller stops it). @default one of its own, synced with the config at creation
    */
   readonly balancers?: Balancers;
+  /**
+   * Rate-limit counts (and the Redis client), synced with the config (the caller stops it).
+   * @default one of its own, synced with the config at creation
+   */
+  readonly limiters?: RateLimiters;
 }
 
 const NO_HTTPS = () => null;
 
-export function createApp({ config, transport, logger, onAccess, httpsPort = NO_HTTPS, tunnels = new TunnelRegistry(), balancers }: AppDeps): Hono<AppEnv> {
+export function createApp({
+  config,
+  transport,
+  logger,
+  onAccess,
+  httpsPort = NO_HTTPS,
+  tunnels = new TunnelRegistry(),
+  balancers,
+  limiters,
+}: AppDeps): Hono<AppEnv> {
   if (balancers === undefined) {
     balancers = new Balancers({ logger, transport });
     balancers.sync(config.current);
+  }
+  if (limiters === undefined) {
+    limiters = new RateLimiters({ logger });
+    limiters.sync(config.current);
   }
   const app = new Hono<AppEnv>();
   app.use(requestFacts(config));
@@ -73,8 +94,9 @@ export function createApp({ config, transport, logger, onAccess, httpsPort = NO_
   app.use(httpsPolicy({ httpsPort }));
   app.use(routeHeaders());
   app.use(ipRules());
-  app.use(rateLimiting());
+  app.use(rateLimiting({ limiters, phase: 'before-auth' }));
   app.use(authenticate({ logger, transport }));
+  app.use(rateLimiting({ limiters, phase: 'claims' }));
   app.all('*', forward({ transport, tunnels, balancers, graceMs: () => config.current.shutdownGraceMs }));
   app.onError(function internalError(error, c) {
     // A bug, never a client's fault: answer 500, log it, keep serving.

@@ -47,6 +47,17 @@ node_counts() { echo "$(grep -oP '^ℹ pass \K\d+' "$1" | tail -1 || echo 0) $(g
 bun_counts() { echo "$(grep -oP '^\s*\K\d+(?= pass$)' "$1" | tail -1 || echo 0) $(grep -oP '^\s*\K\d+(?= fail$)' "$1" | tail -1 || echo 0)" | sed 's/^ /0 /; s/ $/ 0/'; }
 deno_counts() { echo "$(grep -oP '\| \K\d+(?= passed)' "$1" | tail -1 || echo 0) $(grep -oP '\| \K\d+(?= failed)' "$1" | tail -1 || echo 0)" | sed 's/^ /0 /; s/ $/ 0/'; }
 
+# Debian packages the suites run for real (redis-server: the shared rate limits), installed
+# when missing: CI machines start bare.
+debs() {
+  local missing=()
+  for pkg in "$@"; do dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg"); done
+  [ ${#missing[@]} -eq 0 ] && { echo "present: $*"; return 0; }
+  local sudo=()
+  [ "$(id -u)" -ne 0 ] && sudo=(sudo -n)
+  "${sudo[@]}" apt-get update -qq && DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}"
+}
+step "system packages (apt-get: redis-server)" debs redis-server
 step "types in sync (make gen)" bash -c 'make -s gen && git diff --exit-code -- src/cli/types-source.ts'
 step "type check: tsc (Bun binary and Node bundle)" node_modules/.bin/tsc -p tsconfig.json
 step "type check: deno check (Deno entry)" node_modules/.bin/deno check --quiet src/main.ts

@@ -13,7 +13,13 @@ import { compileJwt } from './jwt.ts';
 
 /** What one check concluded: who (for the log), or why not. */
 export type AuthOutcome =
-  | { readonly ok: true; readonly user: string; readonly fields?: readonly (readonly [string, string])[] }
+  | {
+      readonly ok: true;
+      readonly user: string;
+      readonly fields?: readonly (readonly [string, string])[];
+      /** A verified JWT's claims (a `{ claim }` rate-limit key reads them). */
+      readonly claims?: Readonly<Record<string, unknown>>;
+    }
   | {
       readonly ok: false;
       readonly reason: string;
@@ -153,6 +159,7 @@ function combine(parts: CompiledAuth[], mode: 'any' | 'all'): CompiledAuth {
       let last: AuthOutcome = { ok: false, reason: 'no credentials' };
       const users: string[] = [];
       const fields: (readonly [string, string])[] = [];
+      let claims: Readonly<Record<string, unknown>> | undefined;
       for (const part of parts) {
         const outcome = await part.check(headers, context);
         if (mode === 'any' && outcome.ok) return outcome;
@@ -160,12 +167,13 @@ function combine(parts: CompiledAuth[], mode: 'any' | 'all'): CompiledAuth {
         if (outcome.ok) {
           users.push(outcome.user);
           if (outcome.fields) fields.push(...outcome.fields);
+          claims ??= outcome.claims;
         }
         // The reason to log is the kind that got credentials at all (a wrong password, not
         // "no bearer token" from the next kind).
         else if (last.ok || last.user === undefined || outcome.user !== undefined) last = outcome;
       }
-      return mode === 'all' ? { ok: true, user: users.join('+'), fields } : last;
+      return mode === 'all' ? { ok: true, user: users.join('+'), fields, claims } : last;
     },
   };
 }

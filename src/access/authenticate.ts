@@ -31,6 +31,7 @@ async function checked(c: Context<AppEnv>, next: Next, auth: CompiledAuth, logge
   const outcome = await auth.check(raw.headers, context);
   if (outcome.ok) {
     if (outcome.fields !== undefined && outcome.fields.length > 0) c.set('authFields', outcome.fields);
+    if (outcome.claims !== undefined) c.set('claims', outcome.claims);
     await next();
     return undefined;
   }

@@ -3,6 +3,7 @@
 
 import { dirname } from 'node:path';
 import type { SecureContext } from 'node:tls';
+import { RateLimiters } from '../access/limiters.ts';
 import { createApp } from '../app.ts';
 import { Balancers } from '../balancer/state.ts';
 import { compileConfig, parseListen } from '../config/compile.ts';
@@ -65,7 +66,10 @@ export async function serve(options: ServeOptions): Promise<number> {
   // Upstream health lives here, outside the config: a reload keeps it for unchanged routes.
   const balancers = new Balancers({ logger, transport });
   balancers.sync(config);
-  const app = createApp({ config: createConfigSource(config), transport, logger, httpsPort: () => httpsPort, tunnels, balancers });
+  // Rate-limit counts too (and the Redis connection, made only if a limit uses it).
+  const limiters = new RateLimiters({ logger });
+  limiters.sync(config);
+  const app = createApp({ config: createConfigSource(config), transport, logger, httpsPort: () => httpsPort, tunnels, balancers, limiters });
   // One gate for every listener: the caps count the process's connections, not one port's.
   const limits = config.clientLimits;
   const gate = new ConnectionGate(limits, (report) =>
@@ -93,6 +97,7 @@ export async function serve(options: ServeOptions): Promise<number> {
     const message = error instanceof Error ? error.message : String(error);
     options.stderr(`switchyard: ${message.startsWith('cannot listen') ? message : `cannot listen on ${address.hostname}:${address.port}: ${message}`}\n`);
     balancers.stop();
+    limiters.stop();
     await transport.close().catch(() => {}); // nothing was pooled yet; exiting anyway
     return 1;
   }
@@ -127,6 +132,7 @@ export async function serve(options: ServeOptions): Promise<number> {
       logger.flush();
       reloader?.stop();
       balancers.stop();
+      limiters.stop();
       // Tunnels get close 1001 on both sides and the same grace as requests in flight.
       await Promise.all([group.stop(config.shutdownGraceMs), tunnels.goAway(config.shutdownGraceMs)]);
       gate.close();

@@ -1,7 +1,8 @@
 // Turns a validated Config into the tables the request path reads: done once per load, so the
 // per-request work is lookups, never parsing. Pure: no I/O, no clock.
 import { type CompiledAuth, compileAuth } from '../access/auth.ts';
-import { MemoryRateLimiter } from '../access/rate-limit.ts';
+import type { RateRule } from '../access/rate-limit.ts';
+import type { RedisSettings } from '../access/redis-store.ts';
 import { compileCidrMatcher } from '../proxy/cidr.ts';
 import { type CompiledCors, compileCors } from '../proxy/cors.ts';
 import { type CompiledSecurityHeaders, compileSecurityHeaders } from '../proxy/security-headers.ts';
@@ -158,7 +159,7 @@ export interface CompiledRoute {
   readonly auth: CompiledAuth | null;
   /** Request fields removed before forwarding: what `auth` consumed, unless `passCredentials`. */
   readonly dropFields: readonly string[];
-  /** `rateLimit`: its limiter and what it counts by, or null. */
+  /** `rateLimit`: its rule and what it counts by, or null. */
   readonly rateLimit: CompiledRateLimit | null;
   /** `allow` / `deny`: true for a client the route refuses (403), or null when it refuses none. */
   readonly refusesClient: ((client: string) => boolean) | null;
@@ -183,6 +184,8 @@ export interface CompiledConfig {
   /** Null without a `tls` section. */
   readonly tls: CompiledTls | null;
   readonly routes: readonly CompiledRoute[];
+  /** The top-level `redis` for `store: 'redis'` limits; null without one. */
+  readonly redis: RedisSettings | null;
   readonly table: RouteTable<CompiledRoute>;
   readonly isTrustedPeer: (address: string) => boolean;
   readonly forwarded: boolean;
@@ -318,6 +321,7 @@ export function compileConfig(config: Config, files: TlsFiles = NO_TLS_FILES): C
   const upstreamMs = config.timeouts?.upstreamMs ?? DEFAULTS.upstreamMs;
   const connectMs = config.timeouts?.connectMs ?? DEFAULTS.connectMs;
   const bodyIdleMs = config.timeouts?.bodyIdleMs === undefined ? DEFAULTS.bodyIdleMs : config.timeouts.bodyIdleMs;
+  const redis = compileRedis(config.redis);
   const routes = config.routes.map((route, i): CompiledRoute => {
     const prefix = normalizePath(route.path);
     const hosts = Array.isArray(route.host) ? route.host : [route.host];
@@ -343,7 +347,7 @@ export function compileConfig(config: Config, files: TlsFiles = NO_TLS_FILES): C
       securityHeaders: compileSecurityHeaders(route.securityHeaders),
       cors: route.cors === undefined ? null : compileCors(route.cors),
       refusesClient: compileIpRules(route.allow, route.deny),
-      rateLimit: compileRateLimit(route.rateLimit),
+      rateLimit: compileRateLimit(route.rateLimit, redis),
       auth,
       // A client's own copies of the fields a success sets are dropped too.
       dropFields: auth === null ? [] : [...(route.passCredentials === true ? [] : auth.consumes), ...(auth.setsFields ?? [])],
@@ -367,6 +371,7 @@ export function compileConfig(config: Config, files: TlsFiles = NO_TLS_FILES): C
                 : { ca: files.clientCa ?? '', required: clientAuth.required ?? true, header: clientAuth.header?.toLowerCase() ?? null },
           },
     routes,
+    redis,
     table: compileRouteTable(routes),
     isTrustedPeer: compileCidrMatcher(config.trustedProxies ?? []),
     forwarded: config.forwarded ?? false,
@@ -378,21 +383,42 @@ export function compileConfig(config: Config, files: TlsFiles = NO_TLS_FILES): C
   };
 }
 
-/** A route's rate limit: the limiter, and the field whose value is the key (null: the client; '': the route). */
-export interface CompiledRateLimit {
-  readonly limiter: MemoryRateLimiter;
+/**
+ * A route's rate limit as settings; the counts live in access/limiters.ts, outside the config.
+ * The key is the client (header and claim null, perRoute false), the route, a request field's
+ * value or a verified JWT claim's value.
+ */
+export interface CompiledRateLimit extends RateRule {
+  readonly store: 'memory' | 'redis';
+  readonly onStoreDown: 'allow' | 'deny';
   readonly header: string | null;
+  readonly claim: string | null;
   readonly perRoute: boolean;
+  /** The rule as text: a reload keeps a route's counts while it is unchanged. */
+  readonly signature: string;
 }
 
-function compileRateLimit(option: Config['routes'][number]['rateLimit']): CompiledRateLimit | null {
+function compileRateLimit(option: Config['routes'][number]['rateLimit'], redis: RedisSettings | null): CompiledRateLimit | null {
   if (option === undefined) return null;
   const key = option.key ?? 'client';
-  return {
-    limiter: new MemoryRateLimiter(option.requests, option.windowSeconds),
-    header: typeof key === 'object' ? key.header.toLowerCase() : null,
+  const store = option.store ?? 'memory';
+  const compiled = {
+    requests: option.requests,
+    windowSeconds: option.windowSeconds,
+    burst: option.burst ?? null,
+    store,
+    onStoreDown: option.onStoreDown ?? 'allow',
+    header: typeof key === 'object' && 'header' in key ? key.header.toLowerCase() : null,
+    claim: typeof key === 'object' && 'claim' in key ? key.claim : null,
     perRoute: key === 'route',
   };
+  return { ...compiled, signature: JSON.stringify({ ...compiled, redis: store === 'redis' ? redis : null }) };
+}
+
+/** The top-level `redis`, defaults applied. */
+function compileRedis(option: Config['redis']): RedisSettings | null {
+  if (option === undefined) return null;
+  return { url: option.url, commandTimeoutMs: option.commandTimeoutMs ?? 50, keyPrefix: option.keyPrefix ?? 'switchyard:' };
 }
 
 /** `allow` and `deny` as one test: deny wins; with an allow list, only its networks pass. */

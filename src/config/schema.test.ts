@@ -711,7 +711,44 @@ test('rateLimit: positive whole limits and windows, a known key; each at its pat
   assert.deepEqual(problems(route({ requests: 1.5, windowSeconds: 1 })), ['routes[0].rateLimit.requests: must be an integer']);
   assert.match(
     problems(route({ requests: 1, windowSeconds: 1, key: 'ip' })).join('\n'),
-    /routes\[0\]\.rateLimit\.key: must be "client", "route" or \{ header \}/,
+    /routes\[0\]\.rateLimit\.key: must be "client", "route", \{ header \} or \{ claim \}/,
   );
   assert.match(problems(route({ requests: 1 })).join('\n'), /routes\[0\]\.rateLimit\.windowSeconds: is required/);
+});
+
+test('rateLimit: burst, store, onStoreDown, claim keys and the top-level redis', () => {
+  const config = (rateLimit: unknown, extra: Record<string, unknown> = {}, auth?: unknown) => ({
+    ...extra,
+    routes: [{ host: 'a.test', upstream: 'http://127.0.0.1:1', rateLimit, ...(auth === undefined ? {} : { auth }) }],
+  });
+  const redis = { redis: { url: 'redis://127.0.0.1:6379' } };
+  const jwt = { jwt: { secret: 'a-secret-of-at-least-32-bytes-long!!' } };
+  assert.deepEqual(problems(config({ requests: 100, windowSeconds: 60, burst: 10 })), []);
+  assert.deepEqual(problems(config({ requests: 100, windowSeconds: 60, store: 'redis', onStoreDown: 'deny' }, redis)), []);
+  assert.deepEqual(problems(config({ requests: 100, windowSeconds: 60, key: { claim: 'sub' } }, {}, jwt)), []);
+  assert.deepEqual(
+    problems(config({ requests: 100, windowSeconds: 60, key: { claim: 'sub' } }, {}, { anyOf: [{ bearer: { tokens: ['x'.repeat(32)] } }, jwt] })),
+    [],
+  );
+  assert.deepEqual(problems(config({ requests: 100, windowSeconds: 60, store: 'redis' })), [
+    "routes[0].rateLimit.store: 'redis' needs a top-level redis: { url }",
+  ]);
+  assert.deepEqual(problems(config({ requests: 10, windowSeconds: 60, burst: 11 })), [
+    'routes[0].rateLimit.burst: 11 is more than requests (10); the window would never let it through',
+  ]);
+  assert.deepEqual(problems(config({ requests: 10, windowSeconds: 60, burst: 0 })), ['routes[0].rateLimit.burst: must be at least 1']);
+  assert.deepEqual(problems(config({ requests: 10, windowSeconds: 60, onStoreDown: 'deny' })), [
+    "routes[0].rateLimit.onStoreDown: only applies with store: 'redis'",
+  ]);
+  assert.deepEqual(problems(config({ requests: 10, windowSeconds: 60, store: 'disk' })), ['routes[0].rateLimit.store: must be "memory" or "redis"']);
+  assert.deepEqual(problems(config({ requests: 10, windowSeconds: 60, key: { claim: 'sub' } })), [
+    "routes[0].rateLimit.key: a claim key needs jwt in the route's auth",
+  ]);
+  assert.deepEqual(problems(config({ requests: 10, windowSeconds: 60 }, { redis: { url: 'http://127.0.0.1:6379' } })), [
+    'redis.url: must be a redis:// or rediss:// URL with a host',
+  ]);
+  assert.deepEqual(problems(config({ requests: 10, windowSeconds: 60 }, { redis: { url: 'redis://h:1', commandTimeoutMs: 0 } })), [
+    'redis.commandTimeoutMs: must be at least 1',
+  ]);
+  assert.deepEqual(problems(config({ requests: 10, windowSeconds: 60 }, { redis: { url: 'redis://h:1', db: 2 } })), ['redis.db: unknown key']);
 });

@@ -497,10 +497,35 @@ const RateLimitSchema = v.strictObject({
         v.strictObject({
           header: proxyFieldName,
         }),
+        v.strictObject({
+          claim: v.pipe(v.string('must be a string'), v.minLength(1, 'must not be empty'), v.maxLength(256, 'must be at most 256 characters')),
+        }),
       ],
-      'must be "client", "route" or { header }',
+      'must be "client", "route", { header } or { claim }',
     ),
   ),
+  burst: v.optional(
+    v.pipe(
+      v.number('must be a number'),
+      v.integer('must be an integer'),
+      v.minValue(1, 'must be at least 1'),
+      v.maxValue(1_000_000, 'must be at most 1000000'),
+    ),
+  ),
+  store: v.optional(v.picklist(['memory', 'redis'], 'must be "memory" or "redis"')),
+  onStoreDown: v.optional(v.picklist(['allow', 'deny'], 'must be "allow" or "deny"')),
+});
+
+const RedisSchema = v.strictObject({
+  url: v.pipe(
+    v.string('must be a string'),
+    v.check(
+      (url) => URL.canParse(url) && /^rediss?:$/.test(new URL(url).protocol) && new URL(url).hostname !== '',
+      'must be a redis:// or rediss:// URL with a host',
+    ),
+  ),
+  commandTimeoutMs: v.optional(sizeLimit(1, 60_000)),
+  keyPrefix: v.optional(v.pipe(v.string('must be a string'), v.maxLength(256, 'must be at most 256 characters'))),
 });
 
 /** A list of CIDRs or single addresses (`allow`, `deny`). */
@@ -541,6 +566,7 @@ export const ConfigSchema = v.strictObject({
   listen: v.optional(v.pipe(v.string('must be a string'), withProblem(listenProblem))),
   tls: v.optional(TlsSchema),
   routes: v.array(RouteSchema, 'must be an array of routes'),
+  redis: v.optional(RedisSchema),
   trustedProxies: v.optional(v.array(v.pipe(v.string('must be a string'), withProblem(cidrProblem)), 'must be an array of CIDR strings')),
   forwarded: v.optional(v.boolean('must be true or false')),
   underscoreHeaders: v.optional(v.picklist(['drop', 'reject', 'pass'], 'must be "drop", "reject" or "pass"')),
@@ -627,6 +653,14 @@ export function validateConfig(input: unknown): { ok: true; config: Config } | {
  * Two routes claiming the same host and path would make the winner depend on order; TLS
  * settings that cannot apply are mistakes, not silently ignored.
  */
+/** Whether a route's `auth` verifies a JWT anywhere in it (a claim key needs one). */
+function hasJwt(auth: Config['routes'][number]['auth']): boolean {
+  if (auth === undefined) return false;
+  if ('anyOf' in auth) return auth.anyOf.some(hasJwt);
+  if ('allOf' in auth) return auth.allOf.some(hasJwt);
+  return 'jwt' in auth;
+}
+
 function crossRouteProblems(config: Config): string[] {
   const seen = new Map<string, number>();
   const problems: string[] = [];
@@ -653,6 +687,15 @@ function crossRouteProblems(config: Config): string[] {
     if (config.tls === undefined) {
       if (route.hsts !== undefined && route.hsts !== false) problems.push(`routes[${i}].hsts: needs a tls listener (HSTS is sent on HTTPS responses only)`);
       if (route.redirectHttp === true) problems.push(`routes[${i}].redirectHttp: needs a tls listener to redirect to`);
+    }
+    const limit = route.rateLimit;
+    if (limit !== undefined) {
+      if (limit.burst !== undefined && limit.burst > limit.requests)
+        problems.push(`routes[${i}].rateLimit.burst: ${limit.burst} is more than requests (${limit.requests}); the window would never let it through`);
+      if (limit.store === 'redis' && config.redis === undefined) problems.push(`routes[${i}].rateLimit.store: 'redis' needs a top-level redis: { url }`);
+      if (limit.onStoreDown !== undefined && limit.store !== 'redis') problems.push(`routes[${i}].rateLimit.onStoreDown: only applies with store: 'redis'`);
+      if (typeof limit.key === 'object' && 'claim' in limit.key && !hasJwt(route.auth))
+        problems.push(`routes[${i}].rateLimit.key: a claim key needs jwt in the route's auth`);
     }
     const hosts = Array.isArray(route.host) ? route.host : [route.host];
     for (const host of hosts) {

@@ -46,6 +46,16 @@ export interface Config {
   routes: Route[];
 
   /**
+   * The Redis server that rate limits with `store: 'redis'` share across switchyard
+   * instances. Only those limits use it; without such a limit no connection is made.
+   * @default none
+   *
+   * @example
+   * redis: { url: 'redis://127.0.0.1:6379' }
+   */
+  redis?: RedisOptions;
+
+  /**
    * Peers whose `X-Forwarded-*` and `Forwarded` headers are believed, as CIDRs or single
    * addresses (`"10.0.0.0/8"`, `"::1"`). From a trusted peer the proxy appends to
    * `X-Forwarded-For` and keeps its `X-Forwarded-Proto` / `X-Forwarded-Host`; from any other
@@ -242,13 +252,15 @@ export interface Route {
    * At most `requests` in any window of `windowSeconds` per key (a sliding window, exact): more
    * get 429 with `Retry-After` and `RateLimit-Limit`, `RateLimit-Remaining`, `RateLimit-Reset`,
    * and never reach the upstream. Checked after `allow` / `deny` and before `auth`, so refused
-   * guesses cost no password check. Counted in memory, bounded (64 MiB per route: the least
-   * recently seen keys are forgotten first).
+   * guesses cost no password check (a `{ claim }` key is counted after auth). Counted in
+   * memory, bounded (64 MiB per route: the least recently seen keys are forgotten first), or in
+   * the top-level `redis` with `store: 'redis'`.
    * @default no limit
    *
    * @example
    * rateLimit: { requests: 100, windowSeconds: 60 }                              // per client
    * rateLimit: { requests: 1000, windowSeconds: 60, key: { header: 'x-api-key' } }
+   * rateLimit: { requests: 600, windowSeconds: 60, burst: 20, key: { claim: 'sub' }, store: 'redis', onStoreDown: 'deny' }
    */
   rateLimit?: RateLimit;
 
@@ -866,8 +878,45 @@ export interface RateLimit {
   windowSeconds: number;
   /**
    * What is counted: each client (the client identity, `trustedProxies` aware), the route as a
-   * whole, or each value of a request field (requests without it count as their client).
+   * whole, each value of a request field, or each value of a claim of the route's verified JWT
+   * (requests without the field or claim count as their client).
    * @default "client"
    */
-  key?: 'client' | 'route' | { header: string };
+  key?: 'client' | 'route' | { header: string } | { claim: string };
+  /**
+   * A second rule on top of the window: a token bucket of `burst` requests, refilled at
+   * `requests / windowSeconds` per second. Without it a client may spend the whole window's
+   * `requests` in its first second; with it at most `burst` at once, then the average rate
+   * (nginx's `limit_req rate=... burst=... nodelay`). 1 to `requests`.
+   * @default no bucket: only the window
+   */
+  burst?: number;
+  /**
+   * Where the counts live: this process's memory, or the top-level `redis`, so several
+   * switchyard instances enforce one shared limit (one atomic Lua script per request).
+   * @default "memory"
+   */
+  store?: 'memory' | 'redis';
+  /**
+   * With `store: 'redis'`, what happens while Redis cannot answer within its
+   * `commandTimeoutMs`: `'allow'` lets requests through uncounted (fail open), `'deny'` answers
+   * them 503 (fail closed). Either way it is logged once per 10 s, and counting resumes when
+   * Redis is back.
+   * @default "allow"
+   */
+  onStoreDown?: 'allow' | 'deny';
+}
+
+/** The Redis server rate limits with `store: 'redis'` share. */
+export interface RedisOptions {
+  /** `redis://[user:password@]host:port[/db]` (or `rediss://` for TLS). */
+  url: string;
+  /**
+   * How long a request may wait for Redis before `onStoreDown` decides for it, in
+   * milliseconds. Commands are never queued while Redis is away: they fail at once.
+   * @default 50
+   */
+  commandTimeoutMs?: number;
+  /** Put before every key switchyard writes, so one Redis can serve other programs too. @default "switchyard:" */
+  keyPrefix?: string;
 }

@@ -18,6 +18,8 @@ export type ErrorKind =
   | 'unauthorized'
   /** The route's `rateLimit` is used up for this key (429 with Retry-After). */
   | 'rate-limited'
+  /** A `store: 'redis'` limit with `onStoreDown: 'deny'` while Redis cannot answer (503, fail closed). */
+  | 'limit-store-down'
   /** No route takes the request's host and path. */
   | 'no-route'
   /** The request's header fields exceed `limits.maxHeaderBytes`. */
@@ -125,6 +127,7 @@ export function statusFor(kind: ErrorKind): number {
       return 426;
     case 'tunnel-limit':
     case 'no-upstream':
+    case 'limit-store-down':
       return 503;
     case 'connect':
     case 'tls':

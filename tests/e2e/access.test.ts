@@ -250,6 +250,7 @@ const nowSeconds = () => Math.floor(Date.now() / 1000);
 const signed = (claims: Record<string, unknown>, key: KeyObject | Uint8Array, header: Record<string, unknown>) =>
   new SignJWT(claims as never).setProtectedHeader(header as never).sign(key as never);
 const CLAIMS = { iss: 'https://auth.test', aud: 'api', sub: 'alice' };
+const HS_SECRET = 'an HS256 secret of more than 32 bytes, for tests';
 
 for (const runtime of RUNTIMES) {
   describe(`JWT auth on ${runtime}`, () => {
@@ -268,8 +269,16 @@ for (const runtime of RUNTIMES) {
             auth: { jwt: { jwksUrl: jwks.url, issuer: 'https://auth.test', audience: 'api', claimsToHeaders: { sub: 'x-user' } } },
           },
           { host: 'hooks.test', upstream: upstream.origin, auth: { jwt: { key: 'keys/hooks-public.pem', audience: 'hooks' } } },
+          {
+            host: 'claim.test',
+            upstream: upstream.origin,
+            auth: { jwt: { secret: HS_SECRET, clockSkewSeconds: 0 } },
+            rateLimit: { requests: 2, windowSeconds: 60, key: { claim: 'sub' } },
+          },
+          { host: 'htpasswd.test', upstream: upstream.origin, auth: { basic: { file: 'users.htpasswd' } } },
         ],
       });
+      writeFileSync(join(folder.dir, 'users.htpasswd'), `# made with htpasswd -B\nalice:${HASH}\n\nbob:${bcrypt.hashSync('bobs secret', 8)}\n`);
       mkdirSync(join(folder.dir, 'keys'));
       writeFileSync(join(folder.dir, 'keys/hooks-public.pem'), keyA.publicKey.export({ type: 'spki', format: 'pem' }).toString());
       proxy = await startProxy(runtime, '', { folder });
@@ -333,6 +342,36 @@ for (const runtime of RUNTIMES) {
       assert.equal((await call('hooks.test', confused)).status, 401);
       const line = await proxy.waitForLine((l) => l.msg === 'auth failed' && l.route !== undefined && String(l.reason).includes('ALG_NOT_ALLOWED'));
       assert.equal(line.client, '127.0.0.50');
+    });
+
+    test('a rate limit keyed by a JWT claim counts each subject, wherever it comes from; a verified token is not trusted past its exp', async () => {
+      const secret = new TextEncoder().encode(HS_SECRET);
+      const alice = await signed({ sub: 'alice', exp: nowSeconds() + 60 }, secret, { alg: 'HS256' });
+      const alice2 = await signed({ sub: 'alice', exp: nowSeconds() + 61 }, secret, { alg: 'HS256' });
+      const bob = await signed({ sub: 'bob', exp: nowSeconds() + 60 }, secret, { alg: 'HS256' });
+      const at = (from: string, token: string) => get(proxy.port, 'claim.test', from, { authorization: `Bearer ${token}` });
+      assert.equal((await at('127.0.0.51', alice)).status, 200);
+      assert.equal((await at('127.0.0.52', alice2)).status, 200, 'another token of the same subject, from another address');
+      const refused = await at('127.0.0.53', alice);
+      assert.equal(refused.status, 429, 'the subject is counted, not the address or the token');
+      assert.equal(refused.headers['ratelimit-limit'], '2');
+      assert.equal((await at('127.0.0.51', bob)).status, 200);
+      // Without a valid token the claim limit is never reached: 401 first.
+      assert.equal((await get(proxy.port, 'claim.test', '127.0.0.51')).status, 401);
+      // A token expiring in 2 s passes now (and is remembered as verified) but not after its exp.
+      const brief = await signed({ sub: 'carol', exp: nowSeconds() + 2 }, secret, { alg: 'HS256' });
+      assert.equal((await at('127.0.0.54', brief)).status, 200);
+      await sleep(2_100);
+      assert.equal((await at('127.0.0.54', brief)).status, 401);
+    });
+
+    test('basic auth from an htpasswd file: its users pass, others and wrong passwords do not', async () => {
+      const at = (authorization: string) => get(proxy.port, 'htpasswd.test', '127.0.0.55', { authorization });
+      assert.equal((await at(basicOf('alice', PASSWORD))).status, 200);
+      assert.equal((await at(basicOf('bob', 'bobs secret'))).status, 200);
+      assert.equal(upstream.requests.at(-1)?.headers.authorization, undefined);
+      assert.equal((await at(basicOf('bob', PASSWORD))).status, 401);
+      assert.equal((await at(basicOf('carol', PASSWORD))).status, 401);
     });
   });
 }
@@ -422,6 +461,7 @@ for (const runtime of RUNTIMES) {
           { host: 'client.test', upstream: upstream.origin, rateLimit: { requests: 5, windowSeconds: 2 } },
           { host: 'key.test', upstream: upstream.origin, rateLimit: { requests: 3, windowSeconds: 60, key: { header: 'x-api-key' } } },
           { host: 'route.test', upstream: upstream.origin, rateLimit: { requests: 4, windowSeconds: 60, key: 'route' } },
+          { host: 'burst.test', upstream: upstream.origin, rateLimit: { requests: 600, windowSeconds: 60, burst: 3 } },
           {
             host: 'guarded.test',
             upstream: upstream.origin,
@@ -468,6 +508,18 @@ for (const runtime of RUNTIMES) {
       assert.equal((await get(proxy.port, 'key.test', '127.0.0.74', { 'x-api-key': 'k2' })).status, 200);
       for (let i = 0; i < 4; i++) assert.equal((await get(proxy.port, 'route.test', `127.0.0.${80 + i}`)).status, 200);
       assert.equal((await get(proxy.port, 'route.test', '127.0.0.85')).status, 429);
+    });
+
+    test('burst: 3 at once pass, the 4th waits for the next token (600 per 60 s: one each 100 ms)', async () => {
+      const statuses: number[] = [];
+      for (let i = 0; i < 5; i++) statuses.push((await get(proxy.port, 'burst.test', '127.0.0.76')).status);
+      assert.deepEqual(statuses.slice(0, 3), [200, 200, 200]);
+      assert.ok(statuses.slice(3).includes(429), `statuses ${statuses.join(', ')}`);
+      const refused = await get(proxy.port, 'burst.test', '127.0.0.76');
+      if (refused.status === 429) assert.equal(refused.headers['retry-after'], '1');
+      await sleep(350);
+      assert.equal((await get(proxy.port, 'burst.test', '127.0.0.76')).status, 200, 'tokens came back');
+      assert.equal((await get(proxy.port, 'burst.test', '127.0.0.77')).status, 200, 'another client has its own bucket');
     });
 
     test('the limit comes before auth: refused guesses never reach the password check', async () => {
