@@ -5,7 +5,7 @@ BIN := node_modules/.bin
 SRC := $(shell find src -name '*.ts' ! -name '*.test.ts') package.json
 UNIT := $(shell find src -name '*.test.ts' | sort)
 
-.PHONY: install check lint fmt gen build run test unit e2e bench soak fuzz clean deno-compile
+.PHONY: install check lint fmt gen build run test unit e2e bench soak fuzz flood clean deno-compile
 
 install: node_modules/.install-stamp
 node_modules/.install-stamp: package.json package-lock.json
@@ -66,6 +66,11 @@ soak: install build
 FUZZ_SECONDS ?= 300
 fuzz: install
 	FUZZ_SECONDS=$(FUZZ_SECONDS) node --import tsx tests/fuzz/run.ts
+
+# The rate limit's memory store under FLOOD_KEYS (default 1,000,000) distinct keys, RSS sampled,
+# per runtime (tests/bench/flood.ts). FLOOD_RUNTIMES=bun,node narrows.
+flood: install build
+	node --import tsx tests/bench/flood.ts
 
 clean:
 	rm -rf dist

@@ -19,6 +19,15 @@ export default {
       host: 'lb.xyz.com',
       upstream: { targets: ['http://localhost:8080', 'http://localhost:8181'], health: { path: '/healthz', intervalMs: 2000 } },
     },
+    // Access control: user alice, password demo (a bcrypt hash: `htpasswd -nbB alice demo`),
+    // from this machine only, at most 30 requests a minute per client.
+    {
+      host: 'admin.xyz.com',
+      upstream: 'http://localhost:8080',
+      auth: { basic: { users: { alice: '$2b$10$9mf57HcchNqWSkM/9EYzJeQ7lbP6JpOr8hRQve/cb.x8MKoBplLz2' }, realm: 'demo admin' } },
+      allow: ['127.0.0.0/8', '::1'],
+      rateLimit: { requests: 30, windowSeconds: 60 },
+    },
     { host: '*', upstream: 'http://localhost:8888' },
   ],
 } satisfies Config;

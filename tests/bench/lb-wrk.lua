@@ -22,6 +22,11 @@ for h in string.gmatch(os.getenv("LB_HOSTS") or "", "[^\n]+") do
   hosts[#hosts + 1] = h
 end
 
+-- The access-control rows' credentials (lb.sh): LB_AUTH an Authorization value, LB_EXTRA_COOKIE
+-- a cookie added to every Cookie header; both on every request of every route.
+local auth = os.getenv("LB_AUTH") or ""
+local extra = os.getenv("LB_EXTRA_COOKIE") or ""
+
 local reqs, i = {}, 0
 
 function init(args)
@@ -30,6 +35,8 @@ function init(args)
     for name, value in pairs(wrk.headers) do h[name] = value end -- Host (from -H) included
     h["x-key"] = "k" .. k
     if #cookies > 0 then h["Cookie"] = cookies[(k - 1) % #cookies + 1] end
+    if extra ~= "" then h["Cookie"] = h["Cookie"] and (h["Cookie"] .. "; " .. extra) or extra end
+    if auth ~= "" then h["Authorization"] = auth end
     if #hosts > 0 then h["Host"] = hosts[(k - 1) % #hosts + 1] end
     reqs[k] = wrk.format(nil, nil, h)
   end

@@ -62,17 +62,26 @@ LB_RETRIES=${BENCH_LB_RETRIES:-10} # noisy measurements re-run per runtime, at m
 LB_KEYS=256
 LB_DIR=$TMP/lb
 LB_MIN_RATIO=0.90 # "within 10% of the single-upstream figure"
-LB_ROUTES=(single list rr lc random p2c first hip hhdr sticky)
+LB_ROUTES=(single list rr lc random p2c first hip hhdr sticky access basic)
 declare -A LB_HOST=(
   [single]=single.lb.test [list]=list.lb.test [rr]=round-robin.lb.test [lc]=least-conn.lb.test
   [random]=random.lb.test [p2c]=p2c.lb.test [first]=first.lb.test [hip]=hash-ip.lb.test
-  [hhdr]=hash-header.lb.test [sticky]=sticky.lb.test
+  [hhdr]=hash-header.lb.test [sticky]=sticky.lb.test [access]=jwt-limit.lb.test [basic]=basic.lb.test
 )
 declare -A LB_NAME=(
   [single]="single: 'http://…:P1'" [list]="list: [P1..P4]" [rr]=round_robin [lc]=least_conn
   [random]=random [p2c]=p2c [first]=first [hip]="{ hash: 'ip' }"
   [hhdr]="{ hash: 'header', name: 'x-key' }" [sticky]="{ sticky: {} }"
+  [access]="P1 + rateLimit + auth: { jwt }" [basic]="P1 + auth: { basic } (bcrypt 10)"
 )
+# The access-control rows (issue 11), on the single route's upstream: `access` verifies an HS256
+# JWT from the cookie sy_jwt (jose; the same token on every request, as a logged-in client
+# sends it) and counts every request in a rate limit that is never reached (1,000,000 per 10 s,
+# per client: all of wrk is 127.0.0.1); `basic` checks Basic credentials against a bcrypt
+# cost-10 hash (the first check ~70 ms of CPU, then the 60 s success cache). Every request of
+# every route carries both credentials (routes without auth pass them on).
+LB_JWT_SECRET=bench-secret-bench-secret-bench-secret
+LB_JWT="" LB_BASIC="" LB_BCRYPT="" # made in lb_part
 # The `policy` of each group route (single and list have none).
 declare -A LB_POLICY=(
   [rr]="'round_robin'" [lc]="'least_conn'" [random]="'random'" [p2c]="'p2c'" [first]="'first'"
@@ -131,6 +140,11 @@ lb_write_routes() {
       case $r in
         single) echo "    { host: '${LB_HOST[$r]}', upstream: 'http://127.0.0.1:${LB_PORTS[0]}' }," ;;
         list) echo "    { host: '${LB_HOST[$r]}', upstream: $list }," ;;
+        access)
+          echo "    { host: '${LB_HOST[$r]}', upstream: 'http://127.0.0.1:${LB_PORTS[0]}',"
+          echo "      rateLimit: { requests: 1000000, windowSeconds: 10 }, auth: { jwt: { secret: '$LB_JWT_SECRET', cookie: 'sy_jwt' } } },"
+          ;;
+        basic) echo "    { host: '${LB_HOST[$r]}', upstream: 'http://127.0.0.1:${LB_PORTS[0]}', auth: { basic: { users: { bench: '$LB_BCRYPT' } } } }," ;;
         *) echo "    { host: '${LB_HOST[$r]}', upstream: { targets: $list, policy: ${LB_POLICY[$r]} } }," ;;
       esac
     done
@@ -144,8 +158,8 @@ lb_write_routes() {
 # Set-Cookie's name=value, or -; UPSTREAM_PORT: the port the body names, or -).
 lb_get() {
   local port=$1 host=$2 cookie=${3:-} h=$LB_DIR/get.head b=$LB_DIR/get.body code size up sc
-  local c=(curl -sS --max-time 10 -D "$h" -o "$b" -w '%{http_code} %{size_download}\n' -H "Host: $host")
-  [[ -z $cookie ]] || c+=(-H "Cookie: $cookie")
+  local c=(curl -sS --max-time 10 -D "$h" -o "$b" -w '%{http_code} %{size_download}\n' -H "Host: $host" -H "Authorization: $LB_BASIC")
+  c+=(-H "Cookie: ${cookie:+$cookie; }sy_jwt=$LB_JWT")
   : >"$h"; : >"$b"
   code=000 size=0
   read -r code size < <("${c[@]}" "http://127.0.0.1:$port/small" 2>/dev/null || true) || true
@@ -207,7 +221,7 @@ lb_check() {
 lb_wrk() {
   local rt=$1 r=$2 rc=0 saved=$WRK_LUA hosts="" x
   WRK_LUA=$SCRIPT_DIR/lb-wrk.lua
-  WRK_ENV=("BENCH_WRK_LUA=$SCRIPT_DIR/wrk.lua" "LB_KEYS=$LB_KEYS" "LB_COOKIES=$LB_COOKIES")
+  WRK_ENV=("BENCH_WRK_LUA=$SCRIPT_DIR/wrk.lua" "LB_KEYS=$LB_KEYS" "LB_COOKIES=$LB_COOKIES" "LB_AUTH=$LB_BASIC" "LB_EXTRA_COOKIE=sy_jwt=$LB_JWT")
   if [[ $r == all ]]; then
     for x in "${LB_ROUTES[@]}"; do hosts+="${LB_HOST[$x]}"$'\n'; done
     WRK_ENV+=("LB_HOSTS=$hosts")
@@ -383,6 +397,10 @@ lb_part() {
   done
   UP_PID=$LB_UP_PID # cpu_snapshot's "upstream": the backend's CPU is the load side's, not "other"
   say "load-balancing backend: nginx (1 worker) on 127.0.0.1:${LB_PORTS[*]} (pid $LB_UP_PID, core $LOAD_CPU)"
+  # The access rows' credentials: an HS256 JWT (exp in 2 h) and a bcrypt hash, with node.
+  LB_JWT=$(node -e 'const c=require("node:crypto"),b=(o)=>Buffer.from(JSON.stringify(o)).toString("base64url");const h=b({alg:"HS256",typ:"JWT"})+"."+b({sub:"bench",exp:Math.floor(Date.now()/1000)+7200});console.log(h+"."+c.createHmac("sha256",process.argv[1]).update(h).digest("base64url"))' "$LB_JWT_SECRET")
+  LB_BCRYPT=$(cd "$ROOT" && node -e 'console.log(require("bcryptjs").hashSync("bench password", 10))')
+  LB_BASIC="Basic $(printf 'bench:bench password' | base64 -w0)"
   lb_write_routes "$LB_DIR/routes.ts"
 
   for rt in "${LB_RTS[@]}"; do
