@@ -48,6 +48,8 @@ export interface CompiledAuth {
   readonly challenges: readonly string[];
   /** Request fields the route consumes (removed before forwarding unless `passCredentials`). */
   readonly consumes: readonly string[];
+  /** Cookies the route consumes (a JWT's `cookie`): removed from `Cookie` before forwarding unless `passCredentials`. */
+  readonly consumesCookies?: readonly string[];
   /**
    * Request fields a success sets (a JWT's claims, `claimsToHeaders`): a client's own copies are
    * always removed, so only a verified token can put them there.
@@ -163,6 +165,7 @@ function combine(parts: CompiledAuth[], mode: 'any' | 'all'): CompiledAuth {
   return {
     challenges: [...new Set(parts.flatMap((p) => p.challenges))],
     consumes: [...new Set(parts.flatMap((p) => p.consumes))],
+    consumesCookies: [...new Set(parts.flatMap((p) => p.consumesCookies ?? []))],
     setsFields: [...new Set(parts.flatMap((p) => p.setsFields ?? []))],
     async check(headers, context) {
       let last: AuthOutcome = { ok: false, reason: 'no credentials' };

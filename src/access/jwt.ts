@@ -110,6 +110,7 @@ export function compileJwt(options: JwtAuth, key: string | null): CompiledAuth {
   return {
     challenges: [`Bearer realm="${options.realm ?? 'switchyard'}"`],
     consumes: cookie === null ? ['authorization'] : [],
+    consumesCookies: cookie === null ? [] : [cookie],
     setsFields: claims.map(([, field]) => field.toLowerCase()),
     async check(headers): Promise<AuthOutcome> {
       const token = tokenOf(headers, cookie);

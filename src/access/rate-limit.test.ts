@@ -47,7 +47,7 @@ test('rings grow on demand up to the limit, and the store is bounded by bytes, e
     now++;
     limiter.hit(`flood-${i}`);
   }
-  // 1 MiB over ~264-byte entries (8 timestamps + overhead): a few thousand keys, never 100,000.
+  // 1 MiB over ~480-byte entries (8 timestamps, the key, overhead): about two thousand keys, never 100,000.
   assert.ok(limiter.size < 5_000, `${limiter.size} keys held`);
   assert.ok(limiter.size > 1_000, `${limiter.size} keys held`);
 });

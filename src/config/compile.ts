@@ -159,6 +159,8 @@ export interface CompiledRoute {
   readonly auth: CompiledAuth | null;
   /** Request fields removed before forwarding: what `auth` consumed, unless `passCredentials`. */
   readonly dropFields: readonly string[];
+  /** Cookies the route's auth consumed (a JWT in a cookie), removed from `Cookie` before forwarding. */
+  readonly dropCookies: readonly string[];
   /** `rateLimit`: its rule and what it counts by, or null. */
   readonly rateLimit: CompiledRateLimit | null;
   /** `allow` / `deny`: true for a client the route refuses (403), or null when it refuses none. */
@@ -351,6 +353,7 @@ export function compileConfig(config: Config, files: TlsFiles = NO_TLS_FILES): C
       auth,
       // A client's own copies of the fields a success sets are dropped too.
       dropFields: auth === null ? [] : [...(route.passCredentials === true ? [] : auth.consumes), ...(auth.setsFields ?? [])],
+      dropCookies: auth === null || route.passCredentials === true ? [] : (auth.consumesCookies ?? []),
       websocket:
         route.websocket === false
           ? null

@@ -83,6 +83,7 @@ export const forward = ({ transport, tunnels, graceMs, balancers }: ForwardOptio
     if (headers === UNDERSCORE_NAME) return refuse(c, clientError('bad-request', 'bad request: header field name with an underscore'));
     // The credentials the route's auth consumed stay here (access/auth.ts).
     for (const name of route.dropFields) headers.delete(name);
+    if (route.dropCookies.length > 0) withoutCookies(headers, route.dropCookies);
     const authFields = c.get('authFields');
     if (authFields !== undefined) for (const [name, value] of authFields) headers.set(name, value);
 
@@ -267,4 +268,16 @@ async function readWhole(body: ReadableStream<Uint8Array>): Promise<Uint8Array |
     return null;
   }
   return chunks.length === 1 ? (chunks[0] as Uint8Array) : Buffer.concat(chunks, size);
+}
+
+/** Removes the named cookies from `Cookie` (the field goes when none is left). */
+function withoutCookies(headers: Headers, names: readonly string[]): void {
+  const all = headers.get('cookie');
+  if (all === null) return;
+  const kept = all.split(';').filter((part) => {
+    const eq = part.indexOf('=');
+    return !names.includes((eq < 0 ? part : part.slice(0, eq)).trim());
+  });
+  if (kept.length === 0) headers.delete('cookie');
+  else headers.set('cookie', kept.map((p) => p.trim()).join('; '));
 }

@@ -1,10 +1,11 @@
 // The memory store under a flood of distinct keys (issue 11; `make flood`): each runtime's built
 // artifact serves one route with `rateLimit: { requests: 100, windowSeconds: 60, key: { header:
 // 'x-api-key' } }`, and gets FLOOD_KEYS (default 1,000,000) requests, each with a key never seen
-// before, pipelined over 8 keep-alive connections on loopback. The proxy's RSS (VmRSS, from
-// /proc/PID/status) is printed before (after a warm-up of 20,000 requests on one key), every
-// 100,000 requests, and at the end, beside the store's bound (64 MiB per route). Not part of
-// `make test`: about a minute per runtime.
+// before, pipelined over 8 keep-alive connections on loopback. First a control: FLOOD_CONTROL
+// (default 300,000) requests through a route without a limit, so the runtime's own growth under
+// that many requests is the baseline. The proxy's RSS (VmRSS, from /proc/PID/status) is printed
+// idle, at the control's peak, every 100,000 flood requests, and at the end, beside the store's
+// bound (64 MiB per route). Not part of `make test`: 2-6 minutes per runtime.
 import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
@@ -15,6 +16,7 @@ import { commandFor, type Runtime } from '../e2e/harness.ts';
 
 const KEYS = Number(process.env.FLOOD_KEYS ?? 1_000_000);
 const RUNTIMES = (process.env.FLOOD_RUNTIMES ?? 'bun,deno,node').split(',') as Runtime[];
+const CONTROL = Number(process.env.FLOOD_CONTROL ?? 300_000);
 const CONNECTIONS = 8;
 const BATCH = 50;
 
@@ -24,7 +26,7 @@ const rssMiB = (pid: number) => {
 };
 
 /** Sends `count` requests over one connection, BATCH pipelined at a time; the statuses seen. */
-function pipeline(port: number, from: number, count: number, keyOf: (i: number) => string, statuses: Map<string, number>): Promise<void> {
+function pipeline(port: number, host: string, from: number, count: number, keyOf: (i: number) => string, statuses: Map<string, number>): Promise<void> {
   return new Promise((resolve, reject) => {
     const socket = net.connect(port, '127.0.0.1');
     let sent = 0;
@@ -33,7 +35,7 @@ function pipeline(port: number, from: number, count: number, keyOf: (i: number) 
     const sendBatch = () => {
       let out = '';
       const n = Math.min(BATCH, count - sent);
-      for (let i = 0; i < n; i++) out += `GET / HTTP/1.1\r\nHost: flood.test\r\nx-api-key: ${keyOf(from + sent + i)}\r\n\r\n`;
+      for (let i = 0; i < n; i++) out += `GET / HTTP/1.1\r\nHost: ${host}\r\nx-api-key: ${keyOf(from + sent + i)}\r\n\r\n`;
       sent += n;
       socket.write(out);
     };
@@ -62,10 +64,10 @@ function pipeline(port: number, from: number, count: number, keyOf: (i: number) 
   });
 }
 
-async function flood(port: number, from: number, count: number, keyOf: (i: number) => string): Promise<Map<string, number>> {
+async function flood(port: number, host: string, from: number, count: number, keyOf: (i: number) => string): Promise<Map<string, number>> {
   const statuses = new Map<string, number>();
   const per = Math.ceil(count / CONNECTIONS);
-  await Promise.all(Array.from({ length: CONNECTIONS }, (_, c) => pipeline(port, from + c * per, Math.min(per, count - c * per), keyOf, statuses)));
+  await Promise.all(Array.from({ length: CONNECTIONS }, (_, c) => pipeline(port, host, from + c * per, Math.min(per, count - c * per), keyOf, statuses)));
   return statuses;
 }
 
@@ -100,14 +102,20 @@ async function run(runtime: Runtime, upstreamPort: number): Promise<string> {
   const pid = child.pid as number;
   const started = performance.now();
   const idle = rssMiB(pid);
-  await flood(port, 0, 20_000, () => 'warm');
+  // The control: CONTROL requests through a route without a limit, so what the runtime itself
+  // keeps after that many requests (its heap's growth, the allocator) is in the baseline.
+  let controlPeak = idle;
+  for (let done = 0; done < CONTROL; done += 100_000) {
+    await flood(port, 'control.test', done, Math.min(100_000, CONTROL - done), (i) => `key-${i}`);
+    controlPeak = Math.max(controlPeak, rssMiB(pid));
+  }
   const warm = rssMiB(pid);
   const samples: string[] = [];
   let peak = warm;
   const step = 100_000;
   const totals = new Map<string, number>();
   for (let done = 0; done < KEYS; done += step) {
-    const part = await flood(port, done, Math.min(step, KEYS - done), (i) => `key-${i}`);
+    const part = await flood(port, 'flood.test', done, Math.min(step, KEYS - done), (i) => `key-${i}`);
     for (const [s, n] of part) totals.set(s, (totals.get(s) ?? 0) + n);
     const rss = rssMiB(pid);
     peak = Math.max(peak, rss);
@@ -119,7 +127,7 @@ async function run(runtime: Runtime, upstreamPort: number): Promise<string> {
   child.kill('SIGTERM');
   await new Promise((r) => child.once('exit', r));
   const statuses = [...totals].map(([s, n]) => `${s}: ${n}`).join(', ');
-  return `| ${runtime} | ${KEYS.toLocaleString('en')} | ${idle.toFixed(0)} | ${warm.toFixed(0)} | ${peak.toFixed(0)} | ${end.toFixed(0)} | ${(peak - warm).toFixed(0)} | ${samples.join(' ')} | ${statuses} | ${seconds.toFixed(0)} |`;
+  return `| ${runtime} | ${KEYS.toLocaleString('en')} | ${idle.toFixed(0)} | ${controlPeak.toFixed(0)} | ${warm.toFixed(0)} | ${peak.toFixed(0)} | ${end.toFixed(0)} | ${(peak - controlPeak).toFixed(0)} | ${samples.join(' ')} | ${statuses} | ${seconds.toFixed(0)} |`;
 }
 
 const upstream = http.createServer((_req, res) => res.end('ok'));
@@ -128,7 +136,8 @@ const upstreamPort = (upstream.address() as net.AddressInfo).port;
 console.log(
   `memory store flood: ${KEYS.toLocaleString('en')} distinct x-api-key values, ${CONNECTIONS} connections x ${BATCH} pipelined; RSS in MiB; store bound 64 MiB per route`,
 );
-console.log('| runtime | keys | RSS idle | RSS after warm-up | RSS peak | RSS end | peak - warm | RSS per 100k | statuses | s |');
-console.log('|---|---:|---:|---:|---:|---:|---:|---|---|---:|');
+console.log(`control: ${CONTROL.toLocaleString('en')} requests through a route without a limit first`);
+console.log('| runtime | keys | RSS idle | control peak | RSS after control | flood peak | RSS end | flood peak - control peak | RSS per 100k keys | statuses | s |');
+console.log('|---|---:|---:|---:|---:|---:|---:|---:|---|---|---:|');
 for (const runtime of RUNTIMES) console.log(await run(runtime, upstreamPort));
 upstream.close();

@@ -276,6 +276,7 @@ for (const runtime of RUNTIMES) {
             rateLimit: { requests: 2, windowSeconds: 60, key: { claim: 'sub' } },
           },
           { host: 'htpasswd.test', upstream: upstream.origin, auth: { basic: { file: 'users.htpasswd' } } },
+          { host: 'cookie.test', upstream: upstream.origin, auth: { jwt: { secret: HS_SECRET, cookie: 'session' } } },
         ],
       });
       writeFileSync(join(folder.dir, 'users.htpasswd'), `# made with htpasswd -B\nalice:${HASH}\n\nbob:${bcrypt.hashSync('bobs secret', 8)}\n`);
@@ -363,6 +364,15 @@ for (const runtime of RUNTIMES) {
       assert.equal((await at('127.0.0.54', brief)).status, 200);
       await sleep(2_100);
       assert.equal((await at('127.0.0.54', brief)).status, 401);
+    });
+
+    test('a JWT from a cookie: the auth cookie is removed before forwarding, the other cookies stay', async () => {
+      const token = await signed({ sub: 'dave', exp: nowSeconds() + 60 }, new TextEncoder().encode(HS_SECRET), { alg: 'HS256' });
+      assert.equal((await get(proxy.port, 'cookie.test', '127.0.0.56', { cookie: `theme=dark; session=${token}; lang=en` })).status, 200);
+      assert.equal(upstream.requests.at(-1)?.headers.cookie, 'theme=dark; lang=en');
+      assert.equal((await get(proxy.port, 'cookie.test', '127.0.0.56', { cookie: `session=${token}` })).status, 200);
+      assert.equal(upstream.requests.at(-1)?.headers.cookie, undefined, 'no Cookie field when nothing is left');
+      assert.equal((await get(proxy.port, 'cookie.test', '127.0.0.56', { cookie: 'session=forged.token.here' })).status, 401);
     });
 
     test('basic auth from an htpasswd file: its users pass, others and wrong passwords do not', async () => {
