@@ -40,6 +40,7 @@ test('a PEM key: a good token passes with its claims as fields; wrong key, expir
       ['x-user', 'alice'],
       ['x-roles', '["admin"]'],
     ],
+    claims: base,
   });
   assert.deepEqual(auth.setsFields, ['x-user', 'x-roles']);
   const reason = async (claims: object, key: unknown = rsa.privateKey, alg = 'RS256') => {
@@ -80,4 +81,5 @@ test('an HS secret, an Ed25519 JWK, a token in a cookie', async () => {
   assert.equal((await cookie?.check(new Headers({ cookie: `a=1; session=${token}` })))?.ok, true);
   assert.equal((await cookie?.check(bearer(token)))?.ok, false, 'the cookie route reads the cookie only');
   assert.deepEqual(cookie?.consumes, []);
+  assert.deepEqual(cookie?.consumesCookies, ['session'], 'the cookie is what it consumes (removed before forwarding)');
 });

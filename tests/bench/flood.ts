@@ -137,7 +137,9 @@ console.log(
   `memory store flood: ${KEYS.toLocaleString('en')} distinct x-api-key values, ${CONNECTIONS} connections x ${BATCH} pipelined; RSS in MiB; store bound 64 MiB per route`,
 );
 console.log(`control: ${CONTROL.toLocaleString('en')} requests through a route without a limit first`);
-console.log('| runtime | keys | RSS idle | control peak | RSS after control | flood peak | RSS end | flood peak - control peak | RSS per 100k keys | statuses | s |');
+console.log(
+  '| runtime | keys | RSS idle | control peak | RSS after control | flood peak | RSS end | flood peak - control peak | RSS per 100k keys | statuses | s |',
+);
 console.log('|---|---:|---:|---:|---:|---:|---:|---:|---|---|---:|');
 for (const runtime of RUNTIMES) console.log(await run(runtime, upstreamPort));
 upstream.close();
