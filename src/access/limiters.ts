@@ -49,6 +49,11 @@ export class RateLimiters {
     this.byKey = next;
   }
 
+  /** Resolves once the Redis store (if any limit uses one) is connected, or after `ms`. */
+  ready(ms: number): Promise<void> {
+    return this.redis === null ? Promise.resolve() : this.redis.ready(ms);
+  }
+
   /** Closes the Redis connection. */
   stop(): void {
     this.redis?.stop();

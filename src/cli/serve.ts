@@ -69,6 +69,9 @@ export async function serve(options: ServeOptions): Promise<number> {
   // Rate-limit counts too (and the Redis connection, made only if a limit uses it).
   const limiters = new RateLimiters({ logger });
   limiters.sync(config);
+  // Up to 3 s for Redis before listening, so the first requests are counted (not decided by
+  // onStoreDown); a Redis that is not there by then is logged and handled per onStoreDown.
+  await limiters.ready(3_000);
   const app = createApp({ config: createConfigSource(config), transport, logger, httpsPort: () => httpsPort, tunnels, balancers, limiters });
   // One gate for every listener: the caps count the process's connections, not one port's.
   const limits = config.clientLimits;

@@ -9,7 +9,11 @@ import { type RedisServer, startRedis } from '../support/redis.ts';
 import { sleep } from '../support/wait.ts';
 import { type ProxyHandle, RUNTIMES, startProxy, startUpstream, type Upstream } from './harness.ts';
 
-const COMMAND_TIMEOUT_MS = 100;
+// Long enough that a loaded CI machine (two proxies, Redis, the client and the upstream on two
+// cores) does not time a live Redis out: a request whose count times out is let through
+// uncounted under onStoreDown 'allow' (Redis may still count it), which the 100 +/- 2 would
+// then see. With 100 ms, Deno on CI accepted 108 of 1,000 that way.
+const COMMAND_TIMEOUT_MS = 500;
 
 /** One GET through a keep-alive agent; status and how long it took. */
 function get(agent: http.Agent, port: number, host: string): Promise<{ status: number; ms: number; headers: http.IncomingHttpHeaders }> {
@@ -95,7 +99,7 @@ for (const runtime of RUNTIMES) {
       assert.equal(open.ok, 200, `fail open: ${[...new Set(open.statuses)].join(', ')}`);
       assert.deepEqual([...new Set(closed.statuses)], [503], 'fail closed');
       t.diagnostic(`${runtime}: Redis killed: slowest ${open.slowest.toFixed(1)} ms (allow), ${closed.slowest.toFixed(1)} ms (deny)`);
-      const budget = COMMAND_TIMEOUT_MS + 400; // the timeout plus a loaded machine's HTTP round trip
+      const budget = COMMAND_TIMEOUT_MS + 400; // the timeout plus a loaded machine's HTTP round trip (it fails at once, in fact)
       assert.ok(open.slowest < budget && closed.slowest < budget, `slowest ${open.slowest.toFixed(0)} / ${closed.slowest.toFixed(0)} ms`);
       for (const proxy of proxies) {
         const downs = proxy.lines.filter((l) => l.msg === 'rate limit store down');
@@ -117,13 +121,13 @@ for (const runtime of RUNTIMES) {
     test('Redis hung (SIGSTOP): requests wait the command timeout, no longer, then onStoreDown decides', async (t) => {
       redis.pause();
       try {
-        const closed = await spread(agent, proxies, 'closed.test', 20, 4);
+        const closed = await spread(agent, proxies, 'closed.test', 12, 4);
         assert.deepEqual([...new Set(closed.statuses)], [503]);
         t.diagnostic(`${runtime}: Redis hung: slowest ${closed.slowest.toFixed(1)} ms with commandTimeoutMs ${COMMAND_TIMEOUT_MS}`);
         assert.ok(closed.slowest >= COMMAND_TIMEOUT_MS * 0.8, `slowest ${closed.slowest.toFixed(0)} ms: it did wait for Redis`);
         assert.ok(closed.slowest < COMMAND_TIMEOUT_MS + 400, `slowest ${closed.slowest.toFixed(0)} ms`);
-        const open = await spread(agent, proxies, 'open.test', 20, 4);
-        assert.equal(open.ok, 20);
+        const open = await spread(agent, proxies, 'open.test', 12, 4);
+        assert.equal(open.ok, 12);
       } finally {
         redis.resume();
       }
