@@ -9,6 +9,7 @@ import { createPublicKey } from 'node:crypto';
 import { createRemoteJWKSet, importJWK, importSPKI, type JWTPayload, type JWTVerifyGetKey, jwtVerify } from 'jose';
 import { LRUCache } from 'lru-cache';
 import type { JwtAuth } from '../config/types.ts';
+import { cookieValue } from '../http/cookies.ts';
 import type { AuthOutcome, CompiledAuth } from './auth.ts';
 
 /** Asymmetric JWS algorithms a JWKS may use (never HS*: its keys are public). */
@@ -47,15 +48,7 @@ export function impliedAlgorithm(material: string): string {
 
 /** The token: `Authorization: Bearer <jwt>`, or the named cookie. */
 function tokenOf(headers: Headers, cookie: string | null): string | null {
-  if (cookie !== null) {
-    const all = headers.get('cookie');
-    if (all === null) return null;
-    for (const part of all.split(';')) {
-      const eq = part.indexOf('=');
-      if (eq > 0 && part.slice(0, eq).trim() === cookie) return part.slice(eq + 1).trim();
-    }
-    return null;
-  }
+  if (cookie !== null) return cookieValue(headers.get('cookie'), cookie);
   const value = headers.get('authorization');
   if (value === null || value.length < 8 || value.slice(0, 7).toLowerCase() !== 'bearer ') return null;
   return value.slice(7).trim();

@@ -36,7 +36,9 @@ export class RateLimiters {
   /** Builds the limiters of `config`, keeping the counts of routes whose key and rule are unchanged. */
   sync(config: CompiledConfig): void {
     const next = new Map<string, Entry>();
-    if (this.redis !== null && (config.redis === null || config.redis.url !== this.redis.settings.url)) {
+    // Any change to the Redis settings (URL, timeout, prefix) makes a new client; its limits are
+    // rebuilt too, since their signatures include the settings.
+    if (this.redis !== null && JSON.stringify(config.redis) !== JSON.stringify(this.redis.settings)) {
       this.redis.stop();
       this.redis = null;
     }

@@ -5,7 +5,8 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import type { CompiledPolicy, CompiledTarget } from '../config/compile.ts';
-import { cookieValue, createPicker, type Load, type Picker, type PickFacts } from './policies.ts';
+import { cookieValue } from '../http/cookies.ts';
+import { createPicker, type Load, type Picker, type PickFacts } from './policies.ts';
 
 /** mulberry32: a small seeded PRNG. */
 function seeded(seed: number): () => number {

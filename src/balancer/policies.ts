@@ -6,6 +6,7 @@
 // model: selection yields candidates, health filters them).
 import { createHmac, randomBytes } from 'node:crypto';
 import type { CompiledPolicy, CompiledTarget } from '../config/compile.ts';
+import { cookieValue } from '../http/cookies.ts';
 
 /** What a policy may read of a request. */
 export interface PickFacts {
@@ -232,20 +233,6 @@ function sticky(policy: Extract<CompiledPolicy, { kind: 'sticky' }>, targets: re
 const PROCESS_SECRET = randomBytes(32).toString('base64');
 
 // ---- helpers -----------------------------------------------------------------------------------
-
-/** The value of cookie `name` in a Cookie header (RFC 6265 §5.4 pairs), or null. */
-export function cookieValue(header: string | null, name: string): string | null {
-  if (header === null) return null;
-  let at = 0;
-  while (at < header.length) {
-    let end = header.indexOf(';', at);
-    if (end < 0) end = header.length;
-    const eq = header.indexOf('=', at);
-    if (eq > at && eq < end && header.slice(at, eq).trim() === name) return header.slice(eq + 1, end).trim();
-    at = end + 1;
-  }
-  return null;
-}
 
 /** FNV-1a over UTF-16 code units: fast, and stable across runtimes and restarts. */
 function fnv1a(text: string): number {

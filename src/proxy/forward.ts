@@ -3,12 +3,14 @@
 // allows (to the route's one upstream, or to a group's picks: ./tries.ts), and streams the
 // answer back. Response headers and 204/205 framing come from the transport already clean
 // (transport/types.ts); nothing here filters them again.
+
 import type { Context, Handler } from 'hono';
 import type { AppEnv } from '../app-env.ts';
 import type { Balancers, RouteBalancer, TargetState } from '../balancer/state.ts';
 import type { CompiledTarget } from '../config/compile.ts';
 import { requestDeclaresBody } from '../http/body-rules.ts';
 import { isSmallLength } from '../http/buffering.ts';
+import { withoutCookies } from '../http/cookies.ts';
 import { countBody } from '../log/access-log.ts';
 import type { Transport, UpstreamInit } from '../transport/types.ts';
 import type { TunnelRegistry } from '../tunnel/registry.ts';
@@ -268,16 +270,4 @@ async function readWhole(body: ReadableStream<Uint8Array>): Promise<Uint8Array |
     return null;
   }
   return chunks.length === 1 ? (chunks[0] as Uint8Array) : Buffer.concat(chunks, size);
-}
-
-/** Removes the named cookies from `Cookie` (the field goes when none is left). */
-function withoutCookies(headers: Headers, names: readonly string[]): void {
-  const all = headers.get('cookie');
-  if (all === null) return;
-  const kept = all.split(';').filter((part) => {
-    const eq = part.indexOf('=');
-    return !names.includes((eq < 0 ? part : part.slice(0, eq)).trim());
-  });
-  if (kept.length === 0) headers.delete('cookie');
-  else headers.set('cookie', kept.map((p) => p.trim()).join('; '));
 }
